@@ -1,0 +1,148 @@
+package jobs
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
+)
+
+// Task type names.
+const (
+	TypePredict = "hokusai:predict"
+)
+
+// Lane is one of a pool's three queues, in priority order.
+type Lane string
+
+// The lanes of a pool. Sync work is what a partner waits on; batch work never
+// delays it.
+const (
+	LaneSync  Lane = "sync"
+	LaneAsync Lane = "async"
+	LaneBatch Lane = "batch"
+)
+
+// DefaultPool is the pool a model or worker belongs to when none is named.
+const DefaultPool = "default"
+
+// Queue names the asynq queue of a pool's lane: "{pool}:{lane}".
+func Queue(pool string, lane Lane) string { return pool + ":" + string(lane) }
+
+// Queues returns a pool's queues with the weights workers consume them by.
+func Queues(pool string) map[string]int {
+	return map[string]int{
+		Queue(pool, LaneSync):  6,
+		Queue(pool, LaneAsync): 3,
+		Queue(pool, LaneBatch): 1,
+	}
+}
+
+// Redis keys both tiers agree on, besides asynq's own.
+const keyPrefix = "hokusai:"
+
+// WakeKey is the list the API pushes to after enqueueing work for a pool and
+// idle workers of that pool block on, so pickup does not wait for a poll.
+func WakeKey(pool string) string { return keyPrefix + "wake:{" + pool + "}" }
+
+// ReplyChannel is the pub/sub channel an API process receives completions on.
+func ReplyChannel(instance string) string { return keyPrefix + "reply:" + instance }
+
+// JobKey holds a job's record (its queue and tenant), written at enqueue.
+func JobKey(requestID string) string { return keyPrefix + "job:" + requestID }
+
+// DetachedKey marks a sync job whose caller was answered 504 and told to poll:
+// the worker runs it even after its deadline.
+func DetachedKey(requestID string) string { return keyPrefix + "detached:" + requestID }
+
+// NewRequestID returns a fresh request id. It is also the asynq task id.
+func NewRequestID() string { return uuid.NewString() }
+
+// PredictPayload is the body of a predict task.
+type PredictPayload struct {
+	RequestID string `json:"request_id"`
+	Tenant    string `json:"tenant"`
+	ModelID   string `json:"model_id"`
+	// Inputs is the caller's "inputs" value as sent: one object or a list of
+	// objects. The worker validates it against the schema it loaded.
+	Inputs  json.RawMessage `json:"inputs"`
+	Options json.RawMessage `json:"options,omitempty"`
+	// ReplyTo is the API process's reply channel; empty when nobody waits.
+	ReplyTo string `json:"reply_to,omitempty"`
+	// Deadline (Unix ms) is when a waiting caller gives up. asynq keeps
+	// deadlines in whole seconds, so the real one travels here. A sync task
+	// picked up after it runs only if the API detached it (see DetachedKey).
+	Deadline   int64  `json:"deadline_ms,omitempty"`
+	EnqueuedAt int64  `json:"enqueued_ms"`
+	Trace      string `json:"traceparent,omitempty"`
+}
+
+// TaskOptions are how a predict task is enqueued.
+type TaskOptions struct {
+	Pool      string
+	Lane      Lane
+	Retention time.Duration
+	MaxRetry  int
+}
+
+// NewPredictTask builds the asynq task for p; its task id is p.RequestID so a
+// request is enqueued at most once and can be found by its id.
+func NewPredictTask(p PredictPayload, o TaskOptions) (*asynq.Task, error) {
+	if p.RequestID == "" || p.ModelID == "" {
+		return nil, fmt.Errorf("predict payload needs a request id and a model id")
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode predict payload: %w", err)
+	}
+	return asynq.NewTask(TypePredict, b,
+		asynq.TaskID(p.RequestID),
+		asynq.Queue(Queue(o.Pool, o.Lane)),
+		asynq.Retention(o.Retention),
+		asynq.MaxRetry(o.MaxRetry),
+	), nil
+}
+
+// DecodePredict reads a predict task's payload.
+func DecodePredict(b []byte) (PredictPayload, error) {
+	var p PredictPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode predict payload: %w", err)
+	}
+	if p.RequestID == "" || p.ModelID == "" {
+		return p, fmt.Errorf("predict payload lacks a request id or model id")
+	}
+	return p, nil
+}
+
+// JobRecord is what the API stores at enqueue so a job can be found, and
+// scoped to its tenant, by request id alone.
+type JobRecord struct {
+	Queue     string `json:"queue"`
+	Tenant    string `json:"tenant"`
+	ModelID   string `json:"model_id"`
+	CreatedAt int64  `json:"created_ms"`
+	// CanceledAt is set (Unix ms) once the tenant cancels the job.
+	CanceledAt int64 `json:"canceled_ms,omitempty"`
+}
+
+// Error is a failure as the client sees it: a stable code and a sentence.
+type Error struct {
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+	// Fields lists per-field problems for invalid_input.
+	Fields []FieldError `json:"errors,omitempty"`
+}
+
+func (e *Error) Error() string { return e.Code + ": " + e.Detail }
+
+// Outcome is what a worker stores as a task's result (asynq ResultWriter) and
+// publishes on the reply channel: the response body on success, or an error.
+type Outcome struct {
+	RequestID string `json:"request_id"`
+	// Body is the predict response body exactly as the API returns it.
+	Body  json.RawMessage `json:"body,omitempty"`
+	Error *Error          `json:"error,omitempty"`
+}
