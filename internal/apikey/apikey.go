@@ -1,0 +1,124 @@
+package apikey
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// ErrUnknown is returned for a key that was never issued or was revoked.
+var ErrUnknown = errors.New("unknown API key")
+
+// IndexKey is the Redis hash of key id -> key record, for listing and revoking.
+const IndexKey = "hokusai:apikeys"
+
+func hashKey(h string) string { return "hokusai:apikey:" + h }
+
+// Record is what is stored for one key, under its hash.
+type Record struct {
+	ID        string    `json:"id"`
+	Tenant    string    `json:"tenant"`
+	CreatedAt time.Time `json:"created_at"`
+	Hash      string    `json:"hash"`
+}
+
+var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+
+// Hash returns the hex SHA-256 of a key, the only form that is stored.
+func Hash(key string) string {
+	sum := sha256.Sum256([]byte(key))
+	return hex.EncodeToString(sum[:])
+}
+
+// Create issues a new key for tenant and returns it with its record.
+func Create(ctx context.Context, rdb redis.UniversalClient, tenant string) (string, Record, error) {
+	if !tenantPattern.MatchString(tenant) {
+		return "", Record{}, fmt.Errorf("tenant %q must be 1-64 letters, digits, dots, dashes or underscores", tenant)
+	}
+	var raw [32]byte
+	if _, err := rand.Read(raw[:]); err != nil {
+		return "", Record{}, err
+	}
+	key := "hk_" + base64.RawURLEncoding.EncodeToString(raw[:])
+	h := Hash(key)
+	rec := Record{ID: h[:12], Tenant: tenant, CreatedAt: time.Now().UTC().Truncate(time.Second), Hash: h}
+	b, _ := json.Marshal(rec)
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, hashKey(h), b, 0)
+		p.HSet(ctx, IndexKey, rec.ID, b)
+		return nil
+	})
+	if err != nil {
+		return "", Record{}, fmt.Errorf("store API key: %w", err)
+	}
+	return key, rec, nil
+}
+
+// Lookup returns the record of key, or ErrUnknown.
+func Lookup(ctx context.Context, rdb redis.UniversalClient, key string) (Record, error) {
+	b, err := rdb.Get(ctx, hashKey(Hash(key))).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Record{}, ErrUnknown
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("look up API key: %w", err)
+	}
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return Record{}, fmt.Errorf("API key record is not valid JSON: %w", err)
+	}
+	return rec, nil
+}
+
+// Revoke deletes a key given the key itself or its id (as `keys list` shows).
+func Revoke(ctx context.Context, rdb redis.UniversalClient, keyOrID string) (Record, error) {
+	id := keyOrID
+	if len(keyOrID) > 12 {
+		id = Hash(keyOrID)[:12]
+	}
+	b, err := rdb.HGet(ctx, IndexKey, id).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return Record{}, ErrUnknown
+	}
+	if err != nil {
+		return Record{}, fmt.Errorf("find API key: %w", err)
+	}
+	var rec Record
+	if err := json.Unmarshal(b, &rec); err != nil {
+		return Record{}, err
+	}
+	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, hashKey(rec.Hash))
+		p.HDel(ctx, IndexKey, rec.ID)
+		return nil
+	})
+	if err != nil {
+		return Record{}, fmt.Errorf("revoke API key: %w", err)
+	}
+	return rec, nil
+}
+
+// List returns every key's record (never a key).
+func List(ctx context.Context, rdb redis.UniversalClient) ([]Record, error) {
+	all, err := rdb.HGetAll(ctx, IndexKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("list API keys: %w", err)
+	}
+	out := make([]Record, 0, len(all))
+	for _, v := range all {
+		var rec Record
+		if json.Unmarshal([]byte(v), &rec) == nil {
+			out = append(out, rec)
+		}
+	}
+	return out, nil
+}
