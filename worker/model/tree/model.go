@@ -1,0 +1,313 @@
+package tree
+
+import (
+	"fmt"
+	"math"
+	"sync"
+)
+
+// Model is a compiled tree ensemble or linear model. Build one with a
+// loader; it is immutable afterwards and safe for concurrent use.
+type Model struct {
+	objective   string
+	transform   transform
+	sigmoidK    float64 // slope of the sigmoid transform (LightGBM sigmoid:k)
+	numFeatures int
+	numOutputs  int
+	baseMargin  []float64 // per output, added to every margin
+
+	// All trees' nodes share these slices; a tree is a root index into
+	// them. value and mean already include the tree's weight (dart,
+	// LightGBM average_output).
+	nodes []node
+	value []float64 // leaf value; 0 for internal nodes
+	cover []float64 // hessian sum (xgboost) or data count (LightGBM)
+	mean  []float64 // cover-weighted mean of the leaves below (TreeSHAP)
+	cats  []catSet  // categorical nodes hold an index into cats in threshold
+	bits  []uint32  // bitset words of all categorical sets
+	trees []treeInfo
+
+	maxDepth int // deepest tree, sizes the TreeSHAP scratch
+
+	linear []float64 // gblinear: weight[f*numOutputs+g], then one bias per output
+
+	scratch sync.Pool // *scratch for Contributions and multi:softmax
+}
+
+// node is one tree node, 16 bytes. A leaf has left == right == its own
+// index and feature 0, so stepping from a leaf stays on it and a fixed
+// number of steps (the tree's depth) reaches the leaf from the root without
+// testing for leaves.
+type node struct {
+	feature   uint32  // feature index in the low 24 bits, flag bits above
+	threshold float32 // numeric: go left if x < threshold; categorical: index into cats
+	left      int32
+	right     int32
+}
+
+const (
+	featureMask = 1<<24 - 1
+	// maxFeatures bounds NumFeatures so a feature index fits the mask.
+	maxFeatures = featureMask
+
+	flagDefaultLeft = 1 << 31 // missing values go left
+	flagCategorical = 1 << 30 // categorical split, see catDecision
+	flagZeroMissing = 1 << 29 // LightGBM missing type Zero: |x| <= 1e-35 is missing
+	flagCatTrunc    = 1 << 28 // LightGBM category: truncate before the sign test
+	flagSlow        = flagCategorical | flagZeroMissing
+)
+
+// catSet is one categorical split's bitset: bit c set sends category c right.
+type catSet struct {
+	off, n uint32 // words bits[off : off+n]
+}
+
+type treeInfo struct {
+	root  int32
+	depth int32 // edges on the longest root-to-leaf path
+	group int32 // output the tree adds to
+}
+
+type transform uint8
+
+const (
+	transformIdentity transform = iota
+	transformSigmoid
+	transformExp
+	transformSoftmax
+	transformArgmax
+)
+
+// lightGBMZero is LightGBM's kZeroThreshold: with missing type Zero, values
+// this close to 0 count as missing.
+const lightGBMZero = 1e-35
+
+// NumFeatures is the number of input values a row must hold.
+func (m *Model) NumFeatures() int { return m.numFeatures }
+
+// NumOutputs is the number of margins per row: the number of classes for a
+// multi-class model, else 1. Contributions hold NumOutputs groups.
+func (m *Model) NumOutputs() int { return m.numOutputs }
+
+// PredictWidth is the number of values PredictRow writes per row:
+// NumOutputs, except 1 for multi:softmax (the winning class index).
+func (m *Model) PredictWidth() int {
+	if m.transform == transformArgmax {
+		return 1
+	}
+	return m.numOutputs
+}
+
+// Objective names the training objective as the source file spells it, for
+// example "binary:logistic" or, for LightGBM, "binary sigmoid:1".
+func (m *Model) Objective() string { return m.objective }
+
+// NumTrees is the number of trees (0 for a linear model).
+func (m *Model) NumTrees() int { return len(m.trees) }
+
+// step moves from node n one level down for input x.
+func (m *Model) step(n int32, x []float32) int32 {
+	nd := &m.nodes[n]
+	f := nd.feature
+	v := x[f&featureMask]
+	if f&flagSlow != 0 {
+		return m.slowStep(nd, v)
+	}
+	if v < nd.threshold {
+		return nd.left
+	}
+	if v != v && f&flagDefaultLeft != 0 {
+		return nd.left
+	}
+	return nd.right
+}
+
+// slowStep decides categorical and zero-as-missing splits.
+func (m *Model) slowStep(nd *node, v float32) int32 {
+	f := nd.feature
+	if v != v || (f&flagZeroMissing != 0 && v >= -lightGBMZero && v <= lightGBMZero) {
+		if f&flagDefaultLeft != 0 {
+			return nd.left
+		}
+		return nd.right
+	}
+	if f&flagCategorical == 0 {
+		if v < nd.threshold {
+			return nd.left
+		}
+		return nd.right
+	}
+	if f&flagCatTrunc != 0 {
+		v = float32(math.Trunc(float64(v)))
+	}
+	cs := m.cats[math.Float32bits(nd.threshold)]
+	if v < 0 || v >= float32(cs.n)*32 {
+		return nd.left
+	}
+	c := uint32(v)
+	if m.bits[cs.off+c/32]&(1<<(c%32)) != 0 {
+		return nd.right
+	}
+	return nd.left
+}
+
+// blockRows is how many rows share one pass over each tree, so a tree's
+// nodes stay in L1 cache while the rows walk it.
+const blockRows = 64
+
+// MarginRow writes the NumOutputs raw margins of row x into out. NaN marks
+// a missing value. It does not allocate.
+func (m *Model) MarginRow(x []float32, out []float64) {
+	m.MarginBlock(x[:m.numFeatures], out[:m.numOutputs])
+}
+
+// PredictRow writes the PredictWidth transformed predictions of row x into
+// out. NaN marks a missing value.
+func (m *Model) PredictRow(x []float32, out []float64) {
+	m.PredictBlock(x[:m.numFeatures], out[:m.PredictWidth()])
+}
+
+// MarginBlock writes the margins of the rows in X (row-major, NumFeatures
+// values a row; the row count is len(X)/NumFeatures) into out, NumOutputs
+// values a row.
+func (m *Model) MarginBlock(X []float32, out []float64) {
+	n := m.rows(X)
+	m.margins(X, n, out[:n*m.numOutputs])
+}
+
+// PredictBlock writes the transformed predictions of the rows in X
+// (row-major, NumFeatures values a row) into out, PredictWidth values a
+// row. It allocates nothing per call once warm.
+func (m *Model) PredictBlock(X []float32, out []float64) {
+	n := m.rows(X)
+	k := m.numOutputs
+	if m.transform != transformArgmax {
+		out = out[:n*k]
+		m.margins(X, n, out)
+		for r := 0; r < n; r++ {
+			m.apply(out[r*k : r*k+k])
+		}
+		return
+	}
+	out = out[:n]
+	s := m.getScratch()
+	defer m.scratch.Put(s)
+	nf := m.numFeatures
+	for start := 0; start < n; start += blockRows {
+		end := min(start+blockRows, n)
+		mg := s.margins[:(end-start)*k]
+		m.margins(X[start*nf:end*nf], end-start, mg)
+		for r := range end - start {
+			out[start+r] = argmax(mg[r*k : r*k+k])
+		}
+	}
+}
+
+func (m *Model) rows(X []float32) int {
+	if len(X)%m.numFeatures != 0 {
+		panic(fmt.Sprintf("tree: %d input values is not a whole number of %d-feature rows", len(X), m.numFeatures))
+	}
+	return len(X) / m.numFeatures
+}
+
+// margins fills out (n rows of NumOutputs) with the margins of X's n rows.
+func (m *Model) margins(X []float32, n int, out []float64) {
+	k := m.numOutputs
+	for r := 0; r < n; r++ {
+		copy(out[r*k:r*k+k], m.baseMargin)
+	}
+	if m.linear != nil {
+		m.linearMargins(X, n, out)
+		return
+	}
+	nf := m.numFeatures
+	for start := 0; start < n; start += blockRows {
+		end := min(start+blockRows, n)
+		for ti := range m.trees {
+			t := m.trees[ti]
+			for r := start; r < end; r++ {
+				x := X[r*nf : r*nf+nf]
+				i := t.root
+				for d := t.depth; d > 0; d-- {
+					i = m.step(i, x)
+				}
+				out[r*k+int(t.group)] += m.value[i]
+			}
+		}
+	}
+}
+
+func (m *Model) linearMargins(X []float32, n int, out []float64) {
+	k, nf := m.numOutputs, m.numFeatures
+	bias := m.linear[nf*k:]
+	for r := 0; r < n; r++ {
+		x := X[r*nf : r*nf+nf]
+		o := out[r*k : r*k+k]
+		for g := range o {
+			s := bias[g]
+			for f, v := range x {
+				if v == v {
+					s += float64(v) * m.linear[f*k+g]
+				}
+			}
+			o[g] += s
+		}
+	}
+}
+
+// apply turns one row's margins into predictions in place.
+func (m *Model) apply(o []float64) {
+	switch m.transform {
+	case transformSigmoid:
+		for i, v := range o {
+			o[i] = 1 / (1 + math.Exp(-m.sigmoidK*v))
+		}
+	case transformExp:
+		for i, v := range o {
+			o[i] = math.Exp(v)
+		}
+	case transformSoftmax:
+		hi := math.Inf(-1)
+		for _, v := range o {
+			hi = max(hi, v)
+		}
+		sum := 0.0
+		for i, v := range o {
+			o[i] = math.Exp(v - hi)
+			sum += o[i]
+		}
+		for i := range o {
+			o[i] /= sum
+		}
+	}
+}
+
+// argmax is the index of the first largest value, as xgboost's
+// multi:softmax reports it.
+func argmax(o []float64) float64 {
+	best := 0
+	for i, v := range o {
+		if v > o[best] {
+			best = i
+		}
+	}
+	return float64(best)
+}
+
+// scratch is per-call working memory, pooled so steady-state calls do not
+// allocate.
+type scratch struct {
+	margins []float64  // blockRows x NumOutputs
+	path    []pathElem // TreeSHAP unique paths
+}
+
+func (m *Model) getScratch() *scratch {
+	if s, ok := m.scratch.Get().(*scratch); ok {
+		return s
+	}
+	d := m.maxDepth + 2
+	return &scratch{
+		margins: make([]float64, blockRows*m.numOutputs),
+		path:    make([]pathElem, (d+1)*(d+2)/2),
+	}
+}

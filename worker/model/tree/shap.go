@@ -1,0 +1,160 @@
+package tree
+
+// Path-dependent TreeSHAP (Lundberg et al., "Consistent Individualized
+// Feature Attribution for Tree Ensembles", algorithm 2), with node covers as
+// the background distribution, the definition xgboost's pred_contribs=True
+// uses.
+
+// pathElem is one feature on the unique path from the root to the current
+// node: the fraction of cover that flows along the path when the feature is
+// unknown (zero) or known (one), and the permutation weight of the subset
+// sizes.
+type pathElem struct {
+	feature int32
+	zero    float64
+	one     float64
+	weight  float64
+}
+
+// Contributions writes per-feature contributions of row x into out, which
+// must hold NumOutputs()*(NumFeatures()+1) values: for each output, one
+// value per feature and the bias (expected margin) last. Each group sums to
+// the row's margin for that output. For linear models the contribution of
+// feature i is w_i*x_i (0 when x_i is missing). It does not allocate once
+// warm.
+func (m *Model) Contributions(x []float32, out []float64) {
+	x = x[:m.numFeatures]
+	stride := m.numFeatures + 1
+	out = out[:m.numOutputs*stride]
+	clear(out)
+	for g, b := range m.baseMargin {
+		out[g*stride+m.numFeatures] = b
+	}
+	if m.linear != nil {
+		k := m.numOutputs
+		for g := range k {
+			phi := out[g*stride : g*stride+stride]
+			for f, v := range x {
+				if v == v {
+					phi[f] = float64(v) * m.linear[f*k+g]
+				}
+			}
+			phi[m.numFeatures] += m.linear[m.numFeatures*k+g]
+		}
+		return
+	}
+	s := m.getScratch()
+	defer m.scratch.Put(s)
+	w := shapWalk{m: m, x: x, path: s.path}
+	for _, t := range m.trees {
+		w.phi = out[int(t.group)*stride : int(t.group)*stride+stride]
+		w.phi[m.numFeatures] += m.mean[t.root]
+		w.visit(t.root, 0, 0, 1, 1, -1)
+	}
+}
+
+type shapWalk struct {
+	m    *Model
+	x    []float32
+	phi  []float64
+	path []pathElem
+}
+
+// visit handles node i. The parent's unique path is path[off : off+n];
+// this node's path is built right after it, extended by the feature the
+// parent split on (pf) with fractions pz and po.
+func (w *shapWalk) visit(i int32, off, n int, pz, po float64, pf int32) {
+	m := w.m
+	path := w.path[off+n : off+2*n+1]
+	copy(path, w.path[off:off+n])
+	extendPath(path, n, pz, po, pf)
+	last := n // index of the last element of path
+	nd := &m.nodes[i]
+	if nd.left == i {
+		v := m.value[i]
+		for k := 1; k <= last; k++ {
+			e := &path[k]
+			w.phi[e.feature] += unwoundSum(path, last, k) * (e.one - e.zero) * v
+		}
+		return
+	}
+	hot := m.step(i, w.x)
+	cold := nd.left
+	if hot == nd.left {
+		cold = nd.right
+	}
+	hz, cz := 0.5, 0.5
+	if c := m.cover[i]; c > 0 {
+		hz, cz = m.cover[hot]/c, m.cover[cold]/c
+	}
+	feat := int32(nd.feature & featureMask)
+	iz, io := 1.0, 1.0
+	// A feature split on earlier in the path is unwound so this split can
+	// redo it with the combined fractions.
+	for k := 1; k <= last; k++ {
+		if path[k].feature == feat {
+			iz, io = path[k].zero, path[k].one
+			unwindPath(path, last, k)
+			last--
+			break
+		}
+	}
+	next := off + n
+	w.visit(hot, next, last+1, hz*iz, io, feat)
+	w.visit(cold, next, last+1, cz*iz, 0, feat)
+}
+
+// extendPath appends (feature, zero, one) as path[n] and updates the
+// permutation weights of path[0..n].
+func extendPath(path []pathElem, n int, zero, one float64, feature int32) {
+	path[n] = pathElem{feature: feature, zero: zero, one: one}
+	if n == 0 {
+		path[0].weight = 1
+	}
+	d := float64(n + 1)
+	for i := n - 1; i >= 0; i-- {
+		path[i+1].weight += one * path[i].weight * float64(i+1) / d
+		path[i].weight = zero * path[i].weight * float64(n-i) / d
+	}
+}
+
+// unwindPath removes path[k] (last is the index of the final element),
+// undoing its extension.
+func unwindPath(path []pathElem, last, k int) {
+	one, zero := path[k].one, path[k].zero
+	d := float64(last + 1)
+	next := path[last].weight
+	for i := last - 1; i >= 0; i-- {
+		if one != 0 {
+			t := path[i].weight
+			path[i].weight = next * d / (float64(i+1) * one)
+			next = t - path[i].weight*zero*float64(last-i)/d
+		} else {
+			path[i].weight = path[i].weight * d / (zero * float64(last-i))
+		}
+	}
+	// Weights stay where they were recomputed; only the split records move.
+	for i := k; i < last; i++ {
+		path[i].feature, path[i].zero, path[i].one = path[i+1].feature, path[i+1].zero, path[i+1].one
+	}
+}
+
+// unwoundSum is the total permutation weight of path with path[k] removed,
+// without modifying path.
+func unwoundSum(path []pathElem, last, k int) float64 {
+	one, zero := path[k].one, path[k].zero
+	d := float64(last + 1)
+	next := path[last].weight
+	total := 0.0
+	for i := last - 1; i >= 0; i-- {
+		switch {
+		case one != 0:
+			t := next * d / (float64(i+1) * one)
+			total += t
+			next = path[i].weight - t*zero*float64(last-i)/d
+		case zero != 0:
+			total += path[i].weight * d / (zero * float64(last-i))
+		}
+	}
+	return total
+}
