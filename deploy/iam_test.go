@@ -207,4 +207,3 @@ func secretsManagerGrants(stmts []iamStatement) []string {
 	}
 	return grants
 }
-

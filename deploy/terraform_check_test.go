@@ -37,7 +37,9 @@ func checkTerraform(m *tfModule) []string {
 // since a configuration the checks cannot read is not proven safe.
 type findings struct{ list []string }
 
-func (f *findings) add(format string, args ...any) { f.list = append(f.list, fmt.Sprintf(format, args...)) }
+func (f *findings) add(format string, args ...any) {
+	f.list = append(f.list, fmt.Sprintf(format, args...))
+}
 
 func (f *findings) run(check func() error) {
 	if err := check(); err != nil {
