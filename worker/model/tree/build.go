@@ -40,6 +40,7 @@ func newBuilder(objective string, numFeatures, numOutputs int) (*builder, error)
 		numFeatures: numFeatures,
 		numOutputs:  numOutputs,
 		baseMargin:  make([]float64, numOutputs),
+		numeric:     true,
 	}}, nil
 }
 
@@ -98,7 +99,7 @@ func (b *builder) addTree(nodes []rawNode, group int, weight float64) error {
 		r := &nodes[old]
 		self := newIdx[old]
 		if r.left == -1 && r.right == -1 {
-			m.nodes = append(m.nodes, node{left: self, right: self})
+			m.nodes = append(m.nodes, node{threshold: float32(math.NaN()), left: self, right: self})
 			m.value = append(m.value, r.value*weight)
 			m.cover = append(m.cover, r.cover)
 			continue
@@ -117,6 +118,9 @@ func (b *builder) addTree(nodes []rawNode, group int, weight float64) error {
 			nd.threshold = math.Float32frombits(uint32(len(m.cats)))
 			m.cats = append(m.cats, catSet{off: uint32(len(m.bits)), n: uint32(len(r.cats))})
 			m.bits = append(m.bits, r.cats...)
+		}
+		if nd.feature&flagSlow != 0 {
+			m.numeric = false
 		}
 		m.nodes = append(m.nodes, nd)
 		m.value = append(m.value, 0)

@@ -78,7 +78,7 @@ func (w *shapWalk) visit(i int32, off, n int, pz, po float64, pf int32) {
 		}
 		return
 	}
-	hot := m.step(i, w.x)
+	hot := m.step(i, w.x, 0)
 	cold := nd.left
 	if hot == nd.left {
 		cold = nd.right
