@@ -104,6 +104,15 @@ func (w *shapWalk) visit(i int32, off, n int, pz, po float64, pf int32) {
 	w.visit(cold, next, last+1, cz*iz, 0, feat)
 }
 
+// recip[i] is 1/i: the path updates multiply instead of divide, which
+// is most of TreeSHAP's cost.
+var recip = func() (r [maxTreeDepth + 3]float64) {
+	for i := 1; i < len(r); i++ {
+		r[i] = 1 / float64(i)
+	}
+	return r
+}()
+
 // extendPath appends (feature, zero, one) as path[n] and updates the
 // permutation weights of path[0..n].
 func extendPath(path []pathElem, n int, zero, one float64, feature int32) {
@@ -111,10 +120,11 @@ func extendPath(path []pathElem, n int, zero, one float64, feature int32) {
 	if n == 0 {
 		path[0].weight = 1
 	}
-	d := float64(n + 1)
+	invD := recip[n+1]
 	for i := n - 1; i >= 0; i-- {
-		path[i+1].weight += one * path[i].weight * float64(i+1) / d
-		path[i].weight = zero * path[i].weight * float64(n-i) / d
+		w := path[i].weight * invD
+		path[i+1].weight += one * w * float64(i+1)
+		path[i].weight = zero * w * float64(n-i)
 	}
 }
 
@@ -122,15 +132,19 @@ func extendPath(path []pathElem, n int, zero, one float64, feature int32) {
 // undoing its extension.
 func unwindPath(path []pathElem, last, k int) {
 	one, zero := path[k].one, path[k].zero
-	d := float64(last + 1)
+	d, invD := float64(last+1), recip[last+1]
 	next := path[last].weight
-	for i := last - 1; i >= 0; i-- {
-		if one != 0 {
+	if one != 0 {
+		dOne := d / one
+		for i := last - 1; i >= 0; i-- {
 			t := path[i].weight
-			path[i].weight = next * d / (float64(i+1) * one)
-			next = t - path[i].weight*zero*float64(last-i)/d
-		} else {
-			path[i].weight = path[i].weight * d / (zero * float64(last-i))
+			path[i].weight = next * dOne * recip[i+1]
+			next = t - path[i].weight*zero*float64(last-i)*invD
+		}
+	} else {
+		dZero := d / zero
+		for i := last - 1; i >= 0; i-- {
+			path[i].weight *= dZero * recip[last-i]
 		}
 	}
 	// Weights stay where they were recomputed; only the split records move.
@@ -144,17 +158,24 @@ func unwindPath(path []pathElem, last, k int) {
 func unwoundSum(path []pathElem, last, k int) float64 {
 	one, zero := path[k].one, path[k].zero
 	d := float64(last + 1)
-	next := path[last].weight
 	total := 0.0
-	for i := last - 1; i >= 0; i-- {
-		switch {
-		case one != 0:
-			t := next * d / (float64(i+1) * one)
-			total += t
-			next = path[i].weight - t*zero*float64(last-i)/d
-		case zero != 0:
-			total += path[i].weight * d / (zero * float64(last-i))
+	if one != 0 {
+		// next(i-1) = w(i) - next(i)*c(i) keeps the loop-carried chain to a
+		// multiply and a subtract; t is off the chain.
+		next := path[last].weight
+		dOne, zd := d/one, zero/one
+		for i := last - 1; i >= 0; i-- {
+			r := recip[i+1]
+			total += next * dOne * r
+			next = path[i].weight - next*zd*float64(last-i)*r
 		}
+		return total
 	}
-	return total
+	if zero == 0 {
+		return 0
+	}
+	for i := last - 1; i >= 0; i-- {
+		total += path[i].weight * recip[last-i]
+	}
+	return total * d / zero
 }
