@@ -83,7 +83,7 @@ func checkComposeToken(p *types.Project, c *findings) {
 		}
 	}
 	for name, cfg := range p.Configs {
-		if namesHFToken(name) || tokenFiles[cfg.File] {
+		if namesHFToken(name) && cfg.File != "" {
 			tokenFiles[cfg.File] = true
 		}
 	}

@@ -443,7 +443,7 @@ func mustReplace(t *testing.T, src []byte, old, new string) []byte {
 func TestImagesCopyEveryImportedFolder(t *testing.T) {
 	t.Parallel()
 	for _, spec := range images {
-		args := append([]string{"list", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.ImportPath}} {{.Module.Path}}{{end}}{{end}}"}, spec.packages...)
+		args := append([]string{"list", "-e", "-deps", "-f", "{{if .Module}}{{if .Module.Main}}{{.ImportPath}} {{.Module.Path}}{{end}}{{end}}"}, spec.packages...)
 		cmd := exec.Command("go", args...)
 		cmd.Dir = ".."
 		out, err := cmd.Output()
