@@ -254,8 +254,8 @@ func checkImage(spec imageSpec, src []byte, mk goBuild) []string {
 	healthcheck := false
 	for _, in := range instrs {
 		words, err := shellWords(in.args)
-		if err != nil {
-			c.add("%s: %v", spec.file, err)
+		if err != nil || len(words) == 0 {
+			c.add("%s: unreadable %s %q: %v", spec.file, in.cmd, in.args, err)
 			continue
 		}
 		for _, w := range words {

@@ -260,7 +260,12 @@ func checkListeners(m *tfModule, c *findings) error {
 	forwarded := map[string]bool{}
 	for _, addr := range m.ofType("aws_lb_listener_rule.") {
 		body := m.blocks[addr].Body
-		on := m.referencedBlocks(body.Attributes["listener_arn"].Expr, "aws_lb_listener.")
+		arn, ok := body.Attributes["listener_arn"]
+		if !ok {
+			c.add("%s has no listener_arn", addr)
+			continue
+		}
+		on := m.referencedBlocks(arn.Expr, "aws_lb_listener.")
 		toHTTPS := false
 		for _, l := range on {
 			if protocols[l] != "HTTPS" {
