@@ -104,6 +104,9 @@ func newFakeHub(t *testing.T) *fakeHub {
 	return f
 }
 
+// stall, queued with fail, answers a body that stops mid-way.
+const stall = -1
+
 // fail makes the next requests to "METHOD escaped-path" answer statuses, in order.
 func (f *fakeHub) fail(key string, statuses ...int) {
 	f.mu.Lock()
@@ -148,6 +151,15 @@ func (f *fakeHub) injectFault(w http.ResponseWriter, r *http.Request) bool {
 	status := q[0]
 	f.faults[key] = q[1:]
 	f.mu.Unlock()
+	if status == stall {
+		// Send the headers and a few bytes, then go quiet until the client
+		// gives up on this request.
+		w.Header().Set("Content-Length", "1000000")
+		_, _ = w.Write([]byte("partial"))
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		return true
+	}
 	if status == http.StatusTooManyRequests {
 		w.Header().Set("Retry-After", "3")
 	}

@@ -287,21 +287,21 @@ func TestHubErrorsMapToSentinels(t *testing.T) {
 			t.Parallel()
 			c := newTestClient(t, hub.api.URL, t.TempDir(), tc.token)
 			_, _, err := c.Snapshot(context.Background(), tc.repo, tc.revision, tc.files)
+			assertNoToken(t, err)
 			var he *HTTPError
 			if !errors.Is(err, tc.want) || !errors.As(err, &he) || he.StatusCode != tc.status {
 				t.Fatalf("got %v, want %v with status %d", err, tc.want, tc.status)
 			}
-			assertNoToken(t, err)
 		})
 	}
 	t.Run("whoami", func(t *testing.T) {
 		t.Parallel()
 		for _, tok := range []string{"", badToken} {
 			_, err := newTestClient(t, hub.api.URL, t.TempDir(), tok).Whoami(context.Background())
+			assertNoToken(t, err)
 			if !errors.Is(err, ErrInvalidToken) {
 				t.Errorf("whoami with a %d-byte token: %v, want ErrInvalidToken", len(tok), err)
 			}
-			assertNoToken(t, err)
 		}
 		id, err := newTestClient(t, hub.api.URL, t.TempDir(), goodToken).Whoami(context.Background())
 		if err != nil || id != (Identity{Name: "hokusai-bot", Type: "user", TokenName: "worker", TokenRole: "read"}) {
@@ -312,6 +312,9 @@ func TestHubErrorsMapToSentinels(t *testing.T) {
 
 func assertNoToken(t *testing.T, err error) {
 	t.Helper()
+	if err == nil {
+		t.Fatal("no error")
+	}
 	for _, tok := range []string{goodToken, badToken} {
 		if strings.Contains(err.Error(), tok) {
 			t.Fatal("error text contains a token")
@@ -472,4 +475,50 @@ func TestOptionsFromEnv(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestStalledDownloadIsAbandonedAndRetried(t *testing.T) {
+	t.Parallel()
+	hub := newFakeHub(t)
+	c := newTestClient(t, hub.api.URL, t.TempDir(), "")
+	// Long enough for loopback requests on a loaded machine, short enough
+	// for the stalled one not to slow the suite down much.
+	c.opts.RequestTimeout = 250 * time.Millisecond
+	model := hub.repos["acme/public"].files["model.json"]
+	hub.fail("GET /repos/ab/cd/"+model.etag(), stall)
+	dir, _, err := c.Snapshot(context.Background(), "acme/public", "main", []string{"model.json"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if readFile(t, filepath.Join(dir, "model.json")) != string(model.content) {
+		t.Fatal("wrong content after a stalled transfer")
+	}
+	if hub.pending("GET /repos/ab/cd/"+model.etag()) != 0 {
+		t.Fatal("the stalled answer was never served")
+	}
+}
+
+func TestLockFileExcludesOtherHolders(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), ".locks", "models--a--b", "x.lock")
+	unlock, err := lockFile(context.Background(), path, time.Millisecond)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() {
+		_, err := lockFile(ctx, path, time.Millisecond)
+		done <- err
+	}()
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("second holder got %v while the lock was held", err)
+	}
+	unlock()
+	unlock2, err := lockFile(context.Background(), path, time.Millisecond)
+	if err != nil {
+		t.Fatalf("after unlock: %v", err)
+	}
+	unlock2()
 }
