@@ -95,13 +95,14 @@ func (b *builder) addTree(nodes []rawNode, group int, weight float64) error {
 			depthOf = append(depthOf, d+1)
 		}
 	}
-	for _, old := range order {
+	cover := make([]float64, len(order))
+	for q, old := range order {
 		r := &nodes[old]
 		self := newIdx[old]
+		cover[q] = r.cover
 		if r.left == -1 && r.right == -1 {
 			m.nodes = append(m.nodes, node{threshold: float32(math.NaN()), left: self, right: self})
 			m.value = append(m.value, r.value*weight)
-			m.cover = append(m.cover, r.cover)
 			continue
 		}
 		nd := node{
@@ -124,27 +125,35 @@ func (b *builder) addTree(nodes []rawNode, group int, weight float64) error {
 		}
 		m.nodes = append(m.nodes, nd)
 		m.value = append(m.value, 0)
-		m.cover = append(m.cover, r.cover)
 	}
-	// Expected values bottom-up: children always come after their parent
-	// in breadth-first order.
+	// Cover fractions top-down, expected values bottom-up: children always
+	// come after their parent in breadth-first order.
+	m.frac = append(m.frac, make([]float64, len(order))...)
 	m.mean = append(m.mean, make([]float64, len(order))...)
+	m.frac[base] = 1
+	for q := range order {
+		nd := m.nodes[base+int32(q)]
+		if nd.left == base+int32(q) {
+			continue
+		}
+		cl, cr := cover[nd.left-base], cover[nd.right-base]
+		c := cover[q]
+		if !(c > 0) {
+			c = cl + cr
+		}
+		fl, fr := 0.5, 0.5
+		if c > 0 {
+			fl, fr = cl/c, cr/c
+		}
+		m.frac[nd.left], m.frac[nd.right] = fl, fr
+	}
 	for q := len(order) - 1; q >= 0; q-- {
 		i := base + int32(q)
 		nd := m.nodes[i]
 		if nd.left == i {
 			m.mean[i] = m.value[i]
-			continue
-		}
-		cl, cr := m.cover[nd.left], m.cover[nd.right]
-		c := m.cover[i]
-		if !(c > 0) {
-			c = cl + cr
-		}
-		if c > 0 {
-			m.mean[i] = (m.mean[nd.left]*cl + m.mean[nd.right]*cr) / c
 		} else {
-			m.mean[i] = (m.mean[nd.left] + m.mean[nd.right]) / 2
+			m.mean[i] = m.frac[nd.left]*m.mean[nd.left] + m.frac[nd.right]*m.mean[nd.right]
 		}
 	}
 	m.trees = append(m.trees, treeInfo{root: base, depth: depth, group: int32(group)})

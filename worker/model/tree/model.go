@@ -21,7 +21,7 @@ type Model struct {
 	// LightGBM average_output).
 	nodes []node
 	value []float64 // leaf value; 0 for internal nodes
-	cover []float64 // hessian sum (xgboost) or data count (LightGBM)
+	frac  []float64 // share of the parent's cover (xgboost hessian sum, LightGBM data count)
 	mean  []float64 // cover-weighted mean of the leaves below (TreeSHAP)
 	cats  []catSet  // categorical nodes hold an index into cats in threshold
 	bits  []uint32  // bitset words of all categorical sets

@@ -66,16 +66,14 @@ type shapWalk struct {
 func (w *shapWalk) visit(i int32, off, n int, pz, po float64, pf int32) {
 	m := w.m
 	path := w.path[off+n : off+2*n+1]
-	copy(path, w.path[off:off+n])
+	for j, e := range w.path[off : off+n] {
+		path[j] = e // a loop beats memmove for these few elements
+	}
 	extendPath(path, n, pz, po, pf)
 	last := n // index of the last element of path
 	nd := &m.nodes[i]
 	if nd.left == i {
-		v := m.value[i]
-		for k := 1; k <= last; k++ {
-			e := &path[k]
-			w.phi[e.feature] += unwoundSum(path, last, k) * (e.one - e.zero) * v
-		}
+		w.leaf(path, last, m.value[i])
 		return
 	}
 	hot := m.step(i, w.x, 0)
@@ -83,10 +81,7 @@ func (w *shapWalk) visit(i int32, off, n int, pz, po float64, pf int32) {
 	if hot == nd.left {
 		cold = nd.right
 	}
-	hz, cz := 0.5, 0.5
-	if c := m.cover[i]; c > 0 {
-		hz, cz = m.cover[hot]/c, m.cover[cold]/c
-	}
+	hz, cz := m.frac[hot], m.frac[cold]
 	feat := int32(nd.feature & featureMask)
 	iz, io := 1.0, 1.0
 	// A feature split on earlier in the path is unwound so this split can
@@ -153,29 +148,40 @@ func unwindPath(path []pathElem, last, k int) {
 	}
 }
 
-// unwoundSum is the total permutation weight of path with path[k] removed,
-// without modifying path.
-func unwoundSum(path []pathElem, last, k int) float64 {
-	one, zero := path[k].one, path[k].zero
+// leaf adds the contributions of the features on path (last is the index
+// of its final element) for a leaf of value v. Each feature's share is the
+// path's permutation weight with that feature unwound, times (one - zero).
+func (w *shapWalk) leaf(path []pathElem, last int, v float64) {
 	d := float64(last + 1)
-	total := 0.0
-	if one != 0 {
-		// next(i-1) = w(i) - next(i)*c(i) keeps the loop-carried chain to a
-		// multiply and a subtract; t is off the chain.
-		next := path[last].weight
-		dOne, zd := d/one, zero/one
+	// For a feature the row does not follow (one == 0) the unwound weight
+	// is d/zero * sum(weight[i]/(last-i)), and the zero cancels against
+	// (one - zero): all such features get the same -d*sum*v.
+	cold, coldDone := 0.0, false
+	for k := 1; k <= last; k++ {
+		e := &path[k]
+		if e.one == 0 {
+			if e.zero == 0 {
+				continue
+			}
+			if !coldDone {
+				for i := last - 1; i >= 0; i-- {
+					cold += path[i].weight * recip[last-i]
+				}
+				cold *= -d * v
+				coldDone = true
+			}
+			w.phi[e.feature] += cold
+			continue
+		}
+		// next(i-1) = weight(i) - next(i)*c(i) keeps the loop-carried
+		// chain to a multiply and a subtract.
+		next, total := path[last].weight, 0.0
+		dOne, zd := d/e.one, e.zero/e.one
 		for i := last - 1; i >= 0; i-- {
 			r := recip[i+1]
 			total += next * dOne * r
 			next = path[i].weight - next*zd*float64(last-i)*r
 		}
-		return total
+		w.phi[e.feature] += total * (e.one - e.zero) * v
 	}
-	if zero == 0 {
-		return 0
-	}
-	for i := last - 1; i >= 0; i-- {
-		total += path[i].weight * recip[last-i]
-	}
-	return total * d / zero
 }
