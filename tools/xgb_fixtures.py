@@ -106,7 +106,7 @@ def write(out_dir, name, bst, dtest, X_test, n_features):
         f.write("\n")
 
 
-def categorical_case(out_dir, rng):
+def categorical_case(out_dir, rng, name, rounds, depth):
     """Two categorical features: 8 levels (partition splits) and 3 levels (one-hot)."""
     n = ROWS_TRAIN + ROWS_TEST
     X = features(rng, n, 5)
@@ -120,10 +120,10 @@ def categorical_case(out_dir, rng):
     dtrain = xgb.DMatrix(X[:ROWS_TRAIN], label=y[:ROWS_TRAIN], feature_types=types,
                          enable_categorical=True)
     dtest = xgb.DMatrix(X[ROWS_TRAIN:], feature_types=types, enable_categorical=True)
-    params = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": 4,
-              "eta": 0.3, "max_cat_to_onehot": 4}
-    bst = xgb.train(params, dtrain, 25)
-    write(out_dir, "categorical", bst, dtest, X[ROWS_TRAIN:], 5)
+    params = {"objective": "binary:logistic", "tree_method": "hist", "max_depth": depth,
+              "eta": 0.3, "max_cat_to_onehot": 4, "nthread": 1}
+    bst = xgb.train(params, dtrain, rounds)
+    write(out_dir, name, bst, dtest, X[ROWS_TRAIN:], 5)
 
 
 def main():
@@ -139,7 +139,9 @@ def main():
         dtest = xgb.DMatrix(X[ROWS_TRAIN:])
         bst = xgb.train(dict(params, nthread=1), dtrain, rounds)
         write(out_dir, name, bst, dtest, X[ROWS_TRAIN:], N_FEATURES)
-    categorical_case(out_dir, rng)
+    categorical_case(out_dir, rng, "categorical", rounds=25, depth=4)
+    # Small enough to seed the fuzz corpus of the loaders.
+    categorical_case(out_dir, rng, "tiny_categorical", rounds=2, depth=2)
     total = sum(os.path.getsize(os.path.join(out_dir, f)) for f in os.listdir(out_dir))
     print(f"wrote fixtures to {out_dir} ({total} bytes)")
 

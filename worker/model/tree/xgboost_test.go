@@ -45,7 +45,7 @@ func readGolden(t *testing.T, name string) (golden, []float32) {
 var xgbCases = []string{
 	"binary_logistic", "binary_logitraw", "reg_squarederror", "reg_logistic",
 	"count_poisson", "multi_softprob", "multi_softmax", "gblinear_logistic",
-	"gblinear_multi", "dart_logistic", "categorical",
+	"gblinear_multi", "dart_logistic", "categorical", "tiny_categorical",
 }
 
 func TestXGBoostGolden(t *testing.T) {
