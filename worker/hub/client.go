@@ -128,9 +128,6 @@ func New(opts Options) (*Client, error) {
 	}, nil
 }
 
-// CacheDir returns the cache root the client reads and writes.
-func (c *Client) CacheDir() string { return c.opts.CacheDir }
-
 func sleepCtx(ctx context.Context, d time.Duration) error {
 	t := time.NewTimer(d)
 	defer t.Stop()

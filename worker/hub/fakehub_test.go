@@ -37,7 +37,7 @@ type fakeRepo struct {
 // fakeHub is two hosts on loopback: the Hub (API, resolve) and its CDN. It
 // answers the way huggingface.co does, including its error headers.
 type fakeHub struct {
-	t        *testing.T
+	t        testing.TB
 	api, cdn *httptest.Server
 	repos    map[string]*fakeRepo
 	renamed  map[string]string // old repo id -> current id
@@ -67,7 +67,7 @@ func (f fakeFile) etag() string {
 	return gitBlobSHA1(f.content)
 }
 
-func newFakeHub(t *testing.T) *fakeHub {
+func newFakeHub(t testing.TB) *fakeHub {
 	t.Helper()
 	model := []byte(strings.Repeat(`{"tree":[1,2,3]}`, 512))
 	onnx := []byte(strings.Repeat("\x08\x07onnx", 300))
@@ -97,8 +97,11 @@ func newFakeHub(t *testing.T) *fakeHub {
 		faults:    map[string][]int{},
 		corrupt:   map[string]bool{},
 	}
-	f.api = httptest.NewServer(http.HandlerFunc(f.serveHub))
-	f.cdn = httptest.NewServer(http.HandlerFunc(f.serveCDN))
+	// The Hub's handlers read f.cdn.URL: start the CDN first.
+	f.api = httptest.NewUnstartedServer(http.HandlerFunc(f.serveHub))
+	f.cdn = httptest.NewUnstartedServer(http.HandlerFunc(f.serveCDN))
+	f.cdn.Start()
+	f.api.Start()
 	t.Cleanup(f.api.Close)
 	t.Cleanup(f.cdn.Close)
 	return f

@@ -522,3 +522,44 @@ func TestLockFileExcludesOtherHolders(t *testing.T) {
 	}
 	unlock2()
 }
+
+func TestPinnedCommitServedFromCacheWithoutTheHub(t *testing.T) {
+	t.Parallel()
+	hub := newFakeHub(t)
+	cache := t.TempDir()
+	c := newTestClient(t, hub.api.URL, cache, "")
+	files := []string{"config.json", "model.json"}
+	want, _, err := c.Snapshot(context.Background(), "acme/public", commitA, files)
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen := len(hub.seenPaths())
+	dir, commit, err := c.Snapshot(context.Background(), "acme/public", commitA, files)
+	if err != nil || dir != want || commit != commitA {
+		t.Fatalf("got %s %s %v", dir, commit, err)
+	}
+	if n := len(hub.seenPaths()); n != seen {
+		t.Fatalf("%d Hub requests for a cached commit, want 0", n-seen)
+	}
+	if _, err := os.Stat(filepath.Join(cache, "models--acme--public", "refs")); !errors.Is(err, fs.ErrNotExist) {
+		t.Fatalf("a commit sha must not get a refs entry: %v", err)
+	}
+}
+
+func BenchmarkSnapshotCachedCommit(b *testing.B) {
+	hub := newFakeHub(b)
+	c, err := New(Options{Endpoint: hub.api.URL, CacheDir: b.TempDir()})
+	if err != nil {
+		b.Fatal(err)
+	}
+	files := []string{"config.json", "model.json", "onnx/model.onnx"}
+	ctx := context.Background()
+	if _, _, err := c.Snapshot(ctx, "acme/public", commitA, files); err != nil {
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if _, _, err := c.Snapshot(ctx, "acme/public", commitA, files); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

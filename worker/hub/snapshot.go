@@ -24,7 +24,8 @@ const parallelFiles = 4
 // folder are the repo's paths. revision defaults to "main".
 //
 // Online, it asks the Hub for the commit, downloads what the snapshot lacks
-// and records refs/{revision}. Offline, or when the Hub is unreachable, it
+// and records refs/{revision}; a commit sha whose listed files are all cached
+// is served without asking. Offline, or when the Hub is unreachable, it
 // serves a cached snapshot that holds every requested file.
 func (c *Client) Snapshot(ctx context.Context, repo, revision string, files []string) (dir, commit string, err error) {
 	if revision == "" {
@@ -39,6 +40,13 @@ func (c *Client) Snapshot(ctx context.Context, repo, revision string, files []st
 			return "", "", fmt.Errorf("snapshot %s@%s: %w", repo, revision, err)
 		}
 		return dir, commit, nil
+	}
+	if commitRe.MatchString(revision) && files != nil {
+		// A commit never changes: if its files are cached, the Hub has
+		// nothing to add.
+		if dir, commit, err := c.fromCache(repo, revision, files); err == nil {
+			return dir, commit, nil
+		}
 	}
 	info, err := c.RepoInfo(ctx, repo, revision)
 	if errors.Is(err, ErrUnreachable) {
