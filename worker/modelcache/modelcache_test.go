@@ -151,3 +151,19 @@ func TestCallerCancelDoesNotCancelSharedLoad(t *testing.T) {
 		t.Fatalf("after cancel: %q, %v", v, err)
 	}
 }
+
+func BenchmarkGetHit(b *testing.B) {
+	var loads atomic.Int64
+	c := modelcache.New(1<<20, sizedLoader(map[string]int64{"main": 1}, &loads))
+	ctx := context.Background()
+	if _, err := c.Get(ctx, key("main")); err != nil {
+		b.Fatal(err)
+	}
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			if _, err := c.Get(ctx, key("main")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
