@@ -1,0 +1,45 @@
+package model
+
+import (
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/hokusai-ai/inference-queue/jobs"
+)
+
+// FuzzParseConfig feeds arbitrary bytes to the config.json parser: it must
+// return an error or a spec whose schema validates and encodes, never panic.
+func FuzzParseConfig(f *testing.F) {
+	demo, err := os.ReadFile(filepath.Join(demoDir, ConfigFile))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(demo)
+	f.Add([]byte(`{"hokusai": {"task": "classification", "model_file": "m.txt", "features": [{"name": "a", "type": "text", "rules": [{"keywords": ["x y"], "code": 1}]}], "head": {"classes": ["n", "y"]}}}`))
+	f.Add([]byte(`{"hokusai": {"task": "regression", "model_file": "m.ubj", "features": [{"name": "a", "type": "category", "values": {"A": 1}, "default": "a"}]}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		s, err := parseConfig(data)
+		if err != nil {
+			return
+		}
+		if len(s.features) != len(s.schema.Fields) {
+			t.Fatalf("%d encoders for %d fields", len(s.features), len(s.schema.Fields))
+		}
+		// Every field's default (or absence) must validate and encode.
+		row, errs := s.schema.Validate(map[string]any{})
+		if errs != nil {
+			for _, e := range errs {
+				if e.Code != jobs.CodeMissingField {
+					t.Fatalf("empty input: %v", errs)
+				}
+			}
+			return
+		}
+		m := &Model{spec: *s}
+		x := make([]float32, len(s.features))
+		if err := m.Encode(row, x); err != nil {
+			t.Fatalf("encode defaults: %v", err)
+		}
+	})
+}
