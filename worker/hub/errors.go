@@ -41,15 +41,15 @@ type HTTPError struct {
 
 func (e *HTTPError) Error() string {
 	var b strings.Builder
+	if e.kind != nil {
+		fmt.Fprintf(&b, "%v: ", e.kind)
+	}
 	fmt.Fprintf(&b, "%s %s: %d %s", e.Method, e.URL, e.StatusCode, http.StatusText(e.StatusCode))
 	if e.Code != "" {
 		fmt.Fprintf(&b, " (%s)", e.Code)
 	}
 	if e.Message != "" {
 		fmt.Fprintf(&b, ": %s", e.Message)
-	}
-	if e.kind != nil {
-		fmt.Fprintf(&b, ": %v", e.kind)
 	}
 	if e.RequestID != "" {
 		fmt.Fprintf(&b, " [request id %s]", e.RequestID)
