@@ -170,7 +170,8 @@ def synthesize(rng, n):
             "decision_timeline": TIMELINES[timeline], "title": title,
         }
         # CRM exports are patchy: some fields never arrive.
-        for name in ("company_size", "website_visits", "email_opens", "industry", "decision_timeline", "title"):
+        for name in ("company_size", "engagement_score", "website_visits", "email_opens", "content_downloads",
+                     "industry", "decision_timeline", "title"):
             if rng.random() < 0.06:
                 del lead[name]
         leads.append(lead)

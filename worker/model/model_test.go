@@ -126,7 +126,7 @@ func TestDemoPrediction(t *testing.T) {
 			in: map[string]any{"company_size": 5.0, "engagement_score": 5.0, "website_visits": 0.0,
 				"demo_requested": false, "decision_timeline": "12+ months", "title": "Intern"},
 			recommendation: "Cold",
-			factor:         "Engagement score (-)",
+			factor:         "Decision timeline (-)",
 		},
 	}
 	for _, tt := range tests {
