@@ -1,0 +1,34 @@
+# The two commands the README promises: `make run` and `make test`. Both
+# install what they need on a fresh Debian machine (as root) and say so.
+GO ?= go
+BIN := bin
+LISTEN ?= :8080
+
+.PHONY: build run test check bench fuzz clean
+
+build:
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ ./cmd/hokusai-api ./cmd/hokusai-worker ./cmd/hokusai
+
+# The whole stack in one process with the demo model (model 21).
+run: build
+	@tools/ensure-deps.sh run
+	$(BIN)/hokusai dev --listen $(LISTEN)
+
+check:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+test: check
+	@tools/ensure-deps.sh test
+	@tools/fuzz-short.sh
+	$(GO) test -race -count=1 -timeout 15m ./...
+
+fuzz:
+	FUZZTIME=60s tools/fuzz-short.sh
+
+bench: build
+	@tools/ensure-deps.sh test
+	tools/bench.sh
+
+clean:
+	rm -rf $(BIN) .hokusai

@@ -1,0 +1,79 @@
+package api
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// Config configures the API. Zero fields take the defaults WithDefaults names.
+type Config struct {
+	// Listen is the address to serve on. Env HOKUSAI_LISTEN, default ":8080".
+	Listen string
+	// SyncTimeout is how long a sync predict waits before answering 504 with
+	// a status_url. Env HOKUSAI_SYNC_TIMEOUT, default 30s. `Prefer: wait=N`
+	// lowers it per request.
+	SyncTimeout time.Duration
+	// ResultTTL is how long results and job records live. Env
+	// HOKUSAI_RESULT_TTL, default 24h.
+	ResultTTL time.Duration
+	// MaxBodyBytes caps predict and job bodies. Env HOKUSAI_MAX_BODY_BYTES,
+	// default 1 MiB.
+	MaxBodyBytes int64
+	// RefreshInterval is how often the registry, published model info and
+	// worker heartbeats are re-read into memory. Default 250ms.
+	RefreshInterval time.Duration
+	// KeyCacheTTL is how long an API key lookup is cached in memory; a revoked
+	// key stops working within it. Default 1s.
+	KeyCacheTTL time.Duration
+	// Instance names this process's reply channel. Default a random id.
+	Instance string
+	// AdminToken guards /ops. Env HOKUSAI_ADMIN_TOKEN; empty disables /ops.
+	AdminToken string
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.SyncTimeout == 0 {
+		c.SyncTimeout = 30 * time.Second
+	}
+	if c.ResultTTL == 0 {
+		c.ResultTTL = 24 * time.Hour
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 1 << 20
+	}
+	if c.RefreshInterval == 0 {
+		c.RefreshInterval = 250 * time.Millisecond
+	}
+	if c.KeyCacheTTL == 0 {
+		c.KeyCacheTTL = time.Second
+	}
+	if c.Instance == "" {
+		c.Instance = uuid.NewString()
+	}
+	return c
+}
+
+// Validate reports what is wrong with c, as sentences.
+func (c Config) Validate() error {
+	var errs []error
+	if c.SyncTimeout < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("sync timeout %s is under 10ms", c.SyncTimeout))
+	}
+	if c.ResultTTL < time.Minute {
+		errs = append(errs, fmt.Errorf("result TTL %s is under a minute; callers need time to read results", c.ResultTTL))
+	}
+	if c.MaxBodyBytes < 1024 {
+		errs = append(errs, fmt.Errorf("body limit %d bytes is under 1 KiB", c.MaxBodyBytes))
+	}
+	if c.RefreshInterval <= 0 || c.RefreshInterval > 2*time.Second {
+		errs = append(errs, errors.New("refresh interval must be between 0 and 2s so 503s follow heartbeats closely"))
+	}
+	return errors.Join(errs...)
+}

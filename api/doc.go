@@ -1,0 +1,13 @@
+// Package api is the HTTP tier: an Echo server that authenticates partners,
+// validates predict requests against the schema a worker published, enqueues
+// them in Redis with asynq and answers synchronously (waiting for the
+// worker's completion message) or as a job.
+//
+// Every route is registered in routes.go, in one table that /openapi.json is
+// checked against. Every error, on every path, is JSON with a stable code
+// (errors.go).
+//
+// api never holds the HuggingFace token and never loads a model: it must not
+// import worker/... (a test checks the API binary's dependencies). It imports
+// jobs/ and internal/.
+package api

@@ -1,0 +1,289 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/jobs"
+)
+
+// predictRequest is the body partners send.
+type predictRequest struct {
+	Inputs  json.RawMessage `json:"inputs"`
+	Options json.RawMessage `json:"options,omitempty"`
+}
+
+// acceptedResponse is the 202 answer to async work.
+type acceptedResponse struct {
+	RequestID string `json:"request_id"`
+	ModelID   string `json:"model_id"`
+	Status    string `json:"status"`
+	StatusURL string `json:"status_url"`
+}
+
+// wakeBacklog bounds the wake list: more wake-ups than this while every
+// worker is busy buy nothing.
+const wakeBacklog = 64
+
+// predict answers POST /api/v1/models/:id/predict: synchronously unless the
+// caller prefers respond-async.
+func (s *Server) predict() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		prefs := parsePrefer(c.Request().Header.Values("Prefer"))
+		if prefs.async {
+			return s.submit(c, jobs.LaneAsync)
+		}
+		return s.submit(c, jobs.LaneSync)
+	}
+}
+
+// submitJob answers POST /api/v1/models/:id/jobs.
+func (s *Server) submitJob() echo.HandlerFunc {
+	return func(c echo.Context) error { return s.submit(c, jobs.LaneAsync) }
+}
+
+func (s *Server) submit(c echo.Context, lane jobs.Lane) error {
+	spec, req, err := s.admit(c)
+	if err != nil {
+		return err
+	}
+	id := requestID(c)
+	p := jobs.PredictPayload{RequestID: id, Tenant: tenantOf(c), ModelID: spec.ID, Inputs: req.Inputs,
+		Options: req.Options, EnqueuedAt: time.Now().UnixMilli()}
+	if lane == jobs.LaneAsync {
+		if err := s.enqueue(c, spec, p, lane); err != nil {
+			return err
+		}
+		url := "/api/v1/jobs/" + id
+		c.Response().Header().Set("Location", url)
+		c.Response().Header().Set("Preference-Applied", "respond-async")
+		return c.JSON(http.StatusAccepted, acceptedResponse{RequestID: id, ModelID: spec.ID, Status: "queued", StatusURL: url})
+	}
+	wait := s.cfg.SyncTimeout
+	if w := parsePrefer(c.Request().Header.Values("Prefer")).wait; w > 0 && w < wait {
+		wait = w
+	}
+	p.ReplyTo = s.replies.channel
+	p.Deadline = time.Now().Add(wait).UnixMilli()
+	done, stop := s.replies.expect(id)
+	defer stop()
+	if err := s.enqueue(c, spec, p, lane); err != nil {
+		return err
+	}
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case o := <-done:
+		return s.answer(c, o)
+	case <-timer.C:
+		return s.timedOut(c, id)
+	case <-c.Request().Context().Done():
+		return nil // the caller left; the worker drops the job after its deadline
+	}
+}
+
+// admit runs the checks every predict passes before it is enqueued, in the
+// order callers expect: model exists, body is well-formed and valid against
+// the model's schema, a worker can serve it.
+func (s *Server) admit(c echo.Context) (registry.Spec, predictRequest, error) {
+	var req predictRequest
+	snap := s.state.get()
+	spec, ok := snap.models[c.Param("id")]
+	if !ok {
+		return spec, req, errorf(CodeModelNotFound, "Model %s not found.", c.Param("id"))
+	}
+	body, err := s.readJSON(c)
+	if err != nil {
+		return spec, req, err
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return spec, req, errorf(CodeBadRequest, "The body is not valid JSON: %s.", jsonProblem(err))
+	}
+	if len(bytes.TrimSpace(req.Inputs)) == 0 || string(bytes.TrimSpace(req.Inputs)) == "null" {
+		return spec, req, &Error{Code: CodeInvalidInput, Detail: `The body needs "inputs": an object, or a list of objects.`,
+			Fields: []jobs.FieldError{{Field: "inputs", Code: jobs.CodeMissingField, Detail: "is required"}}}
+	}
+	info := snap.info[spec.ID]
+	if info == nil {
+		return spec, req, noWorker(spec)
+	}
+	if err := validateInputs(&info.Schema, req.Inputs, spec.MaxBatchSize); err != nil {
+		return spec, req, err
+	}
+	if snap.readyWorkers(spec.ID) == 0 {
+		return spec, req, noWorker(spec)
+	}
+	return spec, req, nil
+}
+
+func noWorker(spec registry.Spec) *Error {
+	return &Error{Code: CodeNoReadyWorker, RetryAfter: retryAfterNoWorker,
+		Detail: fmt.Sprintf("No worker is ready to serve model %s (pool %s); see GET /api/v1/models/%s/health.", spec.ID, spec.Pool, spec.ID)}
+}
+
+// readJSON checks the media type and reads the body within the size limit.
+func (s *Server) readJSON(c echo.Context) ([]byte, error) {
+	ct := c.Request().Header.Get("Content-Type")
+	if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+		return nil, errorf(CodeUnsupportedMedia, "Send the body as application/json, not %q.", ct)
+	}
+	body, err := io.ReadAll(io.LimitReader(c.Request().Body, s.cfg.MaxBodyBytes+1))
+	if err != nil {
+		return nil, errorf(CodeBadRequest, "The body could not be read.")
+	}
+	if int64(len(body)) > s.cfg.MaxBodyBytes {
+		return nil, errorf(CodeTooLarge, "The body is over the %d-byte limit; send large inputs as a batch.", s.cfg.MaxBodyBytes)
+	}
+	return body, nil
+}
+
+func jsonProblem(err error) string {
+	var se *json.SyntaxError
+	var te *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &se):
+		return fmt.Sprintf("%s at byte %d", se.Error(), se.Offset)
+	case errors.As(err, &te):
+		return fmt.Sprintf("%q must be %s, not %s", te.Field, te.Type.Kind(), te.Value)
+	}
+	return err.Error()
+}
+
+// validateInputs checks inputs against the published schema so bad requests
+// get a 422 without a trip through the queue.
+func validateInputs(schema *jobs.Schema, raw json.RawMessage, max int) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	var objs []map[string]any
+	list := bytes.TrimSpace(raw)[0] == '['
+	if list {
+		if err := dec.Decode(&objs); err != nil {
+			return errorf(CodeInvalidInput, `"inputs" must be an object or a list of objects.`)
+		}
+		if len(objs) == 0 || len(objs) > max {
+			return errorf(CodeInvalidInput, `"inputs" must hold 1 to %d rows, not %d; send more as a batch.`, max, len(objs))
+		}
+	} else {
+		var one map[string]any
+		if err := dec.Decode(&one); err != nil {
+			return errorf(CodeInvalidInput, `"inputs" must be an object or a list of objects.`)
+		}
+		objs = []map[string]any{one}
+	}
+	var all []jobs.FieldError
+	for i, obj := range objs {
+		if obj == nil {
+			return errorf(CodeInvalidInput, `"inputs" must be an object or a list of objects.`)
+		}
+		_, errs := schema.Validate(obj)
+		for _, e := range errs {
+			if list {
+				e.Row = &i
+			}
+			all = append(all, e)
+		}
+	}
+	if all != nil {
+		return &Error{Code: CodeInvalidInput, Detail: "Some inputs do not match the model's schema.", Fields: all}
+	}
+	return nil
+}
+
+// enqueue puts the task on the pool's lane, records the job for lookups and
+// wakes an idle worker.
+func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPayload, lane jobs.Lane) error {
+	ctx := c.Request().Context()
+	task, err := jobs.NewPredictTask(p, jobs.TaskOptions{Pool: spec.Pool, Lane: lane, Retention: s.cfg.ResultTTL, MaxRetry: 3})
+	if err != nil {
+		return err
+	}
+	if _, err := s.client.EnqueueContext(ctx, task); err != nil {
+		if errors.Is(err, asynq.ErrTaskIDConflict) {
+			return errorf(CodeConflict, "Request %s was already submitted.", p.RequestID)
+		}
+		return s.unavailable(c, err)
+	}
+	rec, _ := json.Marshal(jobs.JobRecord{Queue: jobs.Queue(spec.Pool, lane), Tenant: p.Tenant, ModelID: spec.ID, CreatedAt: p.EnqueuedAt})
+	_, err = s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, s.cfg.ResultTTL)
+		pl.LPush(ctx, jobs.WakeKey(spec.Pool), string(lane))
+		pl.LTrim(ctx, jobs.WakeKey(spec.Pool), 0, wakeBacklog-1)
+		return nil
+	})
+	if err != nil {
+		// The task is queued and will run; only lookups by id and the fast
+		// wake-up are missing. Say so in the log rather than fail the caller.
+		s.log.Warn("job record not written", "request_id", p.RequestID, "err", err.Error())
+	}
+	return nil
+}
+
+// answer turns a worker's outcome into the HTTP response.
+func (s *Server) answer(c echo.Context, o jobs.Outcome) error {
+	if o.Error == nil {
+		return c.JSONBlob(http.StatusOK, o.Body)
+	}
+	return workerError(o.Error)
+}
+
+// workerError maps a failure stored by a worker to the API's codes.
+func workerError(e *jobs.Error) *Error {
+	switch e.Code {
+	case CodeInvalidInput:
+		return &Error{Code: CodeInvalidInput, Detail: e.Detail, Fields: e.Fields}
+	default:
+		return &Error{Code: CodeInternal, Detail: e.Detail}
+	}
+}
+
+// timedOut answers 504 and detaches the job: the worker will run it even if
+// it starts after the caller's deadline, since the caller was told to poll.
+func (s *Server) timedOut(c echo.Context, id string) error {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	if err := s.rdb.Set(ctx, jobs.DetachedKey(id), 1, s.cfg.ResultTTL).Err(); err != nil {
+		s.log.Warn("could not detach timed-out job", "request_id", id, "err", err.Error())
+	}
+	url := "/api/v1/jobs/" + id
+	c.Response().Header().Set("Location", url)
+	return &Error{Code: CodeTimeout, Detail: "The prediction did not finish in time; it is still queued or running. Poll status_url for the result.",
+		Extra: map[string]any{"status_url": url}}
+}
+
+// preferences are the parts of RFC 7240 Prefer headers predict honours.
+type preferences struct {
+	async bool
+	wait  time.Duration
+}
+
+func parsePrefer(values []string) preferences {
+	var p preferences
+	for _, v := range values {
+		for _, part := range strings.Split(v, ",") {
+			name, val, _ := strings.Cut(strings.TrimSpace(part), "=")
+			switch strings.ToLower(strings.TrimSpace(name)) {
+			case "respond-async":
+				p.async = true
+			case "wait":
+				if n, err := strconv.ParseFloat(strings.Trim(strings.TrimSpace(val), `"`), 64); err == nil && n > 0 {
+					p.wait = time.Duration(n * float64(time.Second))
+				}
+			}
+		}
+	}
+	return p
+}

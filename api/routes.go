@@ -1,0 +1,40 @@
+package api
+
+import (
+	"github.com/labstack/echo/v4"
+)
+
+// route is one entry of the API surface.
+type route struct {
+	Method  string
+	Path    string // Echo syntax; /openapi.json uses {id}
+	Auth    bool
+	Summary string
+	Handler func(s *Server) echo.HandlerFunc
+}
+
+// routes is EVERY route the API serves. /openapi.json is checked against it
+// by a test, both ways.
+var routes = []route{
+	{"GET", "/health", false, "Liveness of the API process", (*Server).health},
+	{"GET", "/ready", false, "Readiness: Redis reachable", (*Server).ready},
+	{"GET", "/openapi.json", false, "This API's OpenAPI 3 document", (*Server).openAPI},
+	{"GET", "/docs", false, "Human-readable API reference", (*Server).docs},
+	{"GET", "/api/v1/models", true, "List models", (*Server).listModels},
+	{"GET", "/api/v1/models/:id/info", true, "Describe a model and its inputs", (*Server).getModelInfo},
+	{"GET", "/api/v1/models/:id/health", true, "Whether workers can serve a model now", (*Server).getModelHealth},
+	{"POST", "/api/v1/models/:id/predict", true, "Predict, waiting for the result (or Prefer: respond-async)", (*Server).predict},
+	{"POST", "/api/v1/models/:id/jobs", true, "Submit a predict job and return at once", (*Server).submitJob},
+	{"GET", "/api/v1/jobs/:id", true, "A job's status and result", (*Server).getJob},
+	{"DELETE", "/api/v1/jobs/:id", true, "Cancel a queued or running job", (*Server).cancelJob},
+}
+
+func (s *Server) addRoutes(e *echo.Echo) {
+	for _, r := range s.routes {
+		var mw []echo.MiddlewareFunc
+		if r.Auth {
+			mw = append(mw, s.auth)
+		}
+		e.Add(r.Method, r.Path, r.Handler(s), mw...)
+	}
+}

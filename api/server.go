@@ -1,0 +1,133 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/jobs"
+)
+
+// Server is the API tier: Echo plus the asynq client, the reply channel and
+// the in-memory view of models and workers.
+type Server struct {
+	cfg     Config
+	rdb     redis.UniversalClient
+	log     *slog.Logger
+	echo    *echo.Echo
+	client  *asynq.Client
+	insp    *asynq.Inspector
+	state   *state
+	replies *replies
+	keys    *keyCache
+	routes  []route
+}
+
+// NewServer builds the API on rdb. Call Run to serve.
+func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{
+		cfg: cfg, rdb: rdb, log: log,
+		client:  asynq.NewClientFromRedisClient(rdb),
+		insp:    asynq.NewInspectorFromRedisClient(rdb),
+		state:   &state{rdb: rdb},
+		replies: newReplies(cfg.Instance, log),
+		keys:    &keyCache{rdb: rdb, ttl: cfg.KeyCacheTTL, m: map[string]keyEntry{}},
+	}
+	s.state.cur.Store(&snapshot{models: map[string]registry.Spec{}, info: map[string]*jobs.ModelInfo{}})
+	e := echo.New()
+	e.HideBanner, e.HidePort = true, true
+	e.HTTPErrorHandler = errorHandler(log)
+	e.Use(s.requestID, s.accessLog)
+	s.routes = routes
+	s.addRoutes(e)
+	s.echo = e
+	return s, nil
+}
+
+// Handler is the whole HTTP surface, for tests and for embedding.
+func (s *Server) Handler() http.Handler { return s.echo }
+
+// Run serves on ln until ctx ends, then drains in-flight requests (up to the
+// sync timeout plus a second) and returns.
+func (s *Server) Run(ctx context.Context, ln net.Listener) error {
+	bg, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	subscribed := make(chan struct{})
+	wg.Add(2)
+	go func() { defer wg.Done(); s.replies.run(bg, s.rdb, subscribed) }()
+	rctx, cancel := context.WithTimeout(ctx, time.Second)
+	s.state.refresh(rctx)
+	cancel()
+	go func() { defer wg.Done(); s.state.run(bg, s.cfg.RefreshInterval) }()
+	<-subscribed
+
+	hs := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
+	errc := make(chan error, 1)
+	go func() { errc <- hs.Serve(ln) }()
+	s.log.Info("api listening", "addr", ln.Addr().String(), "instance", s.cfg.Instance)
+	var err error
+	select {
+	case err = <-errc:
+	case <-ctx.Done():
+		sctx, cancel := context.WithTimeout(context.Background(), s.cfg.SyncTimeout+time.Second)
+		err = hs.Shutdown(sctx)
+		cancel()
+	}
+	stop()
+	wg.Wait()
+	_ = s.client.Close()
+	if errors.Is(err, http.ErrServerClosed) {
+		err = nil
+	}
+	return err
+}
+
+// requestID gives every request an id, echoed in X-Request-ID and used as the
+// job id of predict requests.
+func (s *Server) requestID(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		id := jobs.NewRequestID()
+		c.Set("request_id", id)
+		c.Response().Header().Set(headerRequestID, id)
+		return next(c)
+	}
+}
+
+func requestID(c echo.Context) string {
+	id, _ := c.Get("request_id").(string)
+	return id
+}
+
+// accessLog writes one line per request.
+func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
+	return func(c echo.Context) error {
+		start := time.Now()
+		err := next(c)
+		if err != nil {
+			c.Error(err)
+		}
+		attrs := []any{"request_id", requestID(c), "method", c.Request().Method, "route", c.Path(),
+			"status", c.Response().Status, "duration_us", time.Since(start).Microseconds()}
+		if t, _ := c.Get("tenant").(string); t != "" {
+			attrs = append(attrs, "tenant", t)
+		}
+		if id := c.Param("id"); id != "" && c.Path() != "" {
+			attrs = append(attrs, "id", id)
+		}
+		s.log.Info("request", attrs...)
+		return nil
+	}
+}

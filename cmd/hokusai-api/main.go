@@ -1,0 +1,76 @@
+// Command hokusai-api is the API tier: it authenticates, validates and
+// enqueues predict requests, and never holds the HuggingFace token.
+//
+//	hokusai-api [--listen :8080] [--log-format json|text]
+//	hokusai-api healthcheck [--url http://127.0.0.1:8080/ready]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/envconf"
+	"github.com/hokusai-ai/inference-queue/internal/logging"
+	"github.com/hokusai-ai/inference-queue/internal/probe"
+	"github.com/hokusai-ai/inference-queue/internal/redisconn"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "hokusai-api:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) > 1 && args[1] == "healthcheck" {
+		return probe.Run(ctx, args[2:], "http://127.0.0.1:8080/ready", stdout)
+	}
+	env := envconf.New(getenv)
+	cfg := api.Config{
+		Listen:       env.String("HOKUSAI_LISTEN", ":8080"),
+		SyncTimeout:  env.Duration("HOKUSAI_SYNC_TIMEOUT", 0),
+		ResultTTL:    env.Duration("HOKUSAI_RESULT_TTL", 0),
+		MaxBodyBytes: env.Int("HOKUSAI_MAX_BODY_BYTES", 0),
+		AdminToken:   env.String("HOKUSAI_ADMIN_TOKEN", ""),
+	}
+	fs := flag.NewFlagSet("hokusai-api", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve on (HOKUSAI_LISTEN)")
+	redisURL := fs.String("redis-url", env.String("REDIS_URL", redisconn.DefaultURL), "Redis URL (REDIS_URL)")
+	logFormat := fs.String("log-format", env.String("HOKUSAI_LOG_FORMAT", "json"), "json or text (HOKUSAI_LOG_FORMAT)")
+	logLevel := fs.String("log-level", env.String("HOKUSAI_LOG_LEVEL", "info"), "debug, info, warn or error (HOKUSAI_LOG_LEVEL)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := env.Err(); err != nil {
+		return err
+	}
+	log, err := logging.New(stdout, *logFormat, *logLevel)
+	if err != nil {
+		return err
+	}
+	rdb, err := redisconn.Open(*redisURL, getenv("REDIS_PASSWORD"))
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	srv, err := api.NewServer(cfg, rdb, log)
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", cfg.Listen, err)
+	}
+	return srv.Run(ctx, ln)
+}

@@ -1,0 +1,134 @@
+package stacktest
+
+import (
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hibiken/asynq"
+
+	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/redisproc"
+	"github.com/hokusai-ai/inference-queue/worker"
+)
+
+// A sync call that outlives its wait gets 504 with a status_url, and the job
+// still completes and can be read there.
+func TestTimeoutThenPoll(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	insp := asynq.NewInspectorFromRedisClient(s.rdb)
+	if err := insp.PauseQueue("default:sync"); err != nil {
+		t.Fatal(err)
+	}
+	r := s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), map[string]string{"Prefer": "wait=0.2"})
+	if r.code != 504 {
+		t.Fatalf("status %d, want 504: %s", r.code, r.body)
+	}
+	e := r.json(t)
+	id := r.header.Get("X-Request-ID")
+	if e["code"] != "timeout" || e["status_url"] != "/api/v1/jobs/"+id {
+		t.Fatalf("504 body %s", r.body)
+	}
+	// The worker picks it up after its deadline; the API detached it, so it runs.
+	if err := insp.UnpauseQueue("default:sync"); err != nil {
+		t.Fatal(err)
+	}
+	job := s.waitJob(t, id, "succeeded")
+	if job["result"] == nil {
+		t.Errorf("job has no result: %v", job)
+	}
+}
+
+// Idle workers block on the wake list: with the fallback poll a minute away,
+// a sync call is still answered, by a wake-up.
+func TestWakeUpPickup(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true})
+	w, _ := s.startWorker(srv.URL, worker.Config{WakeTimeout: time.Minute})
+	s.waitReady("21")
+	time.Sleep(100 * time.Millisecond) // let the worker's first empty round block
+	before := w.Wakeups()
+	r := s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), map[string]string{"Prefer": "wait=10"})
+	if r.code != 200 {
+		t.Fatalf("status %d: %s", r.code, r.body)
+	}
+	if w.Wakeups() <= before {
+		t.Errorf("wake-ups %d -> %d: the task was not picked up by a wake-up", before, w.Wakeups())
+	}
+}
+
+// Draining a worker (the SIGTERM path) while jobs flow loses none of them:
+// what it had in hand it finishes or hands back, and the other worker of the
+// pool runs the rest.
+func TestWorkerDrainLosesNothing(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true})
+	_, stopFirst := s.startWorker(srv.URL, worker.Config{})
+	s.startWorker(srv.URL, worker.Config{})
+	s.waitReady("21")
+	const n = 300
+	ids := make([]string, 0, n)
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for i := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range n / 4 {
+				r := s.do("POST", "/api/v1/models/21/jobs", fmt.Appendf(nil, `{"inputs": {"engagement_score": %d}}`, (i*n/4+j)%100), nil)
+				if r.code != 202 {
+					t.Errorf("submit: %d %s", r.code, r.body)
+					return
+				}
+				mu.Lock()
+				ids = append(ids, r.json(t)["request_id"].(string))
+				mu.Unlock()
+			}
+		}()
+		if i == 1 {
+			stopFirst() // drain mid-stream, as on SIGTERM
+		}
+	}
+	wg.Wait()
+	for _, id := range ids {
+		s.waitJob(t, id, "succeeded")
+	}
+	if len(ids) != n {
+		t.Fatalf("%d of %d submitted", len(ids), n)
+	}
+}
+
+// With Redis gone the API stays up, answers 503 queue_unavailable, and
+// recovers by itself when Redis returns.
+func TestRedisRestart(t *testing.T) {
+	own, err := redisproc.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(own.Stop)
+	s := startStack(t, stackOptions{redisURL: own.URL, api: api.Config{KeyCacheTTL: time.Millisecond}})
+	if r := s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), nil); r.code != 200 {
+		t.Fatalf("before: %d %s", r.code, r.body)
+	}
+	if err := s.rdb.Save(t.Context()).Err(); err != nil { // keep keys and registry across the restart
+		t.Fatal(err)
+	}
+	own.Stop()
+	r := s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), nil)
+	if r.code != 503 || r.json(t)["code"] != "queue_unavailable" || r.header.Get("Retry-After") == "" {
+		t.Fatalf("while down: %d %s", r.code, r.body)
+	}
+	if h := s.do("GET", "/health", nil, nil); h.code != 200 {
+		t.Errorf("/health while Redis is down: %d", h.code)
+	}
+	if h := s.do("GET", "/ready", nil, nil); h.code != 503 {
+		t.Errorf("/ready while Redis is down: %d", h.code)
+	}
+	if err := own.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	var last reply
+	eventually(t, 20*time.Second, func() bool {
+		last = s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), map[string]string{"Prefer": "wait=2"})
+		return last.code == 200
+	}, "never recovered; last %d %s", last.code, last.body)
+}

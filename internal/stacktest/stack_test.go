@@ -1,0 +1,222 @@
+package stacktest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/redistest"
+	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/worker"
+)
+
+var srv *redistest.Server
+
+func TestMain(m *testing.M) { redistest.Main(m, &srv) }
+
+// demoModel is the absolute path of the demo model folder.
+func demoModel(t testing.TB) string {
+	_, file, _, _ := runtime.Caller(0)
+	dir := filepath.Join(filepath.Dir(file), "..", "..", "models", "sales-lead-scoring")
+	if _, err := os.Stat(filepath.Join(dir, "config.json")); err != nil {
+		t.Fatalf("demo model missing: %v", err)
+	}
+	return dir
+}
+
+// stack is one API and zero or more workers on one Redis.
+type stack struct {
+	t    testing.TB
+	url  string
+	rdb  redis.UniversalClient
+	key  string
+	logs *syncBuffer
+	api  *api.Server
+}
+
+type stackOptions struct {
+	api      api.Config
+	redisURL string // default: the package's server, flushed
+	noWorker bool
+	specs    []registry.Spec
+}
+
+func newRedis(t testing.TB, url string) redis.UniversalClient {
+	t.Helper()
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	opt.MaxRetries = -1 // fail fast while a test has Redis stopped
+	rdb := redis.NewClient(opt)
+	t.Cleanup(func() { _ = rdb.Close() })
+	return rdb
+}
+
+func startStack(t testing.TB, o stackOptions) *stack {
+	t.Helper()
+	url := o.redisURL
+	if url == "" {
+		redistest.Client(t, srv) // flushes
+		url = srv.URL
+	}
+	s := &stack{t: t, rdb: newRedis(t, url), logs: &syncBuffer{}}
+	ctx := context.Background()
+	specs := o.specs
+	if specs == nil {
+		specs = []registry.Spec{{ID: "21", Name: "Sales Lead Scoring Model", Source: "file://" + demoModel(t)}}
+	}
+	for i := range specs {
+		specs[i] = specs[i].WithDefaults()
+	}
+	if err := registry.Apply(ctx, s.rdb, specs); err != nil {
+		t.Fatal(err)
+	}
+	key, _, err := apikey.Create(ctx, s.rdb, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.key = key
+	log := slog.New(slog.NewJSONHandler(s.logs, nil))
+	a, err := api.NewServer(o.api, newRedis(t, url), log.With("tier", "api"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.api = a
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.url = "http://" + ln.Addr().String()
+	actx, stop := context.WithCancel(ctx)
+	apiDone := make(chan struct{})
+	go func() { defer close(apiDone); _ = a.Run(actx, ln) }()
+	t.Cleanup(func() { stop(); <-apiDone })
+	if !o.noWorker {
+		s.startWorker(url, worker.Config{})
+		s.waitReady("21")
+	}
+	return s
+}
+
+// startWorker runs a worker until the test ends or stop is called; stop
+// drains it as SIGTERM does and waits until it has.
+func (s *stack) startWorker(url string, cfg worker.Config) (w *worker.Worker, stop func()) {
+	s.t.Helper()
+	cfg.ShutdownTimeout = 5 * time.Second
+	cfg.RetryInterval = 50 * time.Millisecond
+	log := slog.New(slog.NewJSONHandler(s.logs, nil))
+	w, err := worker.New(cfg, newRedis(s.t, url), worker.LocalLoader(""), log.With("tier", "worker"))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); _ = w.Run(ctx) }()
+	stop = func() { cancel(); <-done }
+	s.t.Cleanup(stop)
+	return w, stop
+}
+
+// waitReady polls model health until a worker serves id.
+func (s *stack) waitReady(id string) {
+	s.t.Helper()
+	eventually(s.t, 20*time.Second, func() bool {
+		var h struct {
+			InferenceReady bool `json:"inference_ready"`
+		}
+		r := s.do("GET", "/api/v1/models/"+id+"/health", nil, nil)
+		return r.code == 200 && json.Unmarshal(r.body, &h) == nil && h.InferenceReady
+	}, "model %s never became ready; logs:\n%s", id, s.logs)
+}
+
+type reply struct {
+	code   int
+	header http.Header
+	body   []byte
+}
+
+func (r reply) json(t testing.TB) map[string]any {
+	t.Helper()
+	var m map[string]any
+	if err := json.Unmarshal(r.body, &m); err != nil {
+		t.Fatalf("body is not a JSON object: %v\n%s", err, r.body)
+	}
+	return m
+}
+
+var client = &http.Client{Timeout: 30 * time.Second}
+
+// do sends a request with the stack's key unless headers set another.
+func (s *stack) do(method, path string, body []byte, headers map[string]string) reply {
+	s.t.Helper()
+	req, err := http.NewRequest(method, s.url+path, bytes.NewReader(body))
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", s.key)
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for k, v := range headers {
+		if v == "" {
+			req.Header.Del(k)
+		} else {
+			req.Header.Set(k, v)
+		}
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		s.t.Fatalf("%s %s: %v", method, path, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return reply{code: resp.StatusCode, header: resp.Header, body: b}
+}
+
+func eventually(t testing.TB, within time.Duration, ok func() bool, format string, args ...any) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !ok() {
+		if time.Now().After(deadline) {
+			t.Fatalf(format, args...)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// syncBuffer collects log lines from several goroutines.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+const lead = `{"company_size": 250, "engagement_score": 82, "website_visits": 14, "email_opens": 9,
+	"content_downloads": 3, "demo_requested": true, "budget_confirmed": true, "industry": "Technology",
+	"decision_timeline": "1-3 months", "title": "VP of Sales"}`

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the README's commands need, when missing.
+# Usage: tools/ensure-deps.sh run|test
+# As root on Debian it installs with apt-get and says so; elsewhere it prints
+# what to install and fails.
+set -euo pipefail
+want=(redis-server)
+if [ "${1:-}" = test ]; then
+  want+=(python3-xgboost python3-sklearn)
+fi
+missing=()
+for pkg in "${want[@]}"; do
+  case "$pkg" in
+    redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
+    python3-xgboost) /usr/bin/python3 -c 'import xgboost' >/dev/null 2>&1 || missing+=("$pkg") ;;
+    python3-sklearn) /usr/bin/python3 -c 'import sklearn' >/dev/null 2>&1 || missing+=("$pkg") ;;
+  esac
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  echo "ensure-deps: installing ${missing[*]} with apt-get"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${missing[@]}" >/dev/null
+  exit 0
+fi
+echo "ensure-deps: missing ${missing[*]}. On Debian or Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
+echo "ensure-deps: elsewhere install Redis 7 (redis-server on PATH) and Python 3 with xgboost 1.7 and scikit-learn at /usr/bin/python3." >&2
+exit 1

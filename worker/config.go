@@ -1,0 +1,86 @@
+package worker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/hokusai-ai/inference-queue/jobs"
+)
+
+// Config configures a worker. Zero fields take the defaults WithDefaults names.
+type Config struct {
+	// Pool is the pool whose queues and models this worker serves.
+	// Env HOKUSAI_POOL, default "default".
+	Pool string
+	// HealthAddr is where /livez, /readyz and /metrics listen.
+	// Env HOKUSAI_HEALTH_ADDR, default ":8081".
+	HealthAddr string
+	// Concurrency is how many tasks run at once. Env HOKUSAI_CONCURRENCY,
+	// default 8 per core (handlers mostly wait on Redis round trips).
+	Concurrency int
+	// ShutdownTimeout bounds the drain on SIGTERM; tasks still running then
+	// go back to their queue. Env HOKUSAI_SHUTDOWN_TIMEOUT, default 10s.
+	ShutdownTimeout time.Duration
+	// PollInterval is asynq's TaskCheckInterval: the pause between dequeue
+	// rounds after an empty round. Idle workers block on the wake list for
+	// WakeTimeout before that, so this can be short. Default 200µs.
+	PollInterval time.Duration
+	// WakeTimeout is how long an idle worker blocks on the wake list before
+	// polling anyway (for retried and scheduled tasks). Default 1s.
+	WakeTimeout time.Duration
+	// RetryInterval is the first pause between readiness attempts; it doubles
+	// up to 30s. Default 1s.
+	RetryInterval time.Duration
+	// ID names this worker in heartbeats. Default host-pid-random.
+	ID string
+}
+
+// WithDefaults returns c with zero fields set to their defaults.
+func (c Config) WithDefaults() Config {
+	if c.Pool == "" {
+		c.Pool = jobs.DefaultPool
+	}
+	if c.HealthAddr == "" {
+		c.HealthAddr = ":8081"
+	}
+	if c.Concurrency == 0 {
+		c.Concurrency = 8 * runtime.NumCPU()
+	}
+	if c.ShutdownTimeout == 0 {
+		c.ShutdownTimeout = 10 * time.Second
+	}
+	if c.PollInterval == 0 {
+		c.PollInterval = 200 * time.Microsecond
+	}
+	if c.WakeTimeout == 0 {
+		c.WakeTimeout = time.Second
+	}
+	if c.RetryInterval == 0 {
+		c.RetryInterval = time.Second
+	}
+	if c.ID == "" {
+		host, _ := os.Hostname()
+		c.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
+	}
+	return c
+}
+
+// Validate reports what is wrong with c, as sentences.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Concurrency < 1 {
+		errs = append(errs, fmt.Errorf("concurrency must be at least 1, not %d", c.Concurrency))
+	}
+	if c.WakeTimeout < 10*time.Millisecond {
+		errs = append(errs, fmt.Errorf("wake timeout %s is under 10ms and would poll Redis hard", c.WakeTimeout))
+	}
+	if c.PollInterval <= 0 {
+		errs = append(errs, errors.New("poll interval must be positive"))
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,13 @@
+// Package worker is the inference tier: an asynq server that consumes one
+// pool's queues ({pool}:sync, {pool}:async, {pool}:batch, weighted sync
+// first), runs models and stores results, plus its readiness, heartbeat and
+// health endpoints.
+//
+// A worker consumes only once Redis answers and every model of its pool is
+// loaded; until then /readyz says why not, and it keeps retrying. Idle workers
+// block on a per-pool wake list (see wake.go) so sync work is picked up in
+// about a millisecond without polling Redis hard.
+//
+// worker never imports api/. It imports jobs/ and internal/ for the contract
+// and plumbing it shares with the API, and worker/... for models.
+package worker

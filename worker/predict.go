@@ -1,0 +1,184 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/jobs"
+)
+
+// APIVersion is reported in every prediction's metadata.
+const APIVersion = "v1"
+
+// Codes of failures a worker stores for a job.
+const (
+	codeInvalidInput = "invalid_input"
+	codeCallerGone   = "caller_gone"
+	codeCanceled     = "canceled"
+	codeModelFailed  = "model_failed"
+)
+
+// handlePredict runs one predict task. Results are a pure function of the
+// payload and the model revision, so a task delivered twice writes the same
+// outcome twice: the write is idempotent.
+func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
+	start := time.Now()
+	p, err := jobs.DecodePredict(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+	}
+	log := w.log.With("request_id", p.RequestID, "tenant", p.Tenant, "model_id", p.ModelID, "task_id", t.ResultWriter().TaskID())
+	if gone, err := w.abandoned(ctx, p); err != nil {
+		return err
+	} else if gone != nil {
+		log.Info("task dropped", "outcome", gone.Code)
+		return w.finish(ctx, t, p, nil, gone)
+	}
+	m, ok := w.model(p.ModelID)
+	if !ok {
+		// Not ours (the registry moved the model, or it failed to load here):
+		// hand it back for a worker that has it.
+		return fmt.Errorf("model %s is not loaded on worker %s", p.ModelID, w.cfg.ID)
+	}
+	rows, list, ferr := parseInputs(m, p.Inputs)
+	if ferr != nil {
+		log.Info("task rejected", "outcome", ferr.Code)
+		return w.finish(ctx, t, p, nil, ferr)
+	}
+	preds, err := m.model.Predict(rows)
+	if err != nil {
+		log.Error("predict failed", "err", err.Error())
+		return w.finish(ctx, t, p, nil, &jobs.Error{Code: codeModelFailed, Detail: "The model could not score this input."})
+	}
+	var predictions any = preds[0]
+	if list {
+		predictions = preds
+	}
+	body, err := json.Marshal(predictResponse{
+		ModelID:     p.ModelID,
+		Predictions: predictions,
+		Metadata:    metadata{APIVersion: APIVersion, RequestID: p.RequestID, ModelRevision: m.info.Revision, Rows: len(rows)},
+		Timestamp:   time.Now().UTC().Format(time.RFC3339Nano),
+	})
+	if err != nil {
+		return fmt.Errorf("encode prediction: %w", err)
+	}
+	if err := w.finish(ctx, t, p, body, nil); err != nil {
+		return err
+	}
+	log.Info("task done", "outcome", "succeeded", "rows", len(rows), "queue_wait_ms", start.UnixMilli()-p.EnqueuedAt,
+		"duration_us", time.Since(start).Microseconds())
+	return nil
+}
+
+type predictResponse struct {
+	ModelID     string   `json:"model_id"`
+	Predictions any      `json:"predictions"`
+	Metadata    metadata `json:"metadata"`
+	Timestamp   string   `json:"timestamp"`
+}
+
+type metadata struct {
+	APIVersion    string `json:"api_version"`
+	RequestID     string `json:"request_id"`
+	ModelRevision string `json:"model_revision"`
+	Rows          int    `json:"rows"`
+}
+
+// abandoned decides whether nobody wants this task's result any more: a sync
+// caller whose deadline passed without the API detaching the job (so the
+// caller was never told to poll), or a job its tenant canceled. Only late or
+// retried tasks pay a Redis read for it.
+func (w *Worker) abandoned(ctx context.Context, p jobs.PredictPayload) (*jobs.Error, error) {
+	if retried, _ := asynq.GetRetryCount(ctx); retried > 0 {
+		b, err := w.rdb.Get(ctx, jobs.JobKey(p.RequestID)).Bytes()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return nil, err
+		}
+		var rec jobs.JobRecord
+		if err == nil && json.Unmarshal(b, &rec) == nil && rec.CanceledAt != 0 {
+			return &jobs.Error{Code: codeCanceled, Detail: "The job was canceled."}, nil
+		}
+	}
+	if p.Deadline == 0 || time.Now().UnixMilli() <= p.Deadline {
+		return nil, nil
+	}
+	n, err := w.rdb.Exists(ctx, jobs.DetachedKey(p.RequestID)).Result()
+	if err != nil {
+		return nil, err
+	}
+	if n == 1 {
+		return nil, nil
+	}
+	return &jobs.Error{Code: codeCallerGone, Detail: "The caller stopped waiting before a worker was free; submit it as an async job to let it run."}, nil
+}
+
+// parseInputs validates the caller's inputs (one object, or a list of up to
+// the model's max_batch_size objects) against the loaded model's schema.
+func parseInputs(m loaded, raw json.RawMessage) (rows []jobs.Row, list bool, _ *jobs.Error) {
+	var objs []map[string]any
+	raw = bytes.TrimSpace(raw)
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if len(raw) > 0 && raw[0] == '[' {
+		list = true
+		if err := dec.Decode(&objs); err != nil {
+			return nil, true, &jobs.Error{Code: codeInvalidInput, Detail: "inputs must be an object or a list of objects."}
+		}
+	} else {
+		var one map[string]any
+		if err := dec.Decode(&one); err != nil || one == nil {
+			return nil, false, &jobs.Error{Code: codeInvalidInput, Detail: "inputs must be an object or a list of objects."}
+		}
+		objs = []map[string]any{one}
+	}
+	if len(objs) == 0 || len(objs) > m.spec.MaxBatchSize {
+		return nil, list, &jobs.Error{Code: codeInvalidInput, Detail: fmt.Sprintf("inputs must hold 1 to %d rows, not %d.", m.spec.MaxBatchSize, len(objs))}
+	}
+	schema := &m.info.Schema
+	rows = make([]jobs.Row, len(objs))
+	var all []jobs.FieldError
+	for i, obj := range objs {
+		row, errs := schema.Validate(obj)
+		for _, e := range errs {
+			if list {
+				e.Row = &i
+			}
+			all = append(all, e)
+		}
+		rows[i] = row
+	}
+	if all != nil {
+		return nil, list, &jobs.Error{Code: codeInvalidInput, Detail: "Some inputs do not match the model's schema.", Fields: all}
+	}
+	return rows, list, nil
+}
+
+// finish stores the outcome as the task's result, tells a waiting API
+// process, and turns a failure into a final (not retried) task error.
+func (w *Worker) finish(ctx context.Context, t *asynq.Task, p jobs.PredictPayload, body []byte, fail *jobs.Error) error {
+	b, err := json.Marshal(jobs.Outcome{RequestID: p.RequestID, Body: body, Error: fail})
+	if err != nil {
+		return err
+	}
+	if _, err := t.ResultWriter().Write(b); err != nil {
+		return fmt.Errorf("store result of %s: %w", p.RequestID, err)
+	}
+	if p.ReplyTo != "" {
+		if err := w.rdb.Publish(ctx, p.ReplyTo, b).Err(); err != nil {
+			// The result is stored; a caller that misses this reads it by id.
+			w.log.Warn("reply publish failed", "request_id", p.RequestID, "err", err.Error())
+		}
+	}
+	if fail != nil {
+		return fmt.Errorf("%s: %w", fail.Code, asynq.SkipRetry)
+	}
+	return nil
+}

@@ -1,0 +1,140 @@
+package worker
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// wakeHook is a go-redis hook on the client handed to asynq. asynq v0.26
+// polls: after a round in which every queue was empty it sleeps
+// TaskCheckInterval. The hook watches asynq's dequeue script; when a whole
+// round came back empty it blocks on the pool's wake list (BLPOP, up to
+// timeout) before letting the round end, so an idle worker costs a few Redis
+// commands a second and wakes within a round trip of the API's push. It also
+// pauses after dequeue errors, since asynq retries those without sleeping
+// and would spin while Redis is down.
+type wakeHook struct {
+	rdb     redis.UniversalClient
+	key     string
+	queues  int
+	timeout time.Duration
+	ctx     context.Context // canceled at shutdown so no BLPOP outlives it
+
+	mu    sync.Mutex
+	empty map[string]bool // queues found empty since the last task or block
+	fails int
+	wakes func() // counts wake-ups; for metrics and tests
+}
+
+func (h *wakeHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+
+func (h *wakeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+	return next
+}
+
+func (h *wakeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+	return func(ctx context.Context, cmd redis.Cmder) error {
+		q, ok := dequeueQueue(cmd)
+		if !ok {
+			return next(ctx, cmd)
+		}
+		err := next(ctx, cmd)
+		switch {
+		case err == nil:
+			h.reset(0)
+		case errors.Is(err, redis.Nil):
+			if h.roundEmpty(q) {
+				h.block()
+			}
+		case strings.HasPrefix(err.Error(), "NOSCRIPT"):
+			// go-redis retries with EVAL; not a failure.
+		default:
+			h.pause()
+		}
+		return err
+	}
+}
+
+func (h *wakeHook) reset(fails int) {
+	h.mu.Lock()
+	clear(h.empty)
+	h.fails = fails
+	h.mu.Unlock()
+}
+
+func (h *wakeHook) roundEmpty(q string) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.fails = 0
+	h.empty[q] = true
+	if len(h.empty) < h.queues {
+		return false
+	}
+	clear(h.empty)
+	return true
+}
+
+func (h *wakeHook) block() {
+	// go-redis does not interrupt a blocking command when its context is
+	// canceled, so block in slices of at most a second to honour shutdown.
+	deadline := time.Now().Add(h.timeout)
+	for h.ctx.Err() == nil {
+		left := time.Until(deadline)
+		if left <= 0 {
+			return
+		}
+		err := h.rdb.BLPop(h.ctx, min(left, time.Second), h.key).Err()
+		switch {
+		case err == nil:
+			if h.wakes != nil {
+				h.wakes()
+			}
+			return
+		case errors.Is(err, redis.Nil):
+		default:
+			if h.ctx.Err() == nil {
+				h.pause()
+			}
+			return
+		}
+	}
+}
+
+// pause backs off 50ms, 100ms, ... up to 1s while dequeues keep failing.
+func (h *wakeHook) pause() {
+	h.mu.Lock()
+	h.fails++
+	d := time.Duration(h.fails) * 50 * time.Millisecond
+	h.mu.Unlock()
+	select {
+	case <-time.After(min(d, time.Second)):
+	case <-h.ctx.Done():
+	}
+}
+
+// dequeueQueue recognises asynq v0.26's dequeue script by its keys
+// (asynq:{q}:pending, :paused, :active, :lease) and returns the queue name.
+func dequeueQueue(cmd redis.Cmder) (string, bool) {
+	args := cmd.Args()
+	if len(args) < 7 {
+		return "", false
+	}
+	if name, _ := args[0].(string); name != "evalsha" && name != "eval" {
+		return "", false
+	}
+	if n, _ := args[2].(int); n != 4 {
+		return "", false
+	}
+	pending, _ := args[3].(string)
+	lease, _ := args[6].(string)
+	q, ok := strings.CutSuffix(pending, "}:pending")
+	if !ok || !strings.HasPrefix(q, "asynq:{") || !strings.HasSuffix(lease, "}:lease") {
+		return "", false
+	}
+	return strings.TrimPrefix(q, "asynq:{"), true
+}

@@ -1,0 +1,316 @@
+package worker
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/internal/redisconn"
+	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/jobs"
+)
+
+// Model is a loaded model as the worker runs it.
+type Model interface {
+	// Info is the model's public contract; the worker publishes it.
+	Info() jobs.ModelInfo
+	// Predict scores validated rows, returning one JSON-ready value per row.
+	Predict(rows []jobs.Row) ([]any, error)
+}
+
+// LoadFunc loads the model a registry entry names. Errors that carry a
+// readiness reason implement Reason() string (see NotReady).
+type LoadFunc func(ctx context.Context, spec registry.Spec) (Model, error)
+
+// NotReady is an error with a machine-readable readiness reason, such as
+// hf_token_missing or pickle_refused:21.
+type NotReady struct {
+	Reason string
+	Err    error
+}
+
+func (e *NotReady) Error() string { return e.Reason + ": " + e.Err.Error() }
+func (e *NotReady) Unwrap() error { return e.Err }
+
+// Worker runs one pool's models behind its queues.
+type Worker struct {
+	cfg  Config
+	rdb  redis.UniversalClient
+	load LoadFunc
+	log  *slog.Logger
+	wake *wakeHook
+
+	mu      sync.RWMutex
+	models  map[string]loaded
+	state   string
+	reasons []string
+	started time.Time
+	wakeups atomic.Int64
+}
+
+type loaded struct {
+	spec  registry.Spec
+	model Model
+	info  jobs.ModelInfo
+}
+
+// New builds a worker. rdb is dedicated to it: New adds the wake hook to it.
+func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger) (*Worker, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	w := &Worker{cfg: cfg, rdb: rdb, load: load, log: log.With("worker_id", cfg.ID, "pool", cfg.Pool),
+		models: map[string]loaded{}, state: jobs.StateStarting, started: time.Now().UTC()}
+	return w, nil
+}
+
+// Run prepares the worker, consumes its pool's queues once ready, and drains
+// when ctx ends. It returns after the drain.
+func (w *Worker) Run(ctx context.Context) error {
+	hookCtx, stopHook := context.WithCancel(context.Background())
+	defer stopHook()
+	w.wake = &wakeHook{rdb: w.rdb, key: jobs.WakeKey(w.cfg.Pool), queues: len(jobs.Queues(w.cfg.Pool)),
+		timeout: w.cfg.WakeTimeout, ctx: hookCtx, empty: map[string]bool{}, wakes: func() { w.wakeups.Add(1) }}
+	w.rdb.AddHook(w.wake)
+
+	hbDone := make(chan struct{})
+	hbCtx, stopHB := context.WithCancel(context.Background())
+	go func() { defer close(hbDone); w.heartbeatLoop(hbCtx) }()
+	defer func() { stopHB(); <-hbDone; w.removeHeartbeat() }()
+
+	if !w.waitReady(ctx) {
+		return nil
+	}
+	srv := asynq.NewServerFromRedisClient(w.rdb, asynq.Config{
+		Concurrency:       w.cfg.Concurrency,
+		Queues:            jobs.Queues(w.cfg.Pool),
+		TaskCheckInterval: w.cfg.PollInterval,
+		ShutdownTimeout:   w.cfg.ShutdownTimeout,
+		Logger:            asynqLogger{w.log.With("component", "asynq")},
+		LogLevel:          asynq.WarnLevel,
+		BaseContext:       func() context.Context { return context.Background() },
+	})
+	mux := asynq.NewServeMux()
+	mux.HandleFunc(jobs.TypePredict, w.handlePredict)
+	if err := srv.Start(mux); err != nil {
+		return fmt.Errorf("start asynq server: %w", err)
+	}
+	w.log.Info("worker consuming", "queues", jobs.Queues(w.cfg.Pool), "models", w.modelIDs())
+
+	reload := time.NewTicker(5 * time.Second)
+	defer reload.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			w.setState(jobs.StateDraining, nil)
+			w.log.Info("worker draining", "timeout", w.cfg.ShutdownTimeout.String())
+			stopHook() // end a blocked BLPOP now rather than at its timeout
+			srv.Shutdown()
+			w.log.Info("worker stopped")
+			return nil
+		case <-reload.C:
+			w.prepare(ctx) // picks up models applied to the registry later
+		}
+	}
+}
+
+// waitReady retries prepare with doubling backoff until it reports no
+// reason, or ctx ends (then it returns false).
+func (w *Worker) waitReady(ctx context.Context) bool {
+	backoff := w.cfg.RetryInterval
+	for {
+		reasons := w.prepare(ctx)
+		if len(reasons) == 0 {
+			w.setState(jobs.StateReady, nil)
+			return true
+		}
+		w.setState(jobs.StateNotReady, reasons)
+		w.log.Warn("worker not ready", "reasons", reasons, "retry_in", backoff.String())
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 30*time.Second)
+	}
+}
+
+// prepare checks Redis and loads every model of the pool not yet loaded at
+// its registered revision, publishing each one's info. It returns the
+// reasons the worker cannot serve its whole pool.
+func (w *Worker) prepare(ctx context.Context) []string {
+	if err := redisconn.Ping(ctx, w.rdb); err != nil {
+		return []string{"redis_unreachable"}
+	}
+	specs, err := registry.List(ctx, w.rdb)
+	if err != nil {
+		return []string{"redis_unreachable"}
+	}
+	var reasons []string
+	n := 0
+	for _, spec := range specs {
+		if spec.Pool != w.cfg.Pool {
+			continue
+		}
+		n++
+		if cur, ok := w.model(spec.ID); ok && cur.spec == spec {
+			continue
+		}
+		start := time.Now()
+		m, err := w.load(ctx, spec)
+		if err != nil {
+			reason := "model_load_failed:" + spec.ID
+			if nr := (*NotReady)(nil); errors.As(err, &nr) {
+				reason = nr.Reason
+			}
+			reasons = append(reasons, reason)
+			w.log.Error("model load failed", "model_id", spec.ID, "source", spec.Source, "reason", reason, "err", err.Error())
+			continue
+		}
+		info := m.Info()
+		info.ID, info.Name = spec.ID, spec.Name
+		b, _ := json.Marshal(info)
+		if err := w.rdb.Set(ctx, jobs.ModelInfoKey(spec.ID), b, 0).Err(); err != nil {
+			return []string{"redis_unreachable"}
+		}
+		w.mu.Lock()
+		w.models[spec.ID] = loaded{spec: spec, model: m, info: info}
+		w.mu.Unlock()
+		w.log.Info("model loaded", "model_id", spec.ID, "revision", info.Revision, "duration_ms", time.Since(start).Milliseconds())
+	}
+	if n == 0 {
+		reasons = append(reasons, "no_models_in_pool")
+	}
+	return reasons
+}
+
+func (w *Worker) model(id string) (loaded, bool) {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	m, ok := w.models[id]
+	return m, ok
+}
+
+func (w *Worker) modelIDs() []string {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	ids := make([]string, 0, len(w.models))
+	for id := range w.models {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	return ids
+}
+
+func (w *Worker) setState(state string, reasons []string) {
+	w.mu.Lock()
+	w.state, w.reasons = state, reasons
+	w.mu.Unlock()
+}
+
+// Heartbeat returns what the worker says of itself now.
+func (w *Worker) Heartbeat() jobs.Heartbeat {
+	host, _ := os.Hostname()
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	hb := jobs.Heartbeat{WorkerID: w.cfg.ID, Pool: w.cfg.Pool, Host: host, State: w.state,
+		Reasons: w.reasons, StartedAt: w.started, SeenAt: time.Now().UTC(), Models: []jobs.ModelStatus{}}
+	for id, m := range w.models {
+		hb.Models = append(hb.Models, jobs.ModelStatus{ID: id, Revision: m.info.Revision, Loaded: true})
+	}
+	slices.SortFunc(hb.Models, func(a, b jobs.ModelStatus) int { return cmp.Compare(a.ID, b.ID) })
+	return hb
+}
+
+func (w *Worker) heartbeatLoop(ctx context.Context) {
+	t := time.NewTicker(jobs.HeartbeatInterval)
+	defer t.Stop()
+	for {
+		w.beat(ctx)
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+func (w *Worker) beat(ctx context.Context) {
+	hb := w.Heartbeat()
+	b, _ := json.Marshal(hb)
+	now := time.Now()
+	_, err := w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, jobs.HeartbeatKey(hb.WorkerID), b, jobs.HeartbeatTTL)
+		p.ZAdd(ctx, jobs.WorkersKey, redis.Z{Score: float64(now.UnixMilli()), Member: hb.WorkerID})
+		p.ZRemRangeByScore(ctx, jobs.WorkersKey, "-inf", fmt.Sprint(now.Add(-time.Minute).UnixMilli()))
+		return nil
+	})
+	if err != nil && ctx.Err() == nil {
+		w.log.Debug("heartbeat failed", "err", err.Error())
+	}
+}
+
+func (w *Worker) removeHeartbeat() {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	w.rdb.Del(ctx, jobs.HeartbeatKey(w.cfg.ID))
+	w.rdb.ZRem(ctx, jobs.WorkersKey, w.cfg.ID)
+}
+
+// HealthHandler serves /livez (the process is sound) and /readyz (the worker
+// consumes; otherwise 503 with its reasons).
+func (w *Worker) HealthHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /livez", func(rw http.ResponseWriter, _ *http.Request) {
+		writeJSON(rw, http.StatusOK, map[string]any{"status": "alive", "worker_id": w.cfg.ID})
+	})
+	mux.HandleFunc("GET /readyz", func(rw http.ResponseWriter, _ *http.Request) {
+		hb := w.Heartbeat()
+		code := http.StatusOK
+		if hb.State != jobs.StateReady {
+			code = http.StatusServiceUnavailable
+		}
+		writeJSON(rw, code, map[string]any{"status": hb.State, "reasons": nonNil(hb.Reasons),
+			"worker_id": hb.WorkerID, "pool": hb.Pool, "models": hb.Models})
+	})
+	return mux
+}
+
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+func writeJSON(rw http.ResponseWriter, code int, v any) {
+	rw.Header().Set("Content-Type", "application/json")
+	rw.WriteHeader(code)
+	_ = json.NewEncoder(rw).Encode(v)
+}
+
+// asynqLogger adapts slog to asynq's Logger.
+type asynqLogger struct{ l *slog.Logger }
+
+func (a asynqLogger) Debug(args ...any) { a.l.Debug(fmt.Sprint(args...)) }
+func (a asynqLogger) Info(args ...any)  { a.l.Info(fmt.Sprint(args...)) }
+func (a asynqLogger) Warn(args ...any)  { a.l.Warn(fmt.Sprint(args...)) }
+func (a asynqLogger) Error(args ...any) { a.l.Error(fmt.Sprint(args...)) }
+func (a asynqLogger) Fatal(args ...any) { a.l.Error(fmt.Sprint(args...), "fatal", true) }
+
+// Wakeups counts how often an idle worker was woken by the API's push rather
+// than by its fallback poll.
+func (w *Worker) Wakeups() int64 { return w.wakeups.Load() }
