@@ -38,6 +38,6 @@
 // ErrOffline when something is missing; when the Hub is unreachable
 // (ErrUnreachable) Snapshot also falls back to a complete cached snapshot.
 //
-// The locking uses flock(2), so the package builds on unix only. It must never
+// The locking uses flock(2): the package builds on Linux and macOS, not Windows. It must never
 // import api/, Redis or asynq; the token comes from a func so it can rotate.
 package hub
