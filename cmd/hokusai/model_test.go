@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -196,6 +197,6 @@ func Example_modelPredict() {
 	if err := json.Unmarshal(out.Bytes(), &p); err != nil {
 		panic(err)
 	}
-	os.Stdout.WriteString(strings.Join([]string{p.Recommendation, strings.Join(p.Factors, ", ")}, ": ") + "\n")
+	fmt.Printf("%s: %s\n", p.Recommendation, strings.Join(p.Factors, ", "))
 	// Output: Hot: Engagement score (+), Budget confirmed (+), Demo requested (+)
 }
