@@ -1,0 +1,114 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/redistest"
+)
+
+var srv *redistest.Server
+
+func TestMain(m *testing.M) { redistest.Main(m, &srv) }
+
+var echoParam = regexp.MustCompile(`:([a-z_]+)`)
+
+// The route table and /openapi.json describe the same surface, both ways,
+// and every documented route is served (never the router's 404 or 405).
+func TestRoutesMatchOpenAPI(t *testing.T) {
+	rdb := redistest.Client(t, srv)
+	key, _, err := apikey.Create(t.Context(), rdb, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := NewServer(Config{}, rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- s.Run(ctx, ln) }()
+	t.Cleanup(func() { cancel(); <-done })
+	base := "http://" + ln.Addr().String()
+
+	resp, err := http.Get(base + "/openapi.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		OpenAPI string                                `json:"openapi"`
+		Paths   map[string]map[string]json.RawMessage `json:"paths"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if !strings.HasPrefix(doc.OpenAPI, "3.") {
+		t.Errorf("openapi version %q, want 3.x", doc.OpenAPI)
+	}
+	var documented, served []string
+	for path, ops := range doc.Paths {
+		for method := range ops {
+			documented = append(documented, strings.ToUpper(method)+" "+path)
+		}
+	}
+	for _, r := range routes {
+		served = append(served, r.Method+" "+echoParam.ReplaceAllString(r.Path, "{$1}"))
+	}
+	sort.Strings(documented)
+	sort.Strings(served)
+	if diff := cmp.Diff(documented, served); diff != "" {
+		t.Errorf("openapi.json (-) and the route table (+) differ:\n%s", diff)
+	}
+
+	for _, op := range documented {
+		method, path, _ := strings.Cut(op, " ")
+		req, _ := http.NewRequest(method, base+strings.ReplaceAll(path, "{id}", "21"), strings.NewReader(`{"inputs": {}}`))
+		req.Header.Set("X-API-Key", key)
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s: %v", op, err)
+		}
+		var body struct {
+			Code string `json:"code"`
+		}
+		_ = json.NewDecoder(resp.Body).Decode(&body)
+		resp.Body.Close()
+		if body.Code == CodeNotFound || body.Code == CodeMethodNotAllowed || resp.StatusCode >= 500 && resp.StatusCode != 503 {
+			t.Errorf("%s answered %d %s: the documented route is not served", op, resp.StatusCode, body.Code)
+		}
+	}
+}
+
+func TestParsePrefer(t *testing.T) {
+	for _, tc := range []struct {
+		in   []string
+		want preferences
+	}{
+		{[]string{"respond-async"}, preferences{async: true}},
+		{[]string{"wait=5"}, preferences{wait: 5e9}},
+		{[]string{"respond-async, wait=0.5"}, preferences{async: true, wait: 5e8}},
+		{[]string{"handling=lenient", "Wait=2"}, preferences{wait: 2e9}},
+		{[]string{"wait=-1", "wait=abc"}, preferences{}},
+	} {
+		if got := parsePrefer(tc.in); got != tc.want {
+			t.Errorf("parsePrefer(%q) = %+v, want %+v", tc.in, got, tc.want)
+		}
+	}
+}
