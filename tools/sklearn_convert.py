@@ -32,7 +32,9 @@ error saying so.
 Splits: sklearn sends x <= t left, comparing float32 inputs with a float64
 threshold; XGBoost sends x < t' left with a float32 threshold. t' is the
 float32 just above the largest float32 not greater than t, which makes the
-two tests agree for every float32 input. These sklearn versions do not
+two tests agree for every float32 input. Leaves and the base score are
+float32 in the file, so outputs match sklearn to float32 precision. These
+sklearn versions do not
 accept missing values; here a missing value (NaN) follows the child that saw
 more training samples, and a linear model treats it as 0 (xgboost gblinear).
 """
@@ -57,7 +59,8 @@ def xgb_threshold(t):
 
 
 def f32(v):
-    """Shortest text that reads back as the same float32, as xgboost writes it."""
+    """v rounded to float32, as the Python float whose shortest text reads
+    back as that float32 (xgboost stores float32 values)."""
     return float(np.format_float_positional(np.float32(v), unique=True, trim="-")) if np.isfinite(v) else float(v)
 
 
