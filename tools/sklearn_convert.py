@@ -34,9 +34,9 @@ threshold; XGBoost sends x < t' left with a float32 threshold. t' is the
 float32 just above the largest float32 not greater than t, which makes the
 two tests agree for every float32 input. Leaves and the base score are
 float32 in the file, so outputs match sklearn to float32 precision. These
-sklearn versions do not
-accept missing values; here a missing value (NaN) follows the child that saw
-more training samples, and a linear model treats it as 0 (xgboost gblinear).
+sklearn versions do not accept missing values; here a missing value (NaN)
+follows the child that saw more training samples, and a linear model treats
+it as 0 (xgboost gblinear).
 """
 import json
 import sys
