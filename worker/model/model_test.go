@@ -453,3 +453,45 @@ func BenchmarkPredictDemo(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*len(rows)), "ns/row")
 }
+
+// TestFormats loads folders in every model file format and checks the head
+// reports what the bare engine computes.
+func TestFormats(t *testing.T) {
+	tests := []struct {
+		name, src, format string
+		features          int
+	}{
+		{"xgboost ubj", filepath.Join(xgbFixes, "binary_logistic.ubj"), FormatXGBoostUBJ, 6},
+		{"xgboost json, format from extension", filepath.Join(xgbFixes, "dart_logistic.json"), "", 6},
+		{"lightgbm text", "tree/testdata/lightgbm/binary_v3.txt", FormatLightGBMText, 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := map[string]any{"task": "lead-scoring", "model_file": filepath.Base(tt.src), "features": numberFeatures(tt.features)}
+			if tt.format != "" {
+				cfg["format"] = tt.format
+			}
+			m, err := Load(writeFolder(t, cfg, tt.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			bare, err := tree.Load(tt.src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			X := []float32{-1, 0.2, 2, 0.7, -0.3, float32(math.NaN()), 1.5, -2, 0, 0.1, 0.9, -0.6}
+			X = X[:len(X)/tt.features*tt.features]
+			preds, err := m.PredictFeatures(X)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := make([]float64, len(preds))
+			bare.PredictBlock(X, want)
+			for i, p := range preds {
+				if p.ConversionProbability != want[i] {
+					t.Errorf("row %d: probability %v, engine %v", i, p.ConversionProbability, want[i])
+				}
+			}
+		})
+	}
+}
