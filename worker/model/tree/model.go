@@ -361,16 +361,17 @@ func argmax(o []float64) float64 {
 // allocate.
 type scratch struct {
 	margins []float64  // blockRows x NumOutputs
-	path    []pathElem // TreeSHAP unique paths
+	path    []pathElem // TreeSHAP: distinct features on the path
+	g       []float64  // TreeSHAP: products per quadrature point
 }
 
 func (m *Model) getScratch() *scratch {
 	if s, ok := m.scratch.Get().(*scratch); ok {
 		return s
 	}
-	d := m.maxDepth + 2
 	return &scratch{
 		margins: make([]float64, blockRows*m.numOutputs),
-		path:    make([]pathElem, (d+1)*(d+2)/2),
+		path:    make([]pathElem, m.maxDepth+1),
+		g:       make([]float64, m.maxDepth/2+2),
 	}
 }

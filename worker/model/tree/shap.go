@@ -1,20 +1,37 @@
 package tree
 
-// Path-dependent TreeSHAP (Lundberg et al., "Consistent Individualized
-// Feature Attribution for Tree Ensembles", algorithm 2), with node covers as
-// the background distribution, the definition xgboost's pred_contribs=True
-// uses.
+import "math"
 
-// pathElem is one feature on the unique path from the root to the current
-// node: the fraction of cover that flows along the path when the feature is
-// unknown (zero) or known (one), and the permutation weight of the subset
-// sizes.
+// Path-dependent TreeSHAP (Lundberg et al., "Consistent Individualized
+// Feature Attribution for Tree Ensembles") with node covers as the
+// background distribution: the definition xgboost's pred_contribs=True
+// computes.
+//
+// Along the path from the root to a leaf, each distinct feature j carries
+// z_j, the share of cover that flows down the path when j is unknown, and
+// o_j, 1 if the row itself follows the path at j's splits and 0 otherwise
+// (a feature split on again multiplies into its entry). With n distinct
+// features, the Shapley value of feature k for that leaf (value v) is
+//
+//	v * (o_k - z_k) * sum over S of |S|!(n-|S|-1)!/n! * prod_{j in S} o_j * prod_{j not in S, j != k} z_j
+//	  = v * (o_k - z_k) * integral_0^1 prod_{j != k} (z_j + (o_j - z_j) s) ds
+//
+// because the weights are the Beta integrals of s^|S| (1-s)^(n-1-|S|).
+// The integrand is a polynomial of degree n-1, so Gauss-Legendre
+// quadrature with ceil(n/2) points gives it exactly (as in Linear TreeShap,
+// Yu et al. 2022). That replaces the original algorithm's permutation
+// weights and their O(n^2) unwinding at every leaf with a product per
+// quadrature point and one division per feature and point.
+
+// pathElem is one distinct feature on the current root-to-node path.
 type pathElem struct {
 	feature int32
-	zero    float64
-	one     float64
-	weight  float64
+	zero    float64 // z: cover share when the feature is unknown
+	one     float64 // o: 1 if the row follows the path at this feature, else 0
 }
+
+// quadPoint is a Gauss-Legendre node s on [0, 1] with its weight.
+type quadPoint struct{ s, w float64 }
 
 // Contributions writes per-feature contributions of row x into out, which
 // must hold NumOutputs()*(NumFeatures()+1) values: for each output, one
@@ -45,11 +62,11 @@ func (m *Model) Contributions(x []float32, out []float64) {
 	}
 	s := m.getScratch()
 	defer m.scratch.Put(s)
-	w := shapWalk{m: m, x: x, path: s.path}
+	w := shapWalk{m: m, x: x, path: s.path, g: s.g}
 	for _, t := range m.trees {
 		w.phi = out[int(t.group)*stride : int(t.group)*stride+stride]
 		w.phi[m.numFeatures] += m.mean[t.root]
-		w.visit(t.root, 0, 0, 1, 1, -1)
+		w.visit(t.root, 0)
 	}
 }
 
@@ -57,23 +74,17 @@ type shapWalk struct {
 	m    *Model
 	x    []float32
 	phi  []float64
-	path []pathElem
+	path []pathElem // distinct features on the path, maxDepth long
+	g    []float64  // per quadrature point products, maxDepth/2+1 long
 }
 
-// visit handles node i. The parent's unique path is path[off : off+n];
-// this node's path is built right after it, extended by the feature the
-// parent split on (pf) with fractions pz and po.
-func (w *shapWalk) visit(i int32, off, n int, pz, po float64, pf int32) {
+// visit handles node i, reached through the n distinct features in
+// w.path[:n]. Children change the path in place and restore it.
+func (w *shapWalk) visit(i int32, n int) {
 	m := w.m
-	path := w.path[off+n : off+2*n+1]
-	for j, e := range w.path[off : off+n] {
-		path[j] = e // a loop beats memmove for these few elements
-	}
-	extendPath(path, n, pz, po, pf)
-	last := n // index of the last element of path
 	nd := &m.nodes[i]
 	if nd.left == i {
-		w.leaf(path, last, m.value[i])
+		w.leaf(w.path[:n], m.value[i])
 		return
 	}
 	hot := m.step(i, w.x, 0)
@@ -81,107 +92,98 @@ func (w *shapWalk) visit(i int32, off, n int, pz, po float64, pf int32) {
 	if hot == nd.left {
 		cold = nd.right
 	}
-	hz, cz := m.frac[hot], m.frac[cold]
 	feat := int32(nd.feature & featureMask)
-	iz, io := 1.0, 1.0
-	// A feature split on earlier in the path is unwound so this split can
-	// redo it with the combined fractions.
-	for k := 1; k <= last; k++ {
-		if path[k].feature == feat {
-			iz, io = path[k].zero, path[k].one
-			unwindPath(path, last, k)
-			last--
-			break
+	for k := range n {
+		if e := &w.path[k]; e.feature == feat {
+			z, o := e.zero, e.one
+			e.zero, e.one = z*m.frac[hot], o
+			w.visit(hot, n)
+			e.zero, e.one = z*m.frac[cold], 0
+			w.visit(cold, n)
+			e.zero, e.one = z, o
+			return
 		}
 	}
-	next := off + n
-	w.visit(hot, next, last+1, hz*iz, io, feat)
-	w.visit(cold, next, last+1, cz*iz, 0, feat)
+	w.path[n] = pathElem{feature: feat, zero: m.frac[hot], one: 1}
+	w.visit(hot, n+1)
+	w.path[n] = pathElem{feature: feat, zero: m.frac[cold], one: 0}
+	w.visit(cold, n+1)
 }
 
-// recip[i] is 1/i: the path updates multiply instead of divide, which
-// is most of TreeSHAP's cost.
-var recip = func() (r [maxTreeDepth + 3]float64) {
-	for i := 1; i < len(r); i++ {
-		r[i] = 1 / float64(i)
+// leaf adds the contributions of the features on path for a leaf of value v.
+func (w *shapWalk) leaf(path []pathElem, v float64) {
+	if len(path) == 0 {
+		return
 	}
-	return r
-}()
-
-// extendPath appends (feature, zero, one) as path[n] and updates the
-// permutation weights of path[0..n].
-func extendPath(path []pathElem, n int, zero, one float64, feature int32) {
-	path[n] = pathElem{feature: feature, zero: zero, one: one}
-	if n == 0 {
-		path[0].weight = 1
-	}
-	invD := recip[n+1]
-	for i := n - 1; i >= 0; i-- {
-		w := path[i].weight * invD
-		path[i+1].weight += one * w * float64(i+1)
-		path[i].weight = zero * w * float64(n-i)
-	}
-}
-
-// unwindPath removes path[k] (last is the index of the final element),
-// undoing its extension.
-func unwindPath(path []pathElem, last, k int) {
-	one, zero := path[k].one, path[k].zero
-	d, invD := float64(last+1), recip[last+1]
-	next := path[last].weight
-	if one != 0 {
-		dOne := d / one
-		for i := last - 1; i >= 0; i-- {
-			t := path[i].weight
-			path[i].weight = next * dOne * recip[i+1]
-			next = t - path[i].weight*zero*float64(last-i)*invD
+	quad := gaussLegendre[(len(path)+1)/2]
+	g := w.g[:len(quad)]
+	for q, p := range quad {
+		prod := p.w
+		for _, e := range path {
+			prod *= e.zero + (e.one-e.zero)*p.s
 		}
-	} else {
-		dZero := d / zero
-		for i := last - 1; i >= 0; i-- {
-			path[i].weight *= dZero * recip[last-i]
-		}
+		g[q] = prod
 	}
-	// Weights stay where they were recomputed; only the split records move.
-	for i := k; i < last; i++ {
-		path[i].feature, path[i].zero, path[i].one = path[i+1].feature, path[i+1].zero, path[i+1].one
-	}
-}
-
-// leaf adds the contributions of the features on path (last is the index
-// of its final element) for a leaf of value v. Each feature's share is the
-// path's permutation weight with that feature unwound, times (one - zero).
-func (w *shapWalk) leaf(path []pathElem, last int, v float64) {
-	d := float64(last + 1)
-	// For a feature the row does not follow (one == 0) the unwound weight
-	// is d/zero * sum(weight[i]/(last-i)), and the zero cancels against
-	// (one - zero): all such features get the same -d*sum*v.
+	// Every feature the row does not follow has the factor z_k (1-s), and
+	// (o_k - z_k) = -z_k cancels z_k: they all get the same value.
 	cold, coldDone := 0.0, false
-	for k := 1; k <= last; k++ {
-		e := &path[k]
+	for _, e := range path {
 		if e.one == 0 {
 			if e.zero == 0 {
-				continue
+				continue // (o - z) is 0
 			}
 			if !coldDone {
-				for i := last - 1; i >= 0; i-- {
-					cold += path[i].weight * recip[last-i]
+				for q, p := range quad {
+					cold += g[q] / (1 - p.s)
 				}
-				cold *= -d * v
+				cold *= -v
 				coldDone = true
 			}
 			w.phi[e.feature] += cold
 			continue
 		}
-		// next(i-1) = weight(i) - next(i)*c(i) keeps the loop-carried
-		// chain to a multiply and a subtract.
-		next, total := path[last].weight, 0.0
-		dOne, zd := d/e.one, e.zero/e.one
-		for i := last - 1; i >= 0; i-- {
-			r := recip[i+1]
-			total += next * dOne * r
-			next = path[i].weight - next*zd*float64(last-i)*r
+		sum := 0.0
+		for q, p := range quad {
+			sum += g[q] / (e.zero + (e.one-e.zero)*p.s)
 		}
-		w.phi[e.feature] += total * (e.one - e.zero) * v
+		w.phi[e.feature] += v * (e.one - e.zero) * sum
 	}
+}
+
+// gaussLegendre[n] holds the n-point Gauss-Legendre rule on [0, 1], exact
+// for polynomials of degree 2n-1; paths are at most maxTreeDepth long.
+var gaussLegendre = func() [][]quadPoint {
+	rules := make([][]quadPoint, maxTreeDepth/2+2)
+	for n := 1; n < len(rules); n++ {
+		rules[n] = legendreRule(n)
+	}
+	return rules
+}()
+
+// legendreRule finds the roots of the Legendre polynomial P_n by Newton's
+// method from the usual cosine guesses, and maps nodes and weights from
+// [-1, 1] to [0, 1].
+func legendreRule(n int) []quadPoint {
+	rule := make([]quadPoint, n)
+	for i := range (n + 1) / 2 {
+		x := math.Cos(math.Pi * (float64(i) + 0.75) / (float64(n) + 0.5))
+		var dp float64
+		for range 100 {
+			// P_n(x) by the three-term recurrence; dp is P_n'(x).
+			p, prev := 1.0, 0.0
+			for j := 1; j <= n; j++ {
+				p, prev = (float64(2*j-1)*x*p-float64(j-1)*prev)/float64(j), p
+			}
+			dp = float64(n) * (x*p - prev) / (x*x - 1)
+			dx := p / dp
+			x -= dx
+			if math.Abs(dx) < 1e-16 {
+				break
+			}
+		}
+		w := 1 / ((1 - x*x) * dp * dp) // half the [-1, 1] weight
+		rule[i] = quadPoint{s: (1 - x) / 2, w: w}
+		rule[n-1-i] = quadPoint{s: (1 + x) / 2, w: w}
+	}
+	return rule
 }
