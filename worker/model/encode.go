@@ -3,9 +3,9 @@ package model
 import (
 	"fmt"
 	"math"
-	"slices"
 	"strings"
 	"unicode"
+	"unicode/utf8"
 
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
@@ -54,22 +54,60 @@ func (e *encoder) encode(v jobs.Value) (float32, error) {
 
 // textCode applies the keyword rules: the first keyword whose words appear
 // consecutively among the text's words gives the code. Matching whole words
-// keeps "cto" from matching inside "director".
+// keeps "cto" from matching inside "director". It does not allocate.
 func (e *encoder) textCode(text string) float32 {
-	words := splitWords(text)
 	for _, r := range e.rules {
-		for i := 0; i+len(r.words) <= len(words); i++ {
-			if slices.Equal(words[i:i+len(r.words)], r.words) {
+		for i := 0; ; {
+			start, end := nextWord(text, i)
+			if start == end {
+				break
+			}
+			if wordsAt(text, start, r.words) {
 				return r.code
 			}
+			i = end
 		}
 	}
 	return e.defaultCode
 }
 
-// splitWords lower-cases s and splits it into runs of letters and digits.
+// wordsAt reports whether the words of text from byte i on begin with
+// words (lower-case), ignoring case.
+func wordsAt(text string, i int, words []string) bool {
+	for _, w := range words {
+		start, end := nextWord(text, i)
+		if start == end || !strings.EqualFold(text[start:end], w) {
+			return false
+		}
+		i = end
+	}
+	return true
+}
+
+// nextWord returns the bounds of the first word (run of letters and
+// digits) of s at or after byte i; start == end when there is none.
+func nextWord(s string, i int) (start, end int) {
+	for i < len(s) {
+		r, n := utf8.DecodeRuneInString(s[i:])
+		if isWordRune(r) {
+			break
+		}
+		i += n
+	}
+	end = i
+	for end < len(s) {
+		r, n := utf8.DecodeRuneInString(s[end:])
+		if !isWordRune(r) {
+			break
+		}
+		end += n
+	}
+	return i, end
+}
+
+func isWordRune(r rune) bool { return unicode.IsLetter(r) || unicode.IsDigit(r) }
+
+// splitWords lower-cases s and splits it into words, as nextWord finds them.
 func splitWords(s string) []string {
-	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool {
-		return !unicode.IsLetter(r) && !unicode.IsDigit(r)
-	})
+	return strings.FieldsFunc(strings.ToLower(s), func(r rune) bool { return !isWordRune(r) })
 }

@@ -176,6 +176,8 @@ func TestTextRules(t *testing.T) {
 		want float32
 	}{
 		{"VP of Sales", 3},
+		{"sales/vp", 3},
+		{"Responsable Développement, HEAD", 2},
 		{"Vice-President, Marketing", 3},
 		{"chief executive officer", 3},
 		{"Director of Engineering", 2},
