@@ -276,7 +276,7 @@ func modelBench(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	e := m.engine
 	nf, k := e.NumFeatures(), e.NumOutputs()
 	X := syntheticRows(*nrows, nf)
-	fmt.Fprintf(stdout, "model %s: %d features, %d outputs, %d trees, objective %s\n", path, nf, k, e.NumTrees(), e.Objective())
+	fmt.Fprintf(stdout, "model %s: features=%d outputs=%d trees=%d objective=%s\n", path, nf, k, e.NumTrees(), e.Objective())
 	fmt.Fprintf(stdout, "%d synthetic rows: standard normal values, 10%% missing\n", *nrows)
 
 	out := make([]float64, *nrows*e.PredictWidth())
