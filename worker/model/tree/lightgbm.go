@@ -92,6 +92,9 @@ func lightGBMModel(text string) (*Model, error) {
 	if err := lightGBMObjective(b.m, objective); err != nil {
 		return nil, err
 	}
+	if names := strings.Fields(header["feature_names"]); len(names) == maxFeature+1 {
+		b.m.names = names
+	}
 	if len(trees)%perIter != 0 {
 		return nil, fmt.Errorf("%d trees is not a whole number of iterations of %d", len(trees), perIter)
 	}

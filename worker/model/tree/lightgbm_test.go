@@ -85,6 +85,9 @@ func TestLightGBMMulticlass(t *testing.T) {
 	if m.NumFeatures() != 4 || m.NumOutputs() != 3 || m.PredictWidth() != 3 {
 		t.Fatalf("model shape = (%d, %d, %d)", m.NumFeatures(), m.NumOutputs(), m.PredictWidth())
 	}
+	if got := strings.Join(m.FeatureNames(), " "); got != "size industry score visits" {
+		t.Errorf("FeatureNames = %q", got)
+	}
 	// Trees interleave classes: trees 0 and 3 are class 0, 1 and 4 class
 	// 1, 2 and 5 class 2.
 	// class 0: tree 0: x1 in {1,3,33} ? 0.6 : (x0 <= 2.5 ? -0.4 : 0.2), None

@@ -15,6 +15,7 @@ type Model struct {
 	numFeatures int
 	numOutputs  int
 	baseMargin  []float64 // per output, added to every margin
+	names       []string  // feature names from the file, if it has them
 
 	// All trees' nodes share these slices; a tree is a root index into
 	// them. value and mean already include the tree's weight (dart,
@@ -104,6 +105,16 @@ func (m *Model) PredictWidth() int {
 // Objective names the training objective as the source file spells it, for
 // example "binary:logistic" or, for LightGBM, "binary sigmoid:1".
 func (m *Model) Objective() string { return m.objective }
+
+// FeatureNames returns the feature names stored in the model file
+// (xgboost feature_names, LightGBM feature_names), or nil when the file has
+// none.
+func (m *Model) FeatureNames() []string {
+	if m.names == nil {
+		return nil
+	}
+	return append([]string(nil), m.names...)
+}
 
 // NumTrees is the number of trees (0 for a linear model).
 func (m *Model) NumTrees() int { return len(m.trees) }

@@ -132,6 +132,9 @@ func xgboostModel(doc any) (*Model, error) {
 		return nil, err
 	}
 	b.m.transform = obj.transform
+	if v, _ := optMember(learner, "learner", "feature_names"); v != nil {
+		b.m.names = stringList(v, int(nf))
+	}
 	if err := xgboostBaseScore(b.m, param, obj.link); err != nil {
 		return nil, err
 	}
@@ -201,6 +204,21 @@ func xgboostModel(doc any) (*Model, error) {
 		return nil, fmt.Errorf("booster %q is not supported", kind)
 	}
 	return b.m, nil
+}
+
+// stringList returns v as n strings, or nil if it is anything else.
+func stringList(v any, n int) []string {
+	list, ok := v.([]any)
+	if !ok || len(list) != n {
+		return nil
+	}
+	names := make([]string, n)
+	for i, e := range list {
+		if names[i], ok = e.(string); !ok {
+			return nil
+		}
+	}
+	return names
 }
 
 func intMember(v any, path, key string, lo, hi int64) (int64, error) {

@@ -3,6 +3,7 @@ package tree
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -148,6 +149,7 @@ func TestXGBoost2Layout(t *testing.T) {
 		tm["split_type"] = make([]int, len(tm["left_children"].([]any)))
 	}
 	doc["version"] = []int{2, 1, 3}
+	learner["feature_names"] = []string{"a", "b", "c", "d", "e", "f"}
 	out, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)
@@ -155,6 +157,9 @@ func TestXGBoost2Layout(t *testing.T) {
 	m, err := LoadXGBoostJSON(strings.NewReader(string(out)))
 	if err != nil {
 		t.Fatal(err)
+	}
+	if got := strings.Join(m.FeatureNames(), ","); got != "a,b,c,d,e,f" {
+		t.Errorf("FeatureNames = %q", got)
 	}
 	g, X := readGolden(t, "binary_logistic")
 	checkGolden(t, m, g, X)
@@ -166,6 +171,49 @@ func TestLoadRefusesPickles(t *testing.T) {
 		_, err := Load(filepath.Join(t.TempDir(), name))
 		if !errors.Is(err, ErrPickle) {
 			t.Errorf("Load(%s) error = %v, want ErrPickle", name, err)
+		}
+	}
+}
+
+// TestConcurrentUse runs every evaluation path from several goroutines on
+// one Model (run with -race): the pooled scratch must not be shared.
+func TestConcurrentUse(t *testing.T) {
+	t.Parallel()
+	for _, name := range []string{"multi_softmax", "categorical"} {
+		m, err := Load(filepath.Join("testdata", "xgb", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		g, X := readGolden(t, name)
+		nf, k := m.NumFeatures(), m.NumOutputs()
+		done := make(chan error)
+		for range 4 {
+			go func() {
+				contrib := make([]float64, k*(nf+1))
+				block := make([]float64, g.Rows*m.PredictWidth())
+				for r := range g.Rows {
+					m.Contributions(X[r*nf:(r+1)*nf], contrib)
+					for i, c := range contrib {
+						if math.Abs(c-g.Contributions[r*len(contrib)+i]) > 1e-4 {
+							done <- fmt.Errorf("%s row %d: contribution %d = %v, want %v", name, r, i, c, g.Contributions[r*len(contrib)+i])
+							return
+						}
+					}
+				}
+				m.PredictBlock(X, block)
+				for i, p := range block {
+					if math.Abs(p-g.Predictions[i]) > 1e-5 {
+						done <- fmt.Errorf("%s: prediction %d = %v, want %v", name, i, p, g.Predictions[i])
+						return
+					}
+				}
+				done <- nil
+			}()
+		}
+		for range 4 {
+			if err := <-done; err != nil {
+				t.Error(err)
+			}
 		}
 	}
 }
