@@ -3,6 +3,7 @@ package model
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -42,4 +43,39 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("encode defaults: %v", err)
 		}
 	})
+}
+
+// FuzzTextRule checks the allocation-free keyword matcher against the
+// obvious one (split both into words, look for the keyword's words in a
+// row) on ASCII text, where lower-casing and case folding agree.
+func FuzzTextRule(f *testing.F) {
+	f.Add("VP of Sales", "vice president")
+	f.Add("Sr. Director, IT", "director it")
+	f.Add("cto", "c t o")
+	f.Fuzz(func(t *testing.T, text, keyword string) {
+		kw := splitWords(keyword)
+		if len(kw) == 0 || !isASCII(text) || !isASCII(keyword) {
+			return
+		}
+		e := encoder{rules: []compiledRule{{words: kw, code: 1}}}
+		words := splitWords(text)
+		want := float32(0)
+		for i := 0; i+len(kw) <= len(words); i++ {
+			if slices.Equal(words[i:i+len(kw)], kw) {
+				want = 1
+			}
+		}
+		if got := e.textCode(text); got != want {
+			t.Fatalf("textCode(%q) with keyword %q = %v, want %v", text, keyword, got, want)
+		}
+	})
+}
+
+func isASCII(s string) bool {
+	for i := range len(s) {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
 }
