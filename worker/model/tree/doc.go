@@ -3,10 +3,11 @@
 //
 // Every supported format (XGBoost JSON and UBJSON from Booster.save_model, in
 // the 1.x and 2.x layouts, with gbtree, dart and gblinear boosters; LightGBM
-// text models with header version=v3 or v4) compiles into one [Model]: flat
-// arrays of 16-byte nodes, children of every tree laid out in one slice,
-// missing-value default directions and categorical bitsets, trees grouped per
-// output, per-tree weights (dart) and a base margin per output. A linear
+// text models with header version=v3 or v4) compiles into one [Model]: one
+// flat array of 16-byte nodes for all trees, laid out breadth first with
+// sibling children adjacent, missing-value default directions and
+// categorical bitsets, trees grouped per output, per-tree weights (dart)
+// folded into the leaf values, and a base margin per output. A linear
 // booster keeps a weight per feature and output plus a bias.
 //
 // Loading:
@@ -22,8 +23,13 @@
 //
 //	m.MarginRow(x, margin)        // NumOutputs() raw scores
 //	m.PredictRow(x, pred)         // PredictWidth() transformed values
-//	m.PredictBlock(X, preds)      // n rows, row-major; no allocation per row
+//	m.MarginBlock(X, margins)     // n rows, row-major, NumOutputs() each
+//	m.PredictBlock(X, preds)      // n rows, row-major, PredictWidth() each
 //	m.Contributions(x, contribs)  // NumOutputs() x (NumFeatures()+1), bias last
+//
+// Metadata: NumFeatures, NumOutputs (classes for multi-class, else 1),
+// PredictWidth, Objective (as the file spells it), NumTrees and
+// FeatureNames (nil when the file has none).
 //
 // Outputs follow xgboost: margins are the sum of tree outputs (times the dart
 // tree weights) plus the base margin; PredictRow applies the objective's
@@ -32,8 +38,12 @@
 // are path-dependent TreeSHAP using node covers (xgboost sum_hessian,
 // LightGBM data counts), identical in definition to xgboost's
 // pred_contribs=True: per output, one value per feature plus the bias, summing
-// to the margin. A Model is immutable once loaded and safe for concurrent use;
-// the evaluation methods panic if a slice is shorter than documented, as
+// to the margin. For gblinear a feature contributes w*x (0 if missing) and
+// the bias holds the bias plus the base margin.
+//
+// None of the evaluation methods allocates once warm (per-call scratch is
+// pooled). A Model is immutable once loaded and safe for concurrent use.
+// The evaluation methods panic if a slice is shorter than documented, as
 // that is a programming error, never a data error.
 //
 // Split rules, per source format:

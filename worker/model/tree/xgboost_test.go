@@ -217,3 +217,30 @@ func TestConcurrentUse(t *testing.T) {
 		}
 	}
 }
+
+func TestEvaluationDoesNotAllocate(t *testing.T) {
+	// Not parallel: AllocsPerRun counts the whole process.
+	for _, name := range []string{"multi_softmax", "categorical", "gblinear_multi", "dart_logistic"} {
+		m, err := Load(filepath.Join("testdata", "xgb", name+".json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, X := readGolden(t, name)
+		nf, k := m.NumFeatures(), m.NumOutputs()
+		x := X[:nf]
+		margin := make([]float64, k)
+		pred := make([]float64, m.PredictWidth())
+		contrib := make([]float64, k*(nf+1))
+		block := make([]float64, len(X)/nf*m.PredictWidth())
+		for what, f := range map[string]func(){
+			"MarginRow":     func() { m.MarginRow(x, margin) },
+			"PredictRow":    func() { m.PredictRow(x, pred) },
+			"PredictBlock":  func() { m.PredictBlock(X, block) },
+			"Contributions": func() { m.Contributions(x, contrib) },
+		} {
+			if n := testing.AllocsPerRun(20, f); n != 0 {
+				t.Errorf("%s %s: %v allocations per call", name, what, n)
+			}
+		}
+	}
+}
