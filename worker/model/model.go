@@ -79,6 +79,10 @@ func (m *Model) check() error {
 	}
 	switch m.task {
 	case TaskLeadScoring, TaskRegression:
+		if m.task == TaskLeadScoring && !probabilityObjective(m.engine.Objective()) {
+			return fmt.Errorf("a lead-scoring model must predict a probability, but %s has objective %s; want binary:logistic, "+
+				"reg:logistic, a LightGBM binary objective, or a model converted by %s", m.modelFile, m.engine.Objective(), Converter)
+		}
 		if k != 1 {
 			return fmt.Errorf("a %s model needs one output, but %s has %d (objective %s)", m.task, m.modelFile, k, m.engine.Objective())
 		}
@@ -95,6 +99,19 @@ func (m *Model) check() error {
 		}
 	}
 	return nil
+}
+
+// probabilityObjective reports whether a model trained with objective (an
+// XGBoost name, or a LightGBM objective line) predicts a probability.
+// reg:squarederror is what tools/sklearn_convert.py writes for forests,
+// whose leaves hold probabilities.
+func probabilityObjective(objective string) bool {
+	name, _, _ := strings.Cut(objective, " ")
+	switch name {
+	case "binary:logistic", "reg:logistic", "reg:squarederror", "binary", "cross_entropy", "xentropy":
+		return true
+	}
+	return false
 }
 
 // revision identifies the folder's content: the first 12 bytes of the

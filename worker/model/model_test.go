@@ -304,6 +304,9 @@ func TestLoadRefuses(t *testing.T) {
 			"min and max apply only to number features"},
 		{"bad model file", func(h map[string]any) { h["model_file"] = "config.json"; h["format"] = "lightgbm-text" },
 			demoModel, "config.json as lightgbm-text"},
+		{"margin objective for lead scoring", func(h map[string]any) {
+			h["features"], h["model_file"] = numberFeatures(6), "binary_logitraw.json"
+		}, filepath.Join(xgbFixes, "binary_logitraw.json"), "must predict a probability, but binary_logitraw.json has objective binary:logitraw"},
 		{"two outputs for regression", func(h map[string]any) {
 			h["task"], h["features"], h["model_file"], h["head"] = "regression", numberFeatures(6), "multi_softprob.json", map[string]any{}
 		}, filepath.Join(xgbFixes, "multi_softprob.json"), "a regression model needs one output"},
