@@ -1,0 +1,167 @@
+package batchfile
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/hokusai-ai/inference-queue/jobs"
+)
+
+// IDColumn is the optional input column (or JSON key) carried through to
+// the results untouched, so callers can join results back to their leads.
+const IDColumn = "id"
+
+// Codes of row errors that come from the file rather than the schema.
+const (
+	CodeMalformedRow = "malformed_row"
+)
+
+// RowError is why one row of a batch was not scored.
+type RowError struct {
+	Code   string
+	Detail string
+	Fields []jobs.FieldError
+}
+
+// Decoder turns records into rows of one model's schema.
+type Decoder struct {
+	schema *jobs.Schema
+	// CSV: for each header column, the schema field it fills, -1 for the id
+	// column; absent is the list of fields no column names.
+	cols    []int
+	absent  []int
+	fields  []string
+	objects map[string]any
+}
+
+// NewCSVDecoder checks a CSV header against the schema: every column must
+// name an input or be the id column, and no column may repeat.
+func NewCSVDecoder(schema *jobs.Schema, header []string) (*Decoder, error) {
+	d := &Decoder{schema: schema, cols: make([]int, len(header))}
+	seen := make([]bool, len(schema.Fields))
+	hasID := false
+	var unknown []string
+	for c, name := range header {
+		name = strings.TrimSpace(strings.TrimPrefix(name, "\ufeff")) // Excel's BOM
+		if name == IDColumn {
+			if hasID {
+				return nil, fmt.Errorf("the header names the %q column twice", IDColumn)
+			}
+			d.cols[c], hasID = -1, true
+			continue
+		}
+		i := schema.Index(name)
+		if i < 0 {
+			unknown = append(unknown, strconv.Quote(name))
+			continue
+		}
+		if seen[i] {
+			return nil, fmt.Errorf("the header names column %q twice", name)
+		}
+		seen[i], d.cols[c] = true, i
+	}
+	if unknown != nil {
+		return nil, fmt.Errorf("the header has unknown columns %s; this model's inputs are %s, plus an optional %q",
+			strings.Join(unknown, ", "), fieldNames(schema), IDColumn)
+	}
+	for i, ok := range seen {
+		if !ok {
+			d.absent = append(d.absent, i)
+		}
+	}
+	return d, nil
+}
+
+// NewJSONDecoder decodes JSON objects, one a row.
+func NewJSONDecoder(schema *jobs.Schema) *Decoder { return &Decoder{schema: schema} }
+
+func fieldNames(s *jobs.Schema) string {
+	names := make([]string, len(s.Fields))
+	for i, f := range s.Fields {
+		names[i] = f.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+// CSV fills row (len(schema.Fields) values) from one CSV record and returns
+// its id, or why the row cannot be scored.
+func (d *Decoder) CSV(rec string, row jobs.Row) (string, *RowError) {
+	var err error
+	d.fields, err = SplitCSV(rec, d.fields)
+	if err != nil {
+		return "", &RowError{Code: CodeMalformedRow, Detail: err.Error()}
+	}
+	var id string
+	if len(d.fields) != len(d.cols) {
+		for c, col := range d.cols {
+			if col < 0 && c < len(d.fields) {
+				id = d.fields[c]
+			}
+		}
+		return id, &RowError{Code: CodeMalformedRow,
+			Detail: fmt.Sprintf("the row has %d fields but the header has %d", len(d.fields), len(d.cols))}
+	}
+	var errs []jobs.FieldError
+	for c, col := range d.cols {
+		if col < 0 {
+			id = d.fields[c]
+			continue
+		}
+		v, fe := d.schema.ParseText(col, d.fields[c])
+		if fe != nil {
+			errs = append(errs, *fe)
+			continue
+		}
+		row[col] = v
+	}
+	for _, col := range d.absent {
+		v, fe := d.schema.ParseText(col, "")
+		if fe != nil {
+			errs = append(errs, *fe)
+			continue
+		}
+		row[col] = v
+	}
+	if errs != nil {
+		return id, invalid(errs)
+	}
+	return id, nil
+}
+
+// JSON fills row from one JSON object (a JSONL line) and returns its id,
+// or why the row cannot be scored. A non-string id is kept as its JSON text.
+func (d *Decoder) JSON(line []byte, row jobs.Row) (string, *RowError) {
+	dec := json.NewDecoder(bytes.NewReader(line))
+	dec.UseNumber()
+	clear(d.objects)
+	if err := dec.Decode(&d.objects); err != nil || d.objects == nil || dec.More() {
+		return "", &RowError{Code: CodeMalformedRow, Detail: "the line is not one JSON object"}
+	}
+	var id string
+	if v, ok := d.objects[IDColumn]; ok {
+		delete(d.objects, IDColumn)
+		if s, ok := v.(string); ok {
+			id = s
+		} else {
+			b, _ := json.Marshal(v)
+			id = string(b)
+		}
+	}
+	r, errs := d.schema.Validate(d.objects)
+	if errs != nil {
+		return id, invalid(errs)
+	}
+	copy(row, r)
+	return id, nil
+}
+
+func invalid(errs []jobs.FieldError) *RowError {
+	parts := make([]string, len(errs))
+	for i, e := range errs {
+		parts[i] = e.Field + " " + e.Detail
+	}
+	return &RowError{Code: "invalid_input", Detail: strings.Join(parts, "; "), Fields: errs}
+}

@@ -1,0 +1,87 @@
+package batchfile
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/hokusai-ai/inference-queue/jobs"
+)
+
+func testSchema(t testing.TB) *jobs.Schema {
+	t.Helper()
+	var s jobs.Schema
+	err := json.Unmarshal([]byte(`{"fields": [
+		{"name": "company_size", "type": "number", "min": 0},
+		{"name": "demo_requested", "type": "boolean", "default": false},
+		{"name": "industry", "type": "category", "values": ["Technology", "Other"], "default": "Other"},
+		{"name": "decision_timeline", "type": "category", "values": ["Immediate", "1-3 months"], "required": true},
+		{"name": "title", "type": "text"}]}`), &s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &s
+}
+
+func TestCSVDecoder(t *testing.T) {
+	s := testSchema(t)
+	if _, err := NewCSVDecoder(s, []string{"company_size", "colour"}); err == nil || !strings.Contains(err.Error(), `"colour"`) {
+		t.Errorf("unknown column: err = %v", err)
+	}
+	if _, err := NewCSVDecoder(s, []string{"id", "title", "id"}); err == nil {
+		t.Error("a repeated id column was accepted")
+	}
+	d, err := NewCSVDecoder(s, []string{"\ufeffid", "company_size", "industry", "decision_timeline"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := make(jobs.Row, len(s.Fields))
+	id, rerr := d.CSV(`L-1,250,technology,"1-3 months"`, row)
+	if rerr != nil {
+		t.Fatalf("row error %+v", rerr)
+	}
+	want := jobs.Row{{Kind: jobs.KindNumber, Num: 250}, {Kind: jobs.KindBool}, {Kind: jobs.KindString, Str: "Technology"},
+		{Kind: jobs.KindString, Str: "1-3 months"}, {Kind: jobs.KindMissing}}
+	if id != "L-1" || !cmp.Equal(want, row, cmp.Comparer(sameValue)) {
+		t.Errorf("id %q row %+v", id, row)
+	}
+	for _, tc := range []struct{ rec, id, code, field string }{
+		{`L-2,-5,Other,Immediate`, "L-2", "invalid_input", "company_size"},
+		{`L-3,5,Other,`, "L-3", "invalid_input", "decision_timeline"},
+		{`L-4,5,Other`, "L-4", CodeMalformedRow, ""},
+		{`L-5,5,"Other,Immediate`, "", CodeMalformedRow, ""},
+	} {
+		id, rerr := d.CSV(tc.rec, row)
+		if rerr == nil || rerr.Code != tc.code || id != tc.id {
+			t.Errorf("%s: id %q err %+v, want code %s", tc.rec, id, rerr, tc.code)
+			continue
+		}
+		if tc.field != "" && (len(rerr.Fields) != 1 || rerr.Fields[0].Field != tc.field) {
+			t.Errorf("%s: fields %+v, want %s", tc.rec, rerr.Fields, tc.field)
+		}
+	}
+}
+
+func sameValue(a, b jobs.Value) bool {
+	return a.Kind == b.Kind && a.Str == b.Str && (a.Kind == jobs.KindMissing || a.Num == b.Num)
+}
+
+func TestJSONDecoder(t *testing.T) {
+	s := testSchema(t)
+	d := NewJSONDecoder(s)
+	row := make(jobs.Row, len(s.Fields))
+	id, rerr := d.JSON([]byte(`{"id": 17, "company_size": 3, "decision_timeline": "Immediate"}`), row)
+	if rerr != nil || id != "17" || row[0].Num != 3 {
+		t.Errorf("id %q err %+v row %+v", id, rerr, row)
+	}
+	if _, rerr := d.JSON([]byte(`{"id": "a", "colour": 1, "decision_timeline": "Immediate"}`), row); rerr == nil || rerr.Fields[0].Code != jobs.CodeUnknownField {
+		t.Errorf("unknown field: %+v", rerr)
+	}
+	for _, bad := range []string{`[1]`, `{"a":1} {}`, `null`, `{`} {
+		if _, rerr := d.JSON([]byte(bad), row); rerr == nil || rerr.Code != CodeMalformedRow {
+			t.Errorf("%s: %+v", bad, rerr)
+		}
+	}
+}

@@ -1,0 +1,190 @@
+package batchfile
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"strconv"
+	"unicode/utf8"
+)
+
+// Renderer writes decoded results as one output format.
+type Renderer interface {
+	// Header writes what precedes the first row, given the columns.
+	Header(w *bufio.Writer, cols []Column) error
+	// Row writes one result.
+	Row(w *bufio.Writer, cols []Column, r *Result) error
+}
+
+// CSVRenderer writes a header row, then per row: its number, its id, one
+// cell per column, and error_code and error_detail (empty when scored).
+type CSVRenderer struct{ buf []byte }
+
+// Header writes the header row.
+func (c *CSVRenderer) Header(w *bufio.Writer, cols []Column) error {
+	b := append(c.buf[:0], "row,id"...)
+	for _, col := range cols {
+		b = append(b, ',')
+		b = appendCSV(b, []byte(col.Name))
+	}
+	b = append(b, ",error_code,error_detail\n"...)
+	c.buf = b
+	_, err := w.Write(b)
+	return err
+}
+
+// Row writes one row.
+func (c *CSVRenderer) Row(w *bufio.Writer, cols []Column, r *Result) error {
+	b := appendInt(c.buf[:0], r.Row)
+	b = append(b, ',')
+	b = appendCSV(b, r.ID)
+	if r.Failed {
+		for range cols {
+			b = append(b, ',')
+		}
+		b = append(b, ',')
+		b = appendCSV(b, r.Code)
+		b = append(b, ',')
+		b = appendCSV(b, r.Detail)
+	} else {
+		for i, col := range cols {
+			b = append(b, ',')
+			if col.Type == ColList {
+				b = appendCSV(b, bytes.Join(r.Lists[i], []byte("; ")))
+				continue
+			}
+			b = appendCSV(b, r.Values[i])
+		}
+		b = append(b, ",,"...)
+	}
+	b = append(b, '\n')
+	c.buf = b
+	_, err := w.Write(b)
+	return err
+}
+
+func appendInt(b []byte, n int) []byte { return strconv.AppendInt(b, int64(n), 10) }
+
+// appendCSV appends a field, quoted when encoding/csv would quote it.
+func appendCSV(b, field []byte) []byte {
+	if !needsQuotes(field) {
+		return append(b, field...)
+	}
+	b = append(b, '"')
+	for {
+		i := bytes.IndexByte(field, '"')
+		if i < 0 {
+			break
+		}
+		b = append(b, field[:i+1]...)
+		b = append(b, '"')
+		field = field[i+1:]
+	}
+	b = append(b, field...)
+	return append(b, '"')
+}
+
+func needsQuotes(f []byte) bool {
+	if len(f) == 0 {
+		return false
+	}
+	if f[0] == ' ' || f[0] == '\t' || bytes.Equal(f, []byte(`\.`)) {
+		return true
+	}
+	return bytes.ContainsAny(f, ",\"\r\n")
+}
+
+// JSONLRenderer writes one JSON object a line: {"row": N, "id": ..., the
+// columns...}, or {"row": N, "id": ..., "error": {"code", "detail",
+// "errors"}} for a row that was not scored. id is left out when empty.
+type JSONLRenderer struct{ buf []byte }
+
+// Header writes nothing: JSONL has no header.
+func (j *JSONLRenderer) Header(*bufio.Writer, []Column) error { return nil }
+
+// Row writes one line.
+func (j *JSONLRenderer) Row(w *bufio.Writer, cols []Column, r *Result) error {
+	b := append(j.buf[:0], `{"row":`...)
+	b = appendInt(b, r.Row)
+	if len(r.ID) > 0 {
+		b = append(b, `,"id":`...)
+		b = appendJSONString(b, r.ID)
+	}
+	if r.Failed {
+		b = append(b, `,"error":{"code":`...)
+		b = appendJSONString(b, r.Code)
+		b = append(b, `,"detail":`...)
+		b = appendJSONString(b, r.Detail)
+		if len(r.Fields) > 0 {
+			b = append(b, `,"errors":`...)
+			b = append(b, r.Fields...)
+		}
+		b = append(b, '}')
+	} else {
+		for i, col := range cols {
+			b = append(b, ',')
+			b = appendJSONString(b, []byte(col.Name))
+			b = append(b, ':')
+			switch col.Type {
+			case ColString:
+				b = appendJSONString(b, r.Values[i])
+			case ColList:
+				b = append(b, '[')
+				for k, item := range r.Lists[i] {
+					if k > 0 {
+						b = append(b, ',')
+					}
+					b = appendJSONString(b, item)
+				}
+				b = append(b, ']')
+			default:
+				if len(r.Values[i]) == 0 {
+					b = append(b, "null"...)
+				} else {
+					b = append(b, r.Values[i]...)
+				}
+			}
+		}
+	}
+	b = append(b, "}\n"...)
+	j.buf = b
+	_, err := w.Write(b)
+	return err
+}
+
+// appendJSONString appends s as a JSON string; plain ASCII, the common
+// case, is copied without a trip through encoding/json.
+func appendJSONString(b, s []byte) []byte {
+	for _, c := range s {
+		if c < 0x20 || c == '"' || c == '\\' || c >= utf8.RuneSelf {
+			q, _ := json.Marshal(string(s))
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
+// RenderChunk writes one chunk's results with r, after the header when
+// first is set.
+func RenderChunk(w *bufio.Writer, r Renderer, blob []byte, first bool) error {
+	rr, err := NewResultReader(blob)
+	if err != nil {
+		return err
+	}
+	if first {
+		if err := r.Header(w, rr.Cols); err != nil {
+			return err
+		}
+	}
+	for {
+		res, err := rr.Next()
+		if err != nil || res == nil {
+			return err
+		}
+		if err := r.Row(w, rr.Cols, res); err != nil {
+			return err
+		}
+	}
+}

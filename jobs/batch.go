@@ -1,0 +1,121 @@
+package jobs
+
+import (
+	"encoding/json"
+	"fmt"
+	"strconv"
+
+	"github.com/hibiken/asynq"
+)
+
+// TypeBatchChunk scores one chunk of a batch.
+const TypeBatchChunk = "hokusai:batch_chunk"
+
+// Batch input formats, as the API stores them in the batch record.
+const (
+	BatchCSV   = "csv"
+	BatchJSONL = "jsonl"
+)
+
+// A batch lives under keys sharing the hash tag {id}, so a Lua script can
+// touch all of them on one Redis Cluster node.
+//
+//	hokusai:batch:{id}          hash: the record (see the Batch* field names)
+//	hokusai:batch:{id}:in:N     string: chunk N's input records, raw CSV or JSONL lines
+//	hokusai:batch:{id}:out:N    string: chunk N's results (internal/batchfile encoding)
+//	hokusai:batch:{id}:done     set: indices of chunks whose results are stored
+//	hokusai:batch:{id}:hooks    list: webhook attempts, JSON, oldest first
+func batchBase(id string) string { return keyPrefix + "batch:{" + id + "}" }
+
+// BatchKey is a batch's record, a hash.
+func BatchKey(id string) string { return batchBase(id) }
+
+// BatchInKey holds chunk n's input.
+func BatchInKey(id string, n int) string { return batchBase(id) + ":in:" + strconv.Itoa(n) }
+
+// BatchOutKey holds chunk n's results.
+func BatchOutKey(id string, n int) string { return batchBase(id) + ":out:" + strconv.Itoa(n) }
+
+// BatchDoneKey is the set of finished chunk indices: counts derive from it,
+// so a chunk finished twice counts once.
+func BatchDoneKey(id string) string { return batchBase(id) + ":done" }
+
+// BatchHooksKey lists the webhook delivery attempts.
+func BatchHooksKey(id string) string { return batchBase(id) + ":hooks" }
+
+// BatchIdemKey maps a tenant's Idempotency-Key to the batch it created.
+func BatchIdemKey(tenant, key string) string { return keyPrefix + "batchidem:" + tenant + ":" + key }
+
+// Fields of the batch record hash.
+const (
+	BatchFieldTenant    = "tenant"
+	BatchFieldModel     = "model_id"
+	BatchFieldPool      = "pool"
+	BatchFieldFormat    = "format"
+	BatchFieldHeader    = "header" // CSV only: the header's column names, a JSON list
+	BatchFieldChunkRows = "chunk_rows"
+	BatchFieldExplain   = "explain" // "1" to compute factors (TreeSHAP, slow)
+	BatchFieldCallback  = "callback_url"
+	BatchFieldCreated   = "created_ms"
+	// Set once the whole upload is stored; until then the batch cannot finish.
+	BatchFieldRows   = "rows_total"
+	BatchFieldChunks = "chunks"
+	// Written by workers.
+	BatchFieldStarted  = "started_ms"
+	BatchFieldFinished = "finished_ms"
+	BatchFieldOK       = "rows_ok"
+	BatchFieldFailed   = "rows_failed"
+	BatchFieldFinisher = "finisher" // the chunk whose result completed the batch
+	BatchFieldHookDone = "webhook_delivered_ms"
+	// Written by the API on DELETE.
+	BatchFieldCanceled = "canceled_ms"
+)
+
+// BatchChunkPayload is the body of a batch chunk task: which chunk, nothing
+// more. The rows themselves stay in Redis under BatchInKey.
+type BatchChunkPayload struct {
+	BatchID string `json:"batch_id"`
+	Chunk   int    `json:"chunk"`
+	ModelID string `json:"model_id"`
+}
+
+// BatchChunkTaskID is the asynq task id of a chunk, so a chunk is queued once.
+func BatchChunkTaskID(batchID string, n int) string {
+	return "batch:" + batchID + ":" + strconv.Itoa(n)
+}
+
+// NewBatchChunkTask builds chunk p.Chunk's task on the pool's batch lane.
+func NewBatchChunkTask(p BatchChunkPayload, pool string, maxRetry int) (*asynq.Task, error) {
+	if p.BatchID == "" || p.ModelID == "" || p.Chunk < 0 {
+		return nil, fmt.Errorf("batch chunk payload needs a batch id, a model id and a chunk index")
+	}
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode batch chunk payload: %w", err)
+	}
+	return asynq.NewTask(TypeBatchChunk, b,
+		asynq.TaskID(BatchChunkTaskID(p.BatchID, p.Chunk)),
+		asynq.Queue(Queue(pool, LaneBatch)),
+		asynq.MaxRetry(maxRetry),
+	), nil
+}
+
+// DecodeBatchChunk reads a batch chunk task's payload.
+func DecodeBatchChunk(b []byte) (BatchChunkPayload, error) {
+	var p BatchChunkPayload
+	if err := json.Unmarshal(b, &p); err != nil {
+		return p, fmt.Errorf("decode batch chunk payload: %w", err)
+	}
+	if p.BatchID == "" || p.ModelID == "" || p.Chunk < 0 {
+		return p, fmt.Errorf("batch chunk payload lacks a batch id, model id or chunk index")
+	}
+	return p, nil
+}
+
+// WebhookAttempt is one delivery attempt of a batch's completion webhook.
+type WebhookAttempt struct {
+	Attempt int    `json:"attempt"`
+	At      int64  `json:"at_ms"`
+	Status  int    `json:"status,omitempty"` // HTTP status, 0 when no answer came
+	Error   string `json:"error,omitempty"`
+}
