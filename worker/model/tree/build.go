@@ -40,7 +40,6 @@ func newBuilder(objective string, numFeatures, numOutputs int) (*builder, error)
 		numFeatures: numFeatures,
 		numOutputs:  numOutputs,
 		baseMargin:  make([]float64, numOutputs),
-		numeric:     true,
 	}}, nil
 }
 
@@ -119,9 +118,6 @@ func (b *builder) addTree(nodes []rawNode, group int, weight float64) error {
 			nd.threshold = math.Float32frombits(uint32(len(m.cats)))
 			m.cats = append(m.cats, catSet{off: uint32(len(m.bits)), n: uint32(len(r.cats))})
 			m.bits = append(m.bits, r.cats...)
-		}
-		if nd.feature&flagSlow != 0 {
-			m.numeric = false
 		}
 		m.nodes = append(m.nodes, nd)
 		m.value = append(m.value, 0)

@@ -28,8 +28,7 @@ type Model struct {
 	bits  []uint32  // bitset words of all categorical sets
 	trees []treeInfo
 
-	maxDepth int  // deepest tree, sizes the TreeSHAP scratch
-	numeric  bool // no categorical or zero-missing splits: walk4 applies
+	maxDepth int // deepest tree, sizes the TreeSHAP scratch
 
 	linear []float64 // gblinear: weight[f*numOutputs+g], then one bias per output
 
@@ -121,17 +120,20 @@ func (m *Model) NumTrees() int { return len(m.trees) }
 
 // step moves from node i one level down for the row starting at X[off].
 func (m *Model) step(i int32, X []float32, off int) int32 {
-	nd := &m.nodes[i]
-	if nd.feature&flagSlow != 0 {
-		return m.slowStep(nd, X[off+int(nd.feature&featureMask)])
+	next, slow := numericStep(m.nodes, i, X, off)
+	if slow != 0 {
+		return m.slowStep(i, X, off)
 	}
-	return numericStep(m.nodes, i, X, off)
+	return next
 }
 
-// numericStep is step for a numeric split (or a leaf). It is small enough
-// to inline, and written so the compiler emits flag-setting moves rather
-// than branches: a data-dependent branch mispredicts on half the nodes.
-func numericStep(nodes []node, i int32, X []float32, off int) int32 {
+// numericStep is step for a numeric split (or a leaf); slow is non-zero
+// for a categorical or zero-missing split, which slowStep must decide
+// instead.
+// It is small enough to inline, and written so the compiler emits
+// flag-setting moves rather than branches: a data-dependent branch
+// mispredicts on half the nodes.
+func numericStep(nodes []node, i int32, X []float32, off int) (next int32, slow uint32) {
 	nd := &nodes[i]
 	f := nd.feature
 	v := X[off+int(f&featureMask)]
@@ -144,7 +146,7 @@ func numericStep(nodes []node, i int32, X []float32, off int) int32 {
 	if math.Float32bits(v)&0x7fffffff > 0x7f800000 {
 		isNaN = 1
 	}
-	return nd.right - int32(less|isNaN&(f>>31)) // f>>31 is flagDefaultLeft
+	return nd.right - int32(less|isNaN&(f>>31)), f & flagSlow // f>>31 is flagDefaultLeft
 }
 
 // walk takes depth steps from node i for the row starting at X[off].
@@ -156,22 +158,28 @@ func (m *Model) walk(i, depth int32, X []float32, off int) int32 {
 }
 
 // walk4 advances four independent walks (a tree and a row each) by depth
-// steps through a model without categorical or zero-missing splits.
-// Interleaving lets the CPU overlap four chains of dependent loads instead
-// of waiting on one.
-func walk4(nodes []node, X []float32, o0, o1, o2, o3 int, i0, i1, i2, i3, depth int32) (int32, int32, int32, int32) {
+// steps. Interleaving lets the CPU overlap four chains of dependent loads
+// instead of waiting on one.
+func (m *Model) walk4(X []float32, o0, o1, o2, o3 int, i0, i1, i2, i3, depth int32) (int32, int32, int32, int32) {
+	nodes := m.nodes
 	for ; depth > 0; depth-- {
-		i0 = numericStep(nodes, i0, X, o0)
-		i1 = numericStep(nodes, i1, X, o1)
-		i2 = numericStep(nodes, i2, X, o2)
-		i3 = numericStep(nodes, i3, X, o3)
+		n0, s0 := numericStep(nodes, i0, X, o0)
+		n1, s1 := numericStep(nodes, i1, X, o1)
+		n2, s2 := numericStep(nodes, i2, X, o2)
+		n3, s3 := numericStep(nodes, i3, X, o3)
+		if s0|s1|s2|s3 != 0 { // rare: only categorical and zero-missing splits
+			n0, n1, n2, n3 = m.step(i0, X, o0), m.step(i1, X, o1), m.step(i2, X, o2), m.step(i3, X, o3)
+		}
+		i0, i1, i2, i3 = n0, n1, n2, n3
 	}
 	return i0, i1, i2, i3
 }
 
 // slowStep decides categorical and zero-as-missing splits.
-func (m *Model) slowStep(nd *node, v float32) int32 {
+func (m *Model) slowStep(i int32, X []float32, off int) int32 {
+	nd := &m.nodes[i]
 	f := nd.feature
+	v := X[off+int(f&featureMask)]
 	if v != v || (f&flagZeroMissing != 0 && v >= -lightGBMZero && v <= lightGBMZero) {
 		if f&flagDefaultLeft != 0 {
 			return nd.left
@@ -277,9 +285,9 @@ func (m *Model) margins(X []float32, n int, out []float64) {
 		for _, t := range m.trees {
 			g := int(t.group)
 			r := start
-			for ; m.numeric && r+4 <= end; r += 4 {
+			for ; r+4 <= end; r += 4 {
 				o := r * nf
-				l0, l1, l2, l3 := walk4(m.nodes, X, o, o+nf, o+2*nf, o+3*nf, t.root, t.root, t.root, t.root, t.depth)
+				l0, l1, l2, l3 := m.walk4(X, o, o+nf, o+2*nf, o+3*nf, t.root, t.root, t.root, t.root, t.depth)
 				out[r*k+g] += m.value[l0]
 				out[(r+1)*k+g] += m.value[l1]
 				out[(r+2)*k+g] += m.value[l2]
@@ -293,14 +301,14 @@ func (m *Model) margins(X []float32, n int, out []float64) {
 }
 
 // rowMargins adds the trees' outputs for the single row x to out,
-// walking four trees at a time when the model is numeric.
+// walking four trees at a time.
 func (m *Model) rowMargins(x []float32, out []float64) {
 	trees := m.trees
 	j := 0
-	for ; m.numeric && j+4 <= len(trees); j += 4 {
+	for ; j+4 <= len(trees); j += 4 {
 		t := trees[j : j+4 : j+4]
 		depth := max(t[0].depth, t[1].depth, t[2].depth, t[3].depth)
-		l0, l1, l2, l3 := walk4(m.nodes, x, 0, 0, 0, 0, t[0].root, t[1].root, t[2].root, t[3].root, depth)
+		l0, l1, l2, l3 := m.walk4(x, 0, 0, 0, 0, t[0].root, t[1].root, t[2].root, t[3].root, depth)
 		out[t[0].group] += m.value[l0]
 		out[t[1].group] += m.value[l1]
 		out[t[2].group] += m.value[l2]
