@@ -1,6 +1,7 @@
 package worker
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -34,8 +35,14 @@ type Config struct {
 	// polling anyway (for retried and scheduled tasks). Default 1s.
 	WakeTimeout time.Duration
 	// RetryInterval is the first pause between readiness attempts; it doubles
-	// up to 30s. Default 1s.
-	RetryInterval time.Duration
+	// up to MaxRetryInterval. Defaults 1s and 30s.
+	RetryInterval    time.Duration
+	MaxRetryInterval time.Duration
+	// Recheck, when set, is asked every RecheckInterval while the worker
+	// serves; reasons it returns (a revoked token, say) stop consumption until
+	// a later check returns none. Default interval 1m.
+	Recheck         func(ctx context.Context) []string
+	RecheckInterval time.Duration
 	// ID names this worker in heartbeats. Default host-pid-random.
 	ID string
 }
@@ -62,6 +69,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.RetryInterval == 0 {
 		c.RetryInterval = time.Second
+	}
+	if c.MaxRetryInterval == 0 {
+		c.MaxRetryInterval = 30 * time.Second
+	}
+	if c.RecheckInterval == 0 {
+		c.RecheckInterval = time.Minute
 	}
 	if c.ID == "" {
 		host, _ := os.Hostname()

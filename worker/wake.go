@@ -25,10 +25,11 @@ type wakeHook struct {
 	timeout time.Duration
 	ctx     context.Context // canceled at shutdown so no BLPOP outlives it
 
-	mu    sync.Mutex
-	empty map[string]bool // queues found empty since the last task or block
-	fails int
-	wakes func() // counts wake-ups; for metrics and tests
+	mu     sync.Mutex
+	empty  map[string]bool // queues found empty since the last task or block
+	fails  int
+	wakes  func()      // counts wake-ups; for metrics and tests
+	closed func() bool // while true, no task is taken (the worker is not ready)
 }
 
 func (h *wakeHook) DialHook(next redis.DialHook) redis.DialHook { return next }
@@ -42,6 +43,15 @@ func (h *wakeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		q, ok := dequeueQueue(cmd)
 		if !ok {
 			return next(ctx, cmd)
+		}
+		if h.closed != nil && h.closed() {
+			// Answer "nothing to do" without touching the queues.
+			select {
+			case <-time.After(100 * time.Millisecond):
+			case <-h.ctx.Done():
+			}
+			cmd.SetErr(redis.Nil)
+			return redis.Nil
 		}
 		err := next(ctx, cmd)
 		switch {
@@ -81,14 +91,11 @@ func (h *wakeHook) roundEmpty(q string) bool {
 
 func (h *wakeHook) block() {
 	// go-redis does not interrupt a blocking command when its context is
-	// canceled, so block in slices of at most a second to honour shutdown.
+	// canceled, so block in one-second slices (its smallest BLPOP timeout)
+	// to honour shutdown.
 	deadline := time.Now().Add(h.timeout)
-	for h.ctx.Err() == nil {
-		left := time.Until(deadline)
-		if left <= 0 {
-			return
-		}
-		err := h.rdb.BLPop(h.ctx, min(left, time.Second), h.key).Err()
+	for h.ctx.Err() == nil && time.Now().Before(deadline) {
+		err := h.rdb.BLPop(h.ctx, time.Second, h.key).Err()
 		switch {
 		case err == nil:
 			if h.wakes != nil {

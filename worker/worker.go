@@ -58,6 +58,7 @@ type Worker struct {
 	reasons []string
 	started time.Time
 	wakeups atomic.Int64
+	changed chan struct{} // a state change, for an immediate heartbeat
 }
 
 type loaded struct {
@@ -73,7 +74,8 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 		return nil, err
 	}
 	w := &Worker{cfg: cfg, rdb: rdb, load: load, log: log.With("worker_id", cfg.ID, "pool", cfg.Pool),
-		models: map[string]loaded{}, state: jobs.StateStarting, started: time.Now().UTC()}
+		models: map[string]loaded{}, state: jobs.StateStarting, started: time.Now().UTC(),
+		changed: make(chan struct{}, 1)}
 	return w, nil
 }
 
@@ -83,7 +85,8 @@ func (w *Worker) Run(ctx context.Context) error {
 	hookCtx, stopHook := context.WithCancel(context.Background())
 	defer stopHook()
 	w.wake = &wakeHook{rdb: w.rdb, key: jobs.WakeKey(w.cfg.Pool), queues: len(jobs.Queues(w.cfg.Pool)),
-		timeout: w.cfg.WakeTimeout, ctx: hookCtx, empty: map[string]bool{}, wakes: func() { w.wakeups.Add(1) }}
+		timeout: w.cfg.WakeTimeout, ctx: hookCtx, empty: map[string]bool{}, wakes: func() { w.wakeups.Add(1) },
+		closed: w.gated}
 	w.rdb.AddHook(w.wake)
 
 	hbDone := make(chan struct{})
@@ -112,6 +115,8 @@ func (w *Worker) Run(ctx context.Context) error {
 
 	reload := time.NewTicker(5 * time.Second)
 	defer reload.Stop()
+	recheck := time.NewTicker(w.cfg.RecheckInterval)
+	defer recheck.Stop()
 	for {
 		select {
 		case <-ctx.Done():
@@ -123,8 +128,37 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		case <-reload.C:
 			w.prepare(ctx) // picks up models applied to the registry later
+		case <-recheck.C:
+			w.recheck(ctx)
 		}
 	}
+}
+
+// recheck asks Config.Recheck whether the worker may go on serving, and
+// closes or reopens the gate on its queues accordingly.
+func (w *Worker) recheck(ctx context.Context) {
+	if w.cfg.Recheck == nil {
+		return
+	}
+	reasons := w.cfg.Recheck(ctx)
+	w.mu.RLock()
+	state := w.state
+	w.mu.RUnlock()
+	switch {
+	case len(reasons) > 0 && state == jobs.StateReady:
+		w.log.Warn("worker stops taking work", "reasons", reasons)
+		w.setState(jobs.StateNotReady, reasons)
+	case len(reasons) == 0 && state == jobs.StateNotReady:
+		w.log.Info("worker takes work again")
+		w.setState(jobs.StateReady, nil)
+	}
+}
+
+// gated reports whether the worker must not take tasks now.
+func (w *Worker) gated() bool {
+	w.mu.RLock()
+	defer w.mu.RUnlock()
+	return w.state != jobs.StateReady
 }
 
 // waitReady retries prepare with doubling backoff until it reports no
@@ -144,7 +178,7 @@ func (w *Worker) waitReady(ctx context.Context) bool {
 			return false
 		case <-time.After(backoff):
 		}
-		backoff = min(2*backoff, 30*time.Second)
+		backoff = min(2*backoff, w.cfg.MaxRetryInterval)
 	}
 }
 
@@ -219,6 +253,10 @@ func (w *Worker) setState(state string, reasons []string) {
 	w.mu.Lock()
 	w.state, w.reasons = state, reasons
 	w.mu.Unlock()
+	select {
+	case w.changed <- struct{}{}:
+	default:
+	}
 }
 
 // Heartbeat returns what the worker says of itself now.
@@ -244,6 +282,7 @@ func (w *Worker) heartbeatLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		case <-w.changed:
 		}
 	}
 }

@@ -23,6 +23,8 @@ import (
 	"github.com/hokusai-ai/inference-queue/internal/probe"
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
 	"github.com/hokusai-ai/inference-queue/worker"
+	"github.com/hokusai-ai/inference-queue/worker/hub"
+	"github.com/hokusai-ai/inference-queue/worker/secret"
 )
 
 func main() {
@@ -32,6 +34,24 @@ func main() {
 		fmt.Fprintln(os.Stderr, "hokusai-worker:", err)
 		os.Exit(1)
 	}
+}
+
+// newSources wires the Hub client, its disk cache and the HF token provider
+// from the environment (HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE,
+// HF_TOKEN, HUGGINGFACE_API_KEY, HF_TOKEN_FILE, HF_TOKEN_SECRET_ARN).
+func newSources(ctx context.Context, getenv func(string) string, modelsDir string, env *envconf.Env) (*worker.Sources, error) {
+	token, err := secret.FromEnv(ctx, getenv, secret.Options{RefreshEvery: env.Duration("HF_TOKEN_REFRESH", 0)})
+	if err != nil {
+		return nil, err
+	}
+	opts := hub.OptionsFromEnv(getenv)
+	opts.Token = secret.HubToken(token)
+	hc, err := hub.New(opts)
+	if err != nil {
+		return nil, err
+	}
+	return worker.NewSources(worker.SourcesConfig{Base: modelsDir, Hub: hc, Token: token,
+		CacheBytes: env.Int("HOKUSAI_MODEL_CACHE_BYTES", 0)}), env.Err()
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
@@ -44,6 +64,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		HealthAddr:      env.String("HOKUSAI_HEALTH_ADDR", ":8081"),
 		Concurrency:     int(env.Int("HOKUSAI_CONCURRENCY", 0)),
 		ShutdownTimeout: env.Duration("HOKUSAI_SHUTDOWN_TIMEOUT", 0),
+		RecheckInterval: env.Duration("HOKUSAI_TOKEN_RECHECK", 0),
 	}
 	fs := flag.NewFlagSet("hokusai-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -68,7 +89,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer rdb.Close()
-	w, err := worker.New(cfg, rdb, worker.LocalLoader(*modelsDir), log)
+	sources, err := newSources(ctx, getenv, *modelsDir, env)
+	if err != nil {
+		return err
+	}
+	cfg.Recheck = sources.Recheck
+	w, err := worker.New(cfg, rdb, sources.Load, log)
 	if err != nil {
 		return err
 	}

@@ -120,7 +120,7 @@ func (s *stack) startWorker(url string, cfg worker.Config) (w *worker.Worker, st
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.RetryInterval = 50 * time.Millisecond
 	log := slog.New(slog.NewJSONHandler(s.logs, nil))
-	w, err := worker.New(cfg, newRedis(s.t, url), worker.LocalLoader(""), log.With("tier", "worker"))
+	w, err := worker.New(cfg, newRedis(s.t, url), worker.NewSources(worker.SourcesConfig{}).Load, log.With("tier", "worker"))
 	if err != nil {
 		s.t.Fatal(err)
 	}

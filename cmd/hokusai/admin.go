@@ -1,0 +1,164 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/redisconn"
+	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/jobs"
+)
+
+func connect(getenv func(string) string) (redis.UniversalClient, error) {
+	return redisconn.Open(getenv("REDIS_URL"), getenv("REDIS_PASSWORD"))
+}
+
+func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errUsage
+	}
+	rdb, err := connect(getenv)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	switch args[0] {
+	case "create":
+		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
+		tenant := fs.String("tenant", "", "tenant the key acts for")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *tenant == "" {
+			return fmt.Errorf("keys create needs --tenant NAME")
+		}
+		key, _, err := apikey.Create(ctx, rdb, *tenant)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(stdout, key)
+		return nil
+	case "revoke":
+		if len(args) != 2 {
+			return fmt.Errorf("keys revoke needs one KEY or key id")
+		}
+		rec, err := apikey.Revoke(ctx, rdb, args[1])
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "revoked key %s of tenant %s\n", rec.ID, rec.Tenant)
+		return nil
+	case "list":
+		recs, err := apikey.List(ctx, rdb)
+		if err != nil {
+			return err
+		}
+		sort.Slice(recs, func(i, j int) bool { return recs[i].CreatedAt.Before(recs[j].CreatedAt) })
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tTENANT\tCREATED")
+		for _, r := range recs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\n", r.ID, r.Tenant, r.CreatedAt.Format(time.RFC3339))
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("unknown keys command %q", args[0])
+}
+
+func runModels(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errUsage
+	}
+	rdb, err := connect(getenv)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	switch args[0] {
+	case "apply":
+		fs := flag.NewFlagSet("models apply", flag.ContinueOnError)
+		file := fs.String("f", "", "registry YAML file")
+		if err := fs.Parse(args[1:]); err != nil {
+			return err
+		}
+		if *file == "" {
+			return fmt.Errorf("models apply needs -f FILE")
+		}
+		f, err := os.Open(*file)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		specs, err := registry.Parse(f)
+		if err != nil {
+			return fmt.Errorf("%s: %w", *file, err)
+		}
+		if err := registry.Apply(ctx, rdb, specs); err != nil {
+			return err
+		}
+		for _, s := range specs {
+			fmt.Fprintf(stdout, "applied model %s (%s) from %s to pool %s\n", s.ID, s.Name, s.Source, s.Pool)
+		}
+		return nil
+	case "list":
+		specs, err := registry.List(ctx, rdb)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tSOURCE\tREVISION\tPOOL\tMAX_BATCH")
+		for _, s := range specs {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", s.ID, s.Name, s.Source, orDash(s.Revision), s.Pool, s.MaxBatchSize)
+		}
+		return tw.Flush()
+	}
+	return fmt.Errorf("unknown models command %q", args[0])
+}
+
+func runWorkers(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+	rdb, err := connect(getenv)
+	if err != nil {
+		return err
+	}
+	defer rdb.Close()
+	ids, err := rdb.ZRange(ctx, jobs.WorkersKey, 0, -1).Result()
+	if err != nil {
+		return fmt.Errorf("read workers: %w", err)
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "WORKER\tPOOL\tSTATE\tMODELS\tREASONS\tSEEN")
+	for _, id := range ids {
+		b, err := rdb.Get(ctx, jobs.HeartbeatKey(id)).Bytes()
+		if err != nil {
+			continue // heartbeat expired: the worker is gone
+		}
+		var hb jobs.Heartbeat
+		if json.Unmarshal(b, &hb) != nil {
+			continue
+		}
+		models := make([]string, 0, len(hb.Models))
+		for _, m := range hb.Models {
+			models = append(models, m.ID+"@"+orDash(m.Revision))
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\n", hb.WorkerID, hb.Pool, hb.State, orDash(strings.Join(models, ",")),
+			orDash(strings.Join(hb.Reasons, ",")), time.Since(hb.SeenAt).Round(time.Millisecond))
+	}
+	return tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}

@@ -1,0 +1,125 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/logging"
+	"github.com/hokusai-ai/inference-queue/internal/redisconn"
+	"github.com/hokusai-ai/inference-queue/internal/redisproc"
+	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/worker"
+)
+
+// demoModelDir is the demo model, relative to the repository root.
+const demoModelDir = "models/sales-lead-scoring"
+
+// runDev runs the whole stack in one process: a private redis-server unless
+// REDIS_URL is set, the demo registry, a demo key, a worker and the API.
+func runDev(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	listen := fs.String("listen", ":8080", "API address")
+	state := fs.String("state-dir", ".hokusai", "where the private redis-server keeps its files")
+	models := fs.String("models", demoModelDir, "demo model folder (model 21)")
+	logFormat := fs.String("log-format", "text", "json or text")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	log, err := logging.New(stderr, *logFormat, "info")
+	if err != nil {
+		return err
+	}
+	modelDir, err := filepath.Abs(*models)
+	if err != nil {
+		return err
+	}
+	if _, err := os.Stat(filepath.Join(modelDir, "config.json")); err != nil {
+		return fmt.Errorf("demo model not found at %s (run from the repository root or pass --models): %w", modelDir, err)
+	}
+	redisURL := getenv("REDIS_URL")
+	if redisURL == "" {
+		dir, err := filepath.Abs(filepath.Join(*state, "redis"))
+		if err != nil {
+			return err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		srv, err := redisproc.Start(dir)
+		if err != nil {
+			return err
+		}
+		defer srv.Stop()
+		redisURL = srv.URL
+		log.Info("private redis-server started", "url", redisURL, "dir", dir)
+	}
+	apiRDB, err := redisconn.Open(redisURL, getenv("REDIS_PASSWORD"))
+	if err != nil {
+		return err
+	}
+	defer apiRDB.Close()
+	workerRDB, err := redisconn.Open(redisURL, getenv("REDIS_PASSWORD"))
+	if err != nil {
+		return err
+	}
+	defer workerRDB.Close()
+
+	if err := registry.Apply(ctx, apiRDB, []registry.Spec{registry.Spec{
+		ID: "21", Name: "Sales Lead Scoring Model", Source: "file://" + modelDir}.WithDefaults()}); err != nil {
+		return err
+	}
+	key, _, err := apikey.Create(ctx, apiRDB, "demo")
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *listen)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", *listen, err)
+	}
+	srv, err := api.NewServer(api.Config{}, apiRDB, log.With("tier", "api"))
+	if err != nil {
+		return err
+	}
+	w, err := worker.New(worker.Config{}, workerRDB, worker.NewSources(worker.SourcesConfig{}).Load, log.With("tier", "worker"))
+	if err != nil {
+		return err
+	}
+	printDemo(stdout, ln.Addr(), key)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return w.Run(gctx) })
+	g.Go(func() error { return srv.Run(gctx, ln) })
+	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	return nil
+}
+
+func printDemo(w io.Writer, addr net.Addr, key string) {
+	port := addr.(*net.TCPAddr).Port
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	body := `{"inputs": {"company_size": 250, "engagement_score": 82, "website_visits": 14, "email_opens": 9, ` +
+		`"content_downloads": 3, "demo_requested": true, "budget_confirmed": true, "industry": "Technology", ` +
+		`"decision_timeline": "1-3 months", "title": "VP of Sales"}}`
+	fmt.Fprintf(w, `Hokusai dev stack: API on %s, model 21 = %s
+Demo API key (tenant "demo"): %s
+
+Try it:
+  curl -s %s/api/v1/models/21/predict -H "X-API-Key: %s" -H 'Content-Type: application/json' \
+    -d '%s'
+
+Async: add -H 'Prefer: respond-async', then GET the status_url with the same key.
+Ctrl-C stops everything.
+`, base, demoModelDir, key, base, key, strings.ReplaceAll(body, "'", `'\''`))
+}

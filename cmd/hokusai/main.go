@@ -1,0 +1,68 @@
+// Command hokusai is the operator's CLI and the one-process dev stack.
+//
+//	hokusai dev [--listen :8080]            API + worker (+ a private redis-server) with the demo model
+//	hokusai keys create --tenant NAME       print a new API key (only the key, on stdout)
+//	hokusai keys revoke KEY|ID
+//	hokusai keys list
+//	hokusai models apply -f FILE            write registry entries from YAML
+//	hokusai models list
+//	hokusai workers                         list workers, pools, models and readiness
+//	hokusai model predict|bench MODEL ...   run a model folder or file locally
+//
+// All commands but `model` talk to REDIS_URL (default redis://127.0.0.1:6379/0).
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdin, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "hokusai:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: hokusai COMMAND
+  dev [--listen :8080]          run API + worker with the demo model
+  keys create --tenant NAME     issue an API key
+  keys revoke KEY|ID            revoke a key
+  keys list                     list keys (ids and tenants, never keys)
+  models apply -f FILE          apply registry YAML
+  models list                   list registry entries
+  workers                       list workers and their readiness
+  model predict MODEL [--input FILE] [--explain]
+  model bench MODEL [--rows N]`
+
+var errUsage = errors.New(usage)
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) < 2 {
+		return errUsage
+	}
+	rest := args[2:]
+	switch args[1] {
+	case "dev":
+		return runDev(ctx, rest, getenv, stdout, stderr)
+	case "keys":
+		return runKeys(ctx, rest, getenv, stdout)
+	case "models":
+		return runModels(ctx, rest, getenv, stdout)
+	case "workers":
+		return runWorkers(ctx, rest, getenv, stdout)
+	case "model":
+		return runModel(ctx, rest, stdin, stdout, stderr)
+	case "help", "-h", "--help":
+		fmt.Fprintln(stdout, usage)
+		return nil
+	}
+	return fmt.Errorf("unknown command %q\n%s", args[1], usage)
+}
