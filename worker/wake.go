@@ -3,11 +3,14 @@ package worker
 import (
 	"context"
 	"errors"
+	"slices"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
 // wakeHook is a go-redis hook on the client handed to asynq. asynq v0.26
@@ -15,11 +18,15 @@ import (
 // TaskCheckInterval. The hook watches asynq's dequeue script; when a whole
 // round came back empty it blocks on the pool's wake list (BLPOP, up to
 // timeout) before letting the round end, so an idle worker costs a few Redis
-// commands a second and wakes within a round trip of the API's push. It also
-// pauses after dequeue errors, since asynq retries those without sleeping
-// and would spin while Redis is down.
+// commands a second and wakes within a round trip of the API's push. The
+// wake-up names the lane that has work, and the hook runs the same dequeue
+// script against that lane's queue at once, so the task is taken in the same
+// round rather than after asynq's sleep and a new round. It also pauses after
+// dequeue errors, since asynq retries those without sleeping and would spin
+// while Redis is down.
 type wakeHook struct {
 	rdb     redis.UniversalClient
+	pool    string
 	key     string
 	queues  int
 	timeout time.Duration
@@ -59,7 +66,9 @@ func (h *wakeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			h.reset(0)
 		case errors.Is(err, redis.Nil):
 			if h.roundEmpty(q) {
-				h.block()
+				if lane, woken := h.block(); woken {
+					return h.retarget(ctx, next, cmd, q, jobs.Queue(h.pool, jobs.Lane(lane)))
+				}
 			}
 		case strings.HasPrefix(err.Error(), "NOSCRIPT"):
 			// go-redis retries with EVAL; not a failure.
@@ -89,27 +98,55 @@ func (h *wakeHook) roundEmpty(q string) bool {
 	return true
 }
 
-func (h *wakeHook) block() {
+// block waits for a wake-up and returns the lane it names.
+func (h *wakeHook) block() (string, bool) {
 	// go-redis does not interrupt a blocking command when its context is
 	// canceled, so block in one-second slices (its smallest BLPOP timeout)
 	// to honour shutdown.
 	deadline := time.Now().Add(h.timeout)
 	for h.ctx.Err() == nil && time.Now().Before(deadline) {
-		err := h.rdb.BLPop(h.ctx, time.Second, h.key).Err()
+		kv, err := h.rdb.BLPop(h.ctx, time.Second, h.key).Result()
 		switch {
 		case err == nil:
 			if h.wakes != nil {
 				h.wakes()
 			}
-			return
+			return kv[1], true
 		case errors.Is(err, redis.Nil):
 		default:
 			if h.ctx.Err() == nil {
 				h.pause()
 			}
-			return
+			return "", false
 		}
 	}
+	return "", false
+}
+
+// retarget runs asynq's dequeue script, whose call for queue from came back
+// empty, against queue to, and hands its answer to asynq as if from had had
+// the task. asynq reads the task's queue from the task itself, so it leases
+// and completes it on the right queue.
+func (h *wakeHook) retarget(ctx context.Context, next redis.ProcessHook, cmd redis.Cmder, from, to string) error {
+	orig, ok := cmd.(*redis.Cmd)
+	if _, known := jobs.Queues(h.pool)[to]; !ok || !known {
+		return redis.Nil
+	}
+	args := slices.Clone(cmd.Args())
+	old, repl := "asynq:{"+from+"}", "asynq:{"+to+"}"
+	for i := 3; i < len(args); i++ {
+		if str, ok := args[i].(string); ok {
+			args[i] = strings.Replace(str, old, repl, 1)
+		}
+	}
+	again := redis.NewCmd(ctx, args...)
+	err := next(ctx, again)
+	orig.SetVal(again.Val())
+	orig.SetErr(err)
+	if err == nil {
+		h.reset(0)
+	}
+	return err
 }
 
 // pause backs off 50ms, 100ms, ... up to 1s while dequeues keep failing.

@@ -84,7 +84,7 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 func (w *Worker) Run(ctx context.Context) error {
 	hookCtx, stopHook := context.WithCancel(context.Background())
 	defer stopHook()
-	w.wake = &wakeHook{rdb: w.rdb, key: jobs.WakeKey(w.cfg.Pool), queues: len(jobs.Queues(w.cfg.Pool)),
+	w.wake = &wakeHook{rdb: w.rdb, pool: w.cfg.Pool, key: jobs.WakeKey(w.cfg.Pool), queues: len(jobs.Queues(w.cfg.Pool)),
 		timeout: w.cfg.WakeTimeout, ctx: hookCtx, empty: map[string]bool{}, wakes: func() { w.wakeups.Add(1) },
 		closed: w.gated}
 	w.rdb.AddHook(w.wake)
@@ -108,6 +108,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	})
 	mux := asynq.NewServeMux()
 	mux.HandleFunc(jobs.TypePredict, w.handlePredict)
+	mux.HandleFunc(jobs.TypeBatchChunk, w.handleBatchChunk)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
