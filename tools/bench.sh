@@ -49,7 +49,7 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = "$KEY"
 wrk.body = [[$body]]
 LUA
-curl -sf "http://127.0.0.1:$aport/api/v1/models/21/predict" -H "X-API-Key: $KEY" -H 'Content-Type: application/json' -d "$body" >/dev/null
+curl -sS -f "http://127.0.0.1:$aport/api/v1/models/21/predict" -H "X-API-Key: $KEY" -H "Content-Type: application/json" -d "$body" >"$work/first.json" || { cat "$work/first.json" "$work/api.log" "$work/worker.log"; exit 1; }
 
 # wrk's latency report -> "p50 p99 rps"
 summarize() { awk '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /^Requests\/sec/{rps=$2} /Non-2xx/{bad=$NF} END{printf "p50=%s p99=%s rps=%s non2xx=%s\n", p50, p99, rps, (bad==""?0:bad)}'; }
