@@ -157,18 +157,28 @@ func (m *Model) walk(i, depth int32, X []float32, off int) int32 {
 	return i
 }
 
-// walk4 advances four independent walks (a tree and a row each) by depth
-// steps. Interleaving lets the CPU overlap four chains of dependent loads
-// instead of waiting on one.
-func (m *Model) walk4(X []float32, o0, o1, o2, o3 int, i0, i1, i2, i3, depth int32) (int32, int32, int32, int32) {
+// walk4 advances four independent walks by depth steps: lane k starts at
+// node ik and reads the row at X[k*stride:]. Interleaving lets the CPU
+// overlap four chains of dependent loads instead of waiting on one. Few
+// live values keep the lanes in registers.
+func (m *Model) walk4(X []float32, stride int, i0, i1, i2, i3, depth int32) (int32, int32, int32, int32) {
 	nodes := m.nodes
 	for ; depth > 0; depth-- {
-		n0, s0 := numericStep(nodes, i0, X, o0)
-		n1, s1 := numericStep(nodes, i1, X, o1)
-		n2, s2 := numericStep(nodes, i2, X, o2)
-		n3, s3 := numericStep(nodes, i3, X, o3)
-		if s0|s1|s2|s3 != 0 { // rare: only categorical and zero-missing splits
-			n0, n1, n2, n3 = m.step(i0, X, o0), m.step(i1, X, o1), m.step(i2, X, o2), m.step(i3, X, o3)
+		n0, s0 := numericStep(nodes, i0, X, 0)
+		if s0 != 0 {
+			n0 = m.slowStep(i0, X, 0)
+		}
+		n1, s1 := numericStep(nodes, i1, X, stride)
+		if s1 != 0 {
+			n1 = m.slowStep(i1, X, stride)
+		}
+		n2, s2 := numericStep(nodes, i2, X, 2*stride)
+		if s2 != 0 {
+			n2 = m.slowStep(i2, X, 2*stride)
+		}
+		n3, s3 := numericStep(nodes, i3, X, 3*stride)
+		if s3 != 0 {
+			n3 = m.slowStep(i3, X, 3*stride)
 		}
 		i0, i1, i2, i3 = n0, n1, n2, n3
 	}
@@ -286,8 +296,7 @@ func (m *Model) margins(X []float32, n int, out []float64) {
 			g := int(t.group)
 			r := start
 			for ; r+4 <= end; r += 4 {
-				o := r * nf
-				l0, l1, l2, l3 := m.walk4(X, o, o+nf, o+2*nf, o+3*nf, t.root, t.root, t.root, t.root, t.depth)
+				l0, l1, l2, l3 := m.walk4(X[r*nf:(r+4)*nf], nf, t.root, t.root, t.root, t.root, t.depth)
 				out[r*k+g] += m.value[l0]
 				out[(r+1)*k+g] += m.value[l1]
 				out[(r+2)*k+g] += m.value[l2]
@@ -308,7 +317,7 @@ func (m *Model) rowMargins(x []float32, out []float64) {
 	for ; j+4 <= len(trees); j += 4 {
 		t := trees[j : j+4 : j+4]
 		depth := max(t[0].depth, t[1].depth, t[2].depth, t[3].depth)
-		l0, l1, l2, l3 := m.walk4(x, 0, 0, 0, 0, t[0].root, t[1].root, t[2].root, t[3].root, depth)
+		l0, l1, l2, l3 := m.walk4(x, 0, t[0].root, t[1].root, t[2].root, t[3].root, depth)
 		out[t[0].group] += m.value[l0]
 		out[t[1].group] += m.value[l1]
 		out[t[2].group] += m.value[l2]
