@@ -119,3 +119,34 @@ type WebhookAttempt struct {
 	Status  int    `json:"status,omitempty"` // HTTP status, 0 when no answer came
 	Error   string `json:"error,omitempty"`
 }
+
+// Batch statuses as clients see them.
+const (
+	BatchQueued          = "queued"
+	BatchRunning         = "running"
+	BatchSucceeded       = "succeeded"
+	BatchPartiallyFailed = "partially_failed"
+	BatchFailed          = "failed"
+	BatchCanceled        = "canceled"
+)
+
+// BatchStatus derives a batch's status from its record and the number of
+// chunks done.
+func BatchStatus(rec map[string]string, done int) string {
+	switch {
+	case rec[BatchFieldCanceled] != "":
+		return BatchCanceled
+	case rec[BatchFieldChunks] != "" && rec[BatchFieldChunks] == strconv.Itoa(done):
+		ok, failed := rec[BatchFieldOK], rec[BatchFieldFailed]
+		switch {
+		case failed == "" || failed == "0":
+			return BatchSucceeded
+		case ok == "" || ok == "0":
+			return BatchFailed
+		}
+		return BatchPartiallyFailed
+	case rec[BatchFieldStarted] != "":
+		return BatchRunning
+	}
+	return BatchQueued
+}

@@ -200,7 +200,13 @@ func (m *Model) Predict(rows []jobs.Row) ([]Prediction, error) {
 // PredictFeatures runs encoded feature vectors (row-major, NumFeatures
 // values a row, NaN for missing) through the model and the head. The
 // allocations are per call, not per row, except for a text feature's words.
-func (m *Model) PredictFeatures(X []float32) ([]Prediction, error) {
+func (m *Model) PredictFeatures(X []float32) ([]Prediction, error) { return m.predictFeatures(X, true) }
+
+// ScoreFeatures is PredictFeatures without factors: TreeSHAP costs far more
+// than the prediction itself, which a million-row batch cannot afford.
+func (m *Model) ScoreFeatures(X []float32) ([]Prediction, error) { return m.predictFeatures(X, false) }
+
+func (m *Model) predictFeatures(X []float32, explain bool) ([]Prediction, error) {
 	nf, k := m.engine.NumFeatures(), m.engine.NumOutputs()
 	if len(X)%nf != 0 {
 		return nil, fmt.Errorf("%d feature values is not a whole number of %d-feature rows", len(X), nf)
@@ -221,7 +227,9 @@ func (m *Model) PredictFeatures(X []float32) ([]Prediction, error) {
 	hd := newHeadWriter(m, n)
 	for r := range preds {
 		group := hd.fill(&preds[r], out[r*k:(r+1)*k])
-		hd.explain(&preds[r], X[r*nf:(r+1)*nf], group)
+		if explain {
+			hd.explain(&preds[r], X[r*nf:(r+1)*nf], group)
+		}
 	}
 	return preds, nil
 }

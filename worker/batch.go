@@ -1,0 +1,459 @@
+package worker
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"runtime"
+	"strconv"
+	"time"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/internal/batchfile"
+	"github.com/hokusai-ai/inference-queue/internal/tenant"
+	"github.com/hokusai-ai/inference-queue/jobs"
+	"github.com/hokusai-ai/inference-queue/worker/model"
+)
+
+// blockRows is how many rows are decoded and scored as one block. Between
+// blocks the handler yields the processor, so sync requests in the same
+// process wait at most one block (about a millisecond) for a core.
+const blockRows = 512
+
+// batchCPU bounds how many chunks this process scores at once: the cores
+// are the process's, whatever the number of workers in it. One core is left
+// to sync and async work, which never queue behind a batch.
+var batchCPU = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
+
+// Webhook delivery: attempts in one run of the finishing chunk, with
+// doubling pauses; past them the task fails and asynq runs it again later,
+// up to webhookMaxAttempts in all.
+const (
+	webhookAttemptsPerRun = 4
+	webhookFirstBackoff   = 500 * time.Millisecond
+	webhookMaxAttempts    = 12
+	webhookTimeout        = 10 * time.Second
+)
+
+// finishChunk stores a chunk's results once: the first run to finish the
+// chunk adds it to the done set, stores its results, counts its rows and
+// drops its input; later runs change nothing. The run whose chunk completes
+// the batch stamps finished_ms and is the one that sends the webhook.
+// Everything expires with the batch record.
+var finishChunk = redis.NewScript(`
+local ttl = redis.call('PTTL', KEYS[1])
+if ttl < 0 then return {-1, 0} end
+if redis.call('HEXISTS', KEYS[1], 'canceled_ms') == 1 then return {-2, 0} end
+local added = redis.call('SADD', KEYS[2], ARGV[1])
+if added == 1 then
+  redis.call('SET', KEYS[3], ARGV[2], 'PX', ttl)
+  redis.call('HINCRBY', KEYS[1], 'rows_ok', ARGV[3])
+  redis.call('HINCRBY', KEYS[1], 'rows_failed', ARGV[4])
+  redis.call('DEL', KEYS[4])
+  redis.call('PEXPIRE', KEYS[2], ttl)
+  local done = redis.call('SCARD', KEYS[2])
+  if tostring(done) == redis.call('HGET', KEYS[1], 'chunks') then
+    redis.call('HSET', KEYS[1], 'finished_ms', ARGV[5], 'finisher', ARGV[1])
+  end
+end
+return {added, redis.call('SCARD', KEYS[2])}
+`)
+
+// handleBatchChunk scores one chunk of a batch. A chunk run twice (a retry,
+// a worker killed after storing) stores nothing the second time, so every
+// row is counted and returned exactly once.
+func (w *Worker) handleBatchChunk(ctx context.Context, t *asynq.Task) error {
+	p, err := jobs.DecodeBatchChunk(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+	}
+	log := w.log.With("batch_id", p.BatchID, "chunk", p.Chunk, "model_id", p.ModelID)
+	rec, err := w.rdb.HGetAll(ctx, jobs.BatchKey(p.BatchID)).Result()
+	if err != nil {
+		return err
+	}
+	if len(rec) == 0 || rec[jobs.BatchFieldCanceled] != "" {
+		log.Info("chunk dropped", "outcome", "batch expired or canceled")
+		return nil
+	}
+	done, err := w.rdb.SIsMember(ctx, jobs.BatchDoneKey(p.BatchID), p.Chunk).Result()
+	if err != nil {
+		return err
+	}
+	if !done {
+		if err := w.scoreChunk(ctx, p, rec); err != nil {
+			return err
+		}
+	}
+	return w.maybeNotify(ctx, p)
+}
+
+// scoreChunk scores the chunk's rows and stores the results.
+func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec map[string]string) error {
+	m, ok := w.model(p.ModelID)
+	if !ok {
+		return fmt.Errorf("model %s is not loaded on worker %s", p.ModelID, w.cfg.ID)
+	}
+	start := time.Now()
+	pl := w.rdb.Pipeline()
+	pl.HSetNX(ctx, jobs.BatchKey(p.BatchID), jobs.BatchFieldStarted, start.UnixMilli())
+	in := pl.Get(ctx, jobs.BatchInKey(p.BatchID, p.Chunk))
+	if _, err := pl.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return err
+	}
+	input, err := in.Bytes()
+	if errors.Is(err, redis.Nil) {
+		// Only cancel and expiry remove an input before it is done.
+		w.log.Info("chunk dropped", "batch_id", p.BatchID, "chunk", p.Chunk, "outcome", "input gone")
+		return nil
+	}
+	chunkRows, _ := strconv.Atoi(rec[jobs.BatchFieldChunkRows])
+	sc, err := newChunkScorer(m, rec)
+	if err != nil {
+		return fmt.Errorf("batch %s: %v: %w", p.BatchID, err, asynq.SkipRetry)
+	}
+	select {
+	case batchCPU <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	blob, okRows, failed, err := sc.run(ctx, input, p.Chunk*chunkRows)
+	<-batchCPU
+	if err != nil {
+		return err
+	}
+	b := jobs.BatchKey(p.BatchID)
+	res, err := finishChunk.Run(ctx, w.rdb,
+		[]string{b, jobs.BatchDoneKey(p.BatchID), jobs.BatchOutKey(p.BatchID, p.Chunk), jobs.BatchInKey(p.BatchID, p.Chunk)},
+		p.Chunk, blob, okRows, failed, time.Now().UnixMilli()).Int64Slice()
+	if err != nil {
+		return fmt.Errorf("store results of batch %s chunk %d: %w", p.BatchID, p.Chunk, err)
+	}
+	w.log.Debug("chunk done", "batch_id", p.BatchID, "chunk", p.Chunk, "rows_ok", okRows, "rows_failed", failed,
+		"first_time", res[0] == 1, "chunks_done", res[1], "duration_us", time.Since(start).Microseconds())
+	return nil
+}
+
+// chunkScorer decodes a chunk's records into rows and scores them in blocks.
+type chunkScorer struct {
+	csv     bool
+	explain bool
+	dec     *batchfile.Decoder
+	schema  *jobs.Schema
+	engine  *model.Model // nil: score through Model.Predict, one JSON value a row
+	model   Model
+	cols    []batchfile.Column
+}
+
+func newChunkScorer(m loaded, rec map[string]string) (*chunkScorer, error) {
+	sc := &chunkScorer{csv: rec[jobs.BatchFieldFormat] == jobs.BatchCSV, explain: rec[jobs.BatchFieldExplain] == "1",
+		schema: &m.info.Schema, model: m.model}
+	if sc.csv {
+		var header []string
+		if err := json.Unmarshal([]byte(rec[jobs.BatchFieldHeader]), &header); err != nil {
+			return nil, fmt.Errorf("the batch record's header is not a JSON list: %v", err)
+		}
+		d, err := batchfile.NewCSVDecoder(sc.schema, header)
+		if err != nil {
+			return nil, err
+		}
+		sc.dec = d
+	} else {
+		sc.dec = batchfile.NewJSONDecoder(sc.schema)
+	}
+	if e, ok := m.model.(interface{ engine() *model.Model }); ok {
+		sc.engine = e.engine()
+		sc.cols = resultColumns(sc.engine.Task())
+	} else {
+		sc.cols = []batchfile.Column{{Name: "prediction", Type: batchfile.ColJSON}}
+	}
+	return sc, nil
+}
+
+// resultColumns are a task's result columns, named as in sync predictions.
+func resultColumns(task model.Task) []batchfile.Column {
+	factors := batchfile.Column{Name: "factors", Type: batchfile.ColList}
+	switch task {
+	case model.TaskLeadScoring:
+		return []batchfile.Column{{Name: "lead_score", Type: batchfile.ColInt},
+			{Name: "conversion_probability", Type: batchfile.ColFloat}, {Name: "recommendation", Type: batchfile.ColString},
+			{Name: "confidence", Type: batchfile.ColFloat}, factors}
+	case model.TaskClassification:
+		return []batchfile.Column{{Name: "label", Type: batchfile.ColString}, {Name: "confidence", Type: batchfile.ColFloat},
+			{Name: "probabilities", Type: batchfile.ColJSON}, factors}
+	}
+	return []batchfile.Column{{Name: "value", Type: batchfile.ColFloat}, factors}
+}
+
+// blockRow is one row of a block: its number and id, and either why it
+// failed or its place in the block's scored rows.
+type blockRow struct {
+	row    int
+	id     string
+	err    *batchfile.RowError
+	scored int
+}
+
+// run scores input (the chunk's raw records; row numbers start at first)
+// and returns the encoded results and the counts.
+func (sc *chunkScorer) run(ctx context.Context, input []byte, first int) (blob []byte, ok, failed int, err error) {
+	var rd *batchfile.Reader
+	if sc.csv {
+		rd = batchfile.NewCSVReader(bytes.NewReader(input), len(input)+1)
+	} else {
+		rd = batchfile.NewJSONLReader(bytes.NewReader(input), len(input)+1)
+	}
+	out := batchfile.NewResultWriter(sc.cols, len(input)/2)
+	nfields := len(sc.schema.Fields)
+	var nf int
+	if sc.engine != nil {
+		nf = sc.engine.Engine().NumFeatures()
+	}
+	X := make([]float32, 0, blockRows*nf)
+	rows := make([]jobs.Row, 0, blockRows)
+	vals := make([]jobs.Value, blockRows*nfields)
+	block := make([]blockRow, 0, blockRows)
+	row := first
+	for end := false; !end; {
+		block, X, rows = block[:0], X[:0], rows[:0]
+		for len(block) < blockRows {
+			rec, err := rd.Next()
+			if err == io.EOF {
+				end = true
+				break
+			}
+			if err != nil {
+				return nil, 0, 0, fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+			}
+			r := vals[len(block)*nfields : (len(block)+1)*nfields]
+			var id string
+			var rerr *batchfile.RowError
+			if sc.csv {
+				id, rerr = sc.dec.CSV(string(rec), r)
+			} else {
+				id, rerr = sc.dec.JSON(rec, r)
+			}
+			if rerr == nil && sc.engine != nil {
+				X = X[:len(X)+nf]
+				if err := sc.engine.Encode(r, X[len(X)-nf:]); err != nil {
+					X = X[:len(X)-nf]
+					rerr = &batchfile.RowError{Code: codeInvalidInput, Detail: err.Error()}
+				}
+			}
+			b := blockRow{row: row, id: id, err: rerr, scored: len(rows)}
+			if rerr == nil {
+				rows = append(rows, r)
+			}
+			block = append(block, b)
+			row++
+		}
+		n, err := sc.score(out, block, rows, X)
+		if err != nil {
+			return nil, 0, 0, err
+		}
+		ok += n
+		failed += len(block) - n
+		if err := ctx.Err(); err != nil {
+			return nil, 0, 0, err
+		}
+		runtime.Gosched()
+	}
+	return out.Bytes(), ok, failed, nil
+}
+
+// score scores a block's valid rows and writes every row's result in order.
+// It returns how many rows were scored.
+func (sc *chunkScorer) score(out *batchfile.ResultWriter, block []blockRow, rows []jobs.Row, X []float32) (int, error) {
+	if len(rows) == 0 {
+		writeFailed(out, block)
+		return 0, nil
+	}
+	var preds []model.Prediction
+	var values []any
+	var err error
+	switch {
+	case sc.engine != nil && sc.explain:
+		preds, err = sc.engine.PredictFeatures(X)
+	case sc.engine != nil:
+		preds, err = sc.engine.ScoreFeatures(X)
+	default:
+		values, err = sc.model.Predict(rows)
+	}
+	if err != nil {
+		for i := range block {
+			if block[i].err == nil {
+				block[i].err = &batchfile.RowError{Code: codeModelFailed, Detail: "The model could not score this row."}
+			}
+		}
+		writeFailed(out, block)
+		return 0, nil
+	}
+	for _, b := range block {
+		if b.err != nil {
+			out.Fail(b.row, b.id, b.err)
+			continue
+		}
+		out.OK(b.row, b.id)
+		if preds != nil {
+			writePrediction(out, &preds[b.scored])
+			continue
+		}
+		j, err := json.Marshal(values[b.scored])
+		if err != nil {
+			return 0, fmt.Errorf("encode prediction: %w", err)
+		}
+		out.JSON(j)
+	}
+	return len(rows), nil
+}
+
+func writeFailed(out *batchfile.ResultWriter, block []blockRow) {
+	for _, b := range block {
+		out.Fail(b.row, b.id, b.err)
+	}
+}
+
+// writePrediction writes the values of resultColumns(p.Task).
+func writePrediction(out *batchfile.ResultWriter, p *model.Prediction) {
+	switch p.Task {
+	case model.TaskLeadScoring:
+		out.Int(int64(p.LeadScore))
+		out.Float(p.ConversionProbability)
+		out.String(p.Recommendation)
+		out.Float(p.Confidence)
+	case model.TaskClassification:
+		out.String(p.Label)
+		out.Float(p.Confidence)
+		probs := make(map[string]float64, len(p.Classes))
+		for i, c := range p.Classes {
+			probs[c] = p.Probabilities[i]
+		}
+		j, _ := json.Marshal(probs)
+		out.JSON(j)
+	default:
+		out.Float(p.Value)
+	}
+	out.List(p.Factors)
+}
+
+// engine gives the batch path the model runtime behind a folder model.
+func (f *folderModel) engine() *model.Model { return f.m }
+
+// batchSummary is the webhook body.
+type batchSummary struct {
+	Event      string `json:"event"`
+	BatchID    string `json:"batch_id"`
+	ModelID    string `json:"model_id"`
+	Status     string `json:"status"`
+	RowsTotal  int    `json:"rows_total"`
+	RowsDone   int    `json:"rows_done"`
+	RowsFailed int    `json:"rows_failed"`
+	StartedAt  string `json:"started_at,omitempty"`
+	FinishedAt string `json:"finished_at,omitempty"`
+	StatusURL  string `json:"status_url"`
+	ResultsURL string `json:"results_url"`
+}
+
+// maybeNotify sends the completion webhook when this chunk finished the
+// batch and it has not been delivered yet.
+func (w *Worker) maybeNotify(ctx context.Context, p jobs.BatchChunkPayload) error {
+	rec, err := w.rdb.HGetAll(ctx, jobs.BatchKey(p.BatchID)).Result()
+	if err != nil {
+		return err
+	}
+	if rec[jobs.BatchFieldFinisher] != strconv.Itoa(p.Chunk) || rec[jobs.BatchFieldCallback] == "" ||
+		rec[jobs.BatchFieldHookDone] != "" || rec[jobs.BatchFieldCanceled] != "" {
+		return nil
+	}
+	attempts, err := w.rdb.LLen(ctx, jobs.BatchHooksKey(p.BatchID)).Result()
+	if err != nil {
+		return err
+	}
+	if attempts >= webhookMaxAttempts {
+		return nil
+	}
+	secret, err := tenant.WebhookSecret(ctx, w.rdb, rec[jobs.BatchFieldTenant])
+	if err != nil {
+		return err
+	}
+	ttl, err := w.rdb.PTTL(ctx, jobs.BatchKey(p.BatchID)).Result()
+	if err != nil || ttl <= 0 {
+		return err // expired meanwhile: nothing left to announce
+	}
+	body, _ := json.Marshal(summarize(p.BatchID, rec))
+	backoff := webhookFirstBackoff
+	for i := range webhookAttemptsPerRun {
+		n := int(attempts) + i + 1
+		a := w.postWebhook(ctx, rec[jobs.BatchFieldCallback], secret, body, n)
+		b, _ := json.Marshal(a)
+		pl := w.rdb.TxPipeline()
+		pl.RPush(ctx, jobs.BatchHooksKey(p.BatchID), b)
+		pl.PExpire(ctx, jobs.BatchHooksKey(p.BatchID), ttl)
+		if a.Status >= 200 && a.Status < 300 {
+			pl.HSet(ctx, jobs.BatchKey(p.BatchID), jobs.BatchFieldHookDone, a.At)
+		}
+		if _, err := pl.Exec(ctx); err != nil {
+			return err
+		}
+		if a.Status >= 200 && a.Status < 300 {
+			return nil
+		}
+		w.log.Warn("webhook failed", "batch_id", p.BatchID, "attempt", n, "status", a.Status, "err", a.Error)
+		if n >= webhookMaxAttempts {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(backoff):
+		}
+		backoff *= 2
+	}
+	return fmt.Errorf("webhook of batch %s not delivered after %d attempts", p.BatchID, int(attempts)+webhookAttemptsPerRun)
+}
+
+func summarize(id string, rec map[string]string) batchSummary {
+	num := func(f string) int { n, _ := strconv.Atoi(rec[f]); return n }
+	stamp := func(f string) string {
+		ms, err := strconv.ParseInt(rec[f], 10, 64)
+		if err != nil {
+			return ""
+		}
+		return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+	}
+	return batchSummary{Event: "batch.completed", BatchID: id, ModelID: rec[jobs.BatchFieldModel],
+		Status: jobs.BatchStatus(rec, num(jobs.BatchFieldChunks)), RowsTotal: num(jobs.BatchFieldRows),
+		RowsDone: num(jobs.BatchFieldOK) + num(jobs.BatchFieldFailed), RowsFailed: num(jobs.BatchFieldFailed),
+		StartedAt: stamp(jobs.BatchFieldStarted), FinishedAt: stamp(jobs.BatchFieldFinished),
+		StatusURL: "/api/v1/batches/" + id, ResultsURL: "/api/v1/batches/" + id + "/results"}
+}
+
+// postWebhook makes one delivery attempt.
+func (w *Worker) postWebhook(ctx context.Context, url, secret string, body []byte, n int) jobs.WebhookAttempt {
+	a := jobs.WebhookAttempt{Attempt: n, At: time.Now().UnixMilli()}
+	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "hokusai-webhook/1")
+	req.Header.Set(tenant.SignatureHeader, tenant.Sign(secret, body))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	a.Status = resp.StatusCode
+	return a
+}
