@@ -60,12 +60,16 @@ func (e *HTTPError) Error() string {
 // Unwrap returns the sentinel the answer maps to, if any.
 func (e *HTTPError) Unwrap() error { return e.kind }
 
-// errorKind maps an error answer to a sentinel the way huggingface_hub's
-// hf_raise_for_status does: the X-Error-Code first; then a 401 that says the
-// credentials are invalid; then any other 401 on a repo URL, which is how the
-// Hub hides private repos; then a 401 elsewhere (whoami).
+// errorKind maps an error answer to a sentinel much as huggingface_hub's
+// hf_raise_for_status does: a 401 that says the credentials are invalid
+// first (the Hub sends it with X-Error-Code RepoNotFound on repo URLs, and a
+// revoked token is what the operator must fix); then the X-Error-Code; then
+// any other 401 on a repo URL, which is how the Hub hides private repos; then
+// a 401 elsewhere (whoami).
 func errorKind(status int, code, msg, path string) error {
 	switch {
+	case status == http.StatusUnauthorized && strings.Contains(msg, "Invalid credentials"):
+		return ErrInvalidToken
 	case code == "RevisionNotFound":
 		return ErrRevisionNotFound
 	case code == "EntryNotFound":
@@ -76,8 +80,6 @@ func errorKind(status int, code, msg, path string) error {
 		return ErrRepoNotFound
 	case status != http.StatusUnauthorized:
 		return nil
-	case strings.Contains(msg, "Invalid credentials"):
-		return ErrInvalidToken
 	case strings.Contains(path, "/resolve/") || strings.Contains(path, "/api/models/"):
 		return ErrRepoNotFound
 	default:

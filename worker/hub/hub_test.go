@@ -3,8 +3,10 @@ package hub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io/fs"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -14,7 +16,66 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+
+	"github.com/hokusai-ai/inference-queue/worker/hub/hubtest"
 )
+
+const (
+	goodToken = "hf_goodTokenValue0123456789abcdef"
+	badToken  = "hf_revokedTokenValue9876543210zyxw"
+	commitA   = "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+	commitB   = "bbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbbb"
+)
+
+// The repos every test's Hub holds. Tests only read them.
+var (
+	publicRepo = hubtest.Repo{
+		ID:        "acme/public",
+		Revisions: map[string]string{"main": commitA, "v1.0": commitA, "refs/pr/1": commitB},
+		Files: map[string][]byte{
+			"config.json":        []byte(`{"hokusai":{"task":"lead-scoring"}}`),
+			"model.json":         []byte(strings.Repeat(`{"tree":[1,2,3]}`, 512)),
+			"onnx/model.onnx":    []byte(strings.Repeat("\x08\x07onnx", 300)),
+			"README with a #.md": []byte("# readme\n"),
+		},
+		LFS:       []string{"model.json", "onnx/model.onnx"},
+		FormerIDs: []string{"acme/old-name"},
+	}
+	privateRepo = hubtest.Repo{
+		ID:        "acme/private",
+		Private:   true,
+		Revisions: map[string]string{"main": commitA},
+		Files: map[string][]byte{
+			"config.json": []byte(`{"private":true}`),
+			"weights.bin": []byte(strings.Repeat("private-weights", 200)),
+		},
+		LFS: []string{"weights.bin"},
+	}
+	gatedRepo = hubtest.Repo{
+		ID:        "acme/gated",
+		Gated:     true,
+		Revisions: map[string]string{"main": commitA},
+		Files:     map[string][]byte{"config.json": []byte(`{}`)},
+	}
+)
+
+// newHub starts a fake Hub holding the three repos, accepting goodToken.
+func newHub(t testing.TB) *hubtest.Server {
+	t.Helper()
+	h := hubtest.New(t)
+	for _, r := range []hubtest.Repo{publicRepo, privateRepo, gatedRepo} {
+		h.AddRepo(r)
+	}
+	h.SetTokens(goodToken)
+	return h
+}
+
+func sha256Hex(b []byte) string { return hubtest.ETag(b, true) }
+
+// etag is what the Hub calls file of r, and the name of its blob.
+func etag(r hubtest.Repo, file string) string {
+	return hubtest.ETag(r.Files[file], slices.Contains(r.LFS, file))
+}
 
 // newTestClient points a client at the fake with millisecond backoffs.
 func newTestClient(t *testing.T, endpoint, cache, token string) *Client {
@@ -75,16 +136,15 @@ func layout(t *testing.T, root string) map[string]string {
 // hfLayout is the tree huggingface_hub writes for files of repo at commit,
 // fetched as revision: blobs named by etag, relative snapshot links,
 // refs/{revision} holding the commit.
-func hfLayout(repo *fakeRepo, revision, commit string, files ...string) map[string]string {
+func hfLayout(repo hubtest.Repo, revision, commit string, files ...string) map[string]string {
 	out := map[string]string{"blobs": "dir", "snapshots": "dir", "snapshots/" + commit: "dir"}
 	for _, name := range files {
-		f := repo.files[name]
-		out["blobs/"+f.etag()] = "file " + sha256Hex(f.content)
+		out["blobs/"+etag(repo, name)] = "file " + sha256Hex(repo.Files[name])
 		link := "snapshots/" + commit + "/" + name
 		for d := filepath.Dir(link); d != "snapshots/"+commit; d = filepath.Dir(d) {
 			out[d] = "dir"
 		}
-		out[link] = "link " + strings.Repeat("../", strings.Count(name, "/")+2) + "blobs/" + f.etag()
+		out[link] = "link " + strings.Repeat("../", strings.Count(name, "/")+2) + "blobs/" + etag(repo, name)
 	}
 	if revision != commit {
 		out["refs"] = "dir"
@@ -98,20 +158,20 @@ func hfLayout(repo *fakeRepo, revision, commit string, files ...string) map[stri
 
 func TestSnapshotWritesTheHFLayout(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
+	hub := newHub(t)
 	cache := t.TempDir()
-	c := newTestClient(t, hub.api.URL, cache, "")
+	c := newTestClient(t, hub.URL(), cache, "")
 
 	dir, commit, err := c.Snapshot(context.Background(), "acme/public", "main", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	repo := hub.repos["acme/public"]
+	repo := publicRepo
 	if commit != commitA || dir != filepath.Join(cache, "models--acme--public", "snapshots", commitA) {
 		t.Fatalf("got %s, %s", dir, commit)
 	}
 	all := slices.Sorted(func(yield func(string) bool) {
-		for name := range repo.files {
+		for name := range repo.Files {
 			if !yield(name) {
 				return
 			}
@@ -122,10 +182,10 @@ func TestSnapshotWritesTheHFLayout(t *testing.T) {
 		t.Fatalf("cache layout (-huggingface_hub +ours):\n%s", diff)
 	}
 	for _, name := range all {
-		if got := readFile(t, filepath.Join(dir, name)); got != string(repo.files[name].content) {
+		if got := readFile(t, filepath.Join(dir, name)); got != string(repo.Files[name]) {
 			t.Errorf("%s: wrong content", name)
 		}
-		if _, err := os.Stat(filepath.Join(cache, ".locks", "models--acme--public", repo.files[name].etag()+".lock")); err != nil {
+		if _, err := os.Stat(filepath.Join(cache, ".locks", "models--acme--public", etag(repo, name)+".lock")); err != nil {
 			t.Errorf("%s: no lock file where huggingface_hub puts it: %v", name, err)
 		}
 	}
@@ -135,7 +195,7 @@ func TestSnapshotWritesTheHFLayout(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, name := range all {
-		if n := hub.downloadsOf("acme/public", name); n != 1 {
+		if n := hub.Downloads("acme/public", name); n != 1 {
 			t.Errorf("%s downloaded %d times, want 1", name, n)
 		}
 	}
@@ -150,7 +210,7 @@ func TestOfflineReadsAPythonWrittenCache(t *testing.T) {
 	// Build the tree exactly as huggingface_hub lays it out on Linux.
 	repoDir := filepath.Join(cache, "models--acme--leads")
 	cfg, model := []byte(`{"hokusai":{}}`), []byte("model bytes")
-	cfgTag, modelTag := gitBlobSHA1(cfg), sha256Hex(model)
+	cfgTag, modelTag := hubtest.ETag(cfg, false), hubtest.ETag(model, true)
 	mustWrite := func(path string, b []byte) {
 		t.Helper()
 		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
@@ -220,10 +280,10 @@ func TestOfflineReadsAPythonWrittenCache(t *testing.T) {
 
 func TestOurCacheServesOfflineAndWhenUnreachable(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
+	hub := newHub(t)
 	cache := t.TempDir()
 	files := []string{"config.json", "onnx/model.onnx"}
-	want, _, err := newTestClient(t, hub.api.URL, cache, "").Snapshot(context.Background(), "acme/public", "refs/pr/1", files)
+	want, _, err := newTestClient(t, hub.URL(), cache, "").Snapshot(context.Background(), "acme/public", "refs/pr/1", files)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -231,8 +291,8 @@ func TestOurCacheServesOfflineAndWhenUnreachable(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub.api.Close()
-	unreachable := newTestClient(t, hub.api.URL, cache, "")
+	hub.Close()
+	unreachable := newTestClient(t, hub.URL(), cache, "")
 	for name, c := range map[string]*Client{"offline": offline, "unreachable": unreachable} {
 		dir, commit, err := c.Snapshot(context.Background(), "acme/public", "refs/pr/1", files)
 		if err != nil || dir != want || commit != commitB {
@@ -249,24 +309,30 @@ func TestOurCacheServesOfflineAndWhenUnreachable(t *testing.T) {
 
 func TestPrivateRepoTokenNeverReachesTheCDN(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
-	c := newTestClient(t, hub.api.URL, t.TempDir(), goodToken)
+	hub := newHub(t)
+	c := newTestClient(t, hub.URL(), t.TempDir(), goodToken)
 	dir, _, err := c.Snapshot(context.Background(), "acme/private", "main", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if readFile(t, filepath.Join(dir, "weights.bin")) != string(hub.repos["acme/private"].files["weights.bin"].content) {
+	if readFile(t, filepath.Join(dir, "weights.bin")) != string(privateRepo.Files["weights.bin"]) {
 		t.Fatal("wrong weights")
 	}
-	if hub.downloadsOf("acme/private", "weights.bin") != 1 || hub.authCount() == 0 {
-		t.Fatalf("weights downloads %d, authorized Hub requests %d", hub.downloadsOf("acme/private", "weights.bin"), hub.authCount())
+	authorized := 0
+	for _, r := range hub.Requests() {
+		if r.Authorized {
+			authorized++
+		}
+	}
+	if hub.Downloads("acme/private", "weights.bin") != 1 || authorized == 0 {
+		t.Fatalf("weights downloads %d, authorized Hub requests %d", hub.Downloads("acme/private", "weights.bin"), authorized)
 	}
 	// The CDN handler fails the test itself if it sees Authorization.
 }
 
 func TestHubErrorsMapToSentinels(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
+	hub := newHub(t)
 	tests := []struct {
 		name, token, repo, revision string
 		files                       []string
@@ -275,6 +341,7 @@ func TestHubErrorsMapToSentinels(t *testing.T) {
 	}{
 		{"private without token", "", "acme/private", "main", nil, ErrRepoNotFound, 401},
 		{"private with revoked token", badToken, "acme/private", "main", nil, ErrInvalidToken, 401},
+		{"public with revoked token", badToken, "acme/public", "main", nil, ErrInvalidToken, 401},
 		{"missing repo anonymous", "", "acme/nope", "main", nil, ErrRepoNotFound, 401},
 		{"missing repo with token", goodToken, "acme/nope", "main", nil, ErrRepoNotFound, 404},
 		{"gated without token", "", "acme/gated", "main", nil, ErrGatedRepo, 401},
@@ -285,7 +352,7 @@ func TestHubErrorsMapToSentinels(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			c := newTestClient(t, hub.api.URL, t.TempDir(), tc.token)
+			c := newTestClient(t, hub.URL(), t.TempDir(), tc.token)
 			_, _, err := c.Snapshot(context.Background(), tc.repo, tc.revision, tc.files)
 			assertNoToken(t, err)
 			var he *HTTPError
@@ -297,14 +364,14 @@ func TestHubErrorsMapToSentinels(t *testing.T) {
 	t.Run("whoami", func(t *testing.T) {
 		t.Parallel()
 		for _, tok := range []string{"", badToken} {
-			_, err := newTestClient(t, hub.api.URL, t.TempDir(), tok).Whoami(context.Background())
+			_, err := newTestClient(t, hub.URL(), t.TempDir(), tok).Whoami(context.Background())
 			assertNoToken(t, err)
 			if !errors.Is(err, ErrInvalidToken) {
 				t.Errorf("whoami with a %d-byte token: %v, want ErrInvalidToken", len(tok), err)
 			}
 		}
-		id, err := newTestClient(t, hub.api.URL, t.TempDir(), goodToken).Whoami(context.Background())
-		if err != nil || id != (Identity{Name: "hokusai-bot", Type: "user", TokenName: "worker", TokenRole: "read"}) {
+		id, err := newTestClient(t, hub.URL(), t.TempDir(), goodToken).Whoami(context.Background())
+		if err != nil || id != (Identity{Name: hubtest.User, Type: "user", TokenName: hubtest.TokenName, TokenRole: "read"}) {
 			t.Errorf("whoami: %+v, %v", id, err)
 		}
 	})
@@ -324,8 +391,8 @@ func assertNoToken(t *testing.T, err error) {
 
 func TestRetriesHonourRetryAfterThenSucceed(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
-	c := newTestClient(t, hub.api.URL, t.TempDir(), "")
+	hub := newHub(t)
+	c := newTestClient(t, hub.URL(), t.TempDir(), "")
 	var mu sync.Mutex
 	var waits []time.Duration
 	c.sleep = func(_ context.Context, d time.Duration) error {
@@ -334,16 +401,16 @@ func TestRetriesHonourRetryAfterThenSucceed(t *testing.T) {
 		waits = append(waits, d)
 		return nil
 	}
-	model := hub.repos["acme/public"].files["model.json"]
-	hub.fail("GET /api/models/acme/public/revision/main", http.StatusTooManyRequests)
-	hub.fail("HEAD /acme/public/resolve/"+commitA+"/model.json", http.StatusInternalServerError)
-	hub.fail("GET /repos/ab/cd/"+model.etag(), http.StatusBadGateway)
+	model := publicRepo.Files["model.json"]
+	hub.Fail("GET /api/models/acme/public/revision/main", http.StatusTooManyRequests)
+	hub.Fail("HEAD /acme/public/resolve/"+commitA+"/model.json", http.StatusInternalServerError)
+	hub.Fail("GET "+hub.CDNPath("acme/public", "model.json"), http.StatusBadGateway)
 
 	dir, _, err := c.Snapshot(context.Background(), "acme/public", "main", []string{"model.json"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if readFile(t, filepath.Join(dir, "model.json")) != string(model.content) {
+	if readFile(t, filepath.Join(dir, "model.json")) != string(model) {
 		t.Fatal("wrong content after retries")
 	}
 	if len(waits) != 3 || waits[0] != 3*time.Second {
@@ -353,30 +420,31 @@ func TestRetriesHonourRetryAfterThenSucceed(t *testing.T) {
 
 func TestRetriesAreBounded(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
-	c := newTestClient(t, hub.api.URL, t.TempDir(), "")
-	hub.fail("GET /api/models/acme/public/revision/main", 500, 503, 500, 500, 500)
+	hub := newHub(t)
+	c := newTestClient(t, hub.URL(), t.TempDir(), "")
+	hub.Fail("GET /api/models/acme/public/revision/main", 500, 503, 500, 500, 500)
 	_, _, err := c.Snapshot(context.Background(), "acme/public", "main", nil)
 	var he *HTTPError
 	if !errors.As(err, &he) || he.StatusCode != 500 {
 		t.Fatalf("got %v, want the last 500", err)
 	}
-	if n := hub.pending("GET /api/models/acme/public/revision/main"); n != 1 {
+	if n := hub.Pending("GET /api/models/acme/public/revision/main"); n != 1 {
 		t.Fatalf("%d queued failures left, want 1 (4 attempts)", n)
 	}
 }
 
 func TestPullRequestRevisionIsEscaped(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
+	hub := newHub(t)
 	cache := t.TempDir()
-	c := newTestClient(t, hub.api.URL, cache, "")
+	c := newTestClient(t, hub.URL(), cache, "")
 	_, commit, err := c.Snapshot(context.Background(), "acme/public", "refs/pr/1", []string{"config.json"})
 	if err != nil || commit != commitB {
 		t.Fatalf("got %s, %v", commit, err)
 	}
-	if !slices.Contains(hub.seenPaths(), "/api/models/acme/public/revision/refs%2Fpr%2F1") {
-		t.Fatalf("revision not sent as one escaped segment: %v", hub.seenPaths())
+	want := hubtest.Request{Method: http.MethodGet, Path: "/api/models/acme/public/revision/refs%2Fpr%2F1"}
+	if !slices.Contains(hub.Requests(), want) {
+		t.Fatalf("revision not sent as one escaped segment: %v", hub.Requests())
 	}
 	if got := readFile(t, filepath.Join(cache, "models--acme--public", "refs", "refs", "pr", "1")); got != commitB {
 		t.Fatalf("refs/refs/pr/1 = %q", got)
@@ -385,9 +453,9 @@ func TestPullRequestRevisionIsEscaped(t *testing.T) {
 
 func TestRenamedRepoFollowsSameHostRedirect(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
+	hub := newHub(t)
 	cache := t.TempDir()
-	c := newTestClient(t, hub.api.URL, cache, "")
+	c := newTestClient(t, hub.URL(), cache, "")
 	dir, _, err := c.Snapshot(context.Background(), "acme/old-name", "main", []string{"config.json", "model.json"})
 	if err != nil {
 		t.Fatal(err)
@@ -395,18 +463,17 @@ func TestRenamedRepoFollowsSameHostRedirect(t *testing.T) {
 	if !strings.HasPrefix(dir, filepath.Join(cache, "models--acme--old-name")) {
 		t.Fatalf("snapshot under %s, want the requested repo's folder", dir)
 	}
-	if readFile(t, filepath.Join(dir, "model.json")) != string(hub.repos["acme/public"].files["model.json"].content) {
+	if readFile(t, filepath.Join(dir, "model.json")) != string(publicRepo.Files["model.json"]) {
 		t.Fatal("wrong content")
 	}
 }
 
 func TestChecksumMismatchLeavesNoBlob(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
+	hub := newHub(t)
 	cache := t.TempDir()
-	c := newTestClient(t, hub.api.URL, cache, "")
-	model := hub.repos["acme/public"].files["model.json"]
-	hub.corrupt[model.etag()] = true
+	c := newTestClient(t, hub.URL(), cache, "")
+	hub.Corrupt("acme/public", "model.json")
 	_, _, err := c.Snapshot(context.Background(), "acme/public", "main", []string{"model.json"})
 	if err == nil || !strings.Contains(err.Error(), "sha256") {
 		t.Fatalf("got %v, want a sha256 mismatch", err)
@@ -422,9 +489,9 @@ func TestChecksumMismatchLeavesNoBlob(t *testing.T) {
 // each file must cross the wire once.
 func TestConcurrentSnapshotsDownloadOnce(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
+	hub := newHub(t)
 	cache := t.TempDir()
-	clients := []*Client{newTestClient(t, hub.api.URL, cache, ""), newTestClient(t, hub.api.URL, cache, "")}
+	clients := []*Client{newTestClient(t, hub.URL(), cache, ""), newTestClient(t, hub.URL(), cache, "")}
 	var wg sync.WaitGroup
 	errs := make([]error, 100)
 	dirs := make([]string, 100)
@@ -439,8 +506,8 @@ func TestConcurrentSnapshotsDownloadOnce(t *testing.T) {
 			t.Fatalf("call %d: %s, %v", i, dirs[i], err)
 		}
 	}
-	for name := range hub.repos["acme/public"].files {
-		if n := hub.downloadsOf("acme/public", name); n != 1 {
+	for name := range publicRepo.Files {
+		if n := hub.Downloads("acme/public", name); n != 1 {
 			t.Errorf("%s downloaded %d times, want 1", name, n)
 		}
 	}
@@ -479,21 +546,21 @@ func TestOptionsFromEnv(t *testing.T) {
 
 func TestStalledDownloadIsAbandonedAndRetried(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
-	c := newTestClient(t, hub.api.URL, t.TempDir(), "")
+	hub := newHub(t)
+	c := newTestClient(t, hub.URL(), t.TempDir(), "")
 	// Long enough for loopback requests on a loaded machine, short enough
 	// for the stalled one not to slow the suite down much.
 	c.opts.RequestTimeout = 250 * time.Millisecond
-	model := hub.repos["acme/public"].files["model.json"]
-	hub.fail("GET /repos/ab/cd/"+model.etag(), stall)
+	model, cdnKey := publicRepo.Files["model.json"], "GET "+hub.CDNPath("acme/public", "model.json")
+	hub.Fail(cdnKey, hubtest.Stall)
 	dir, _, err := c.Snapshot(context.Background(), "acme/public", "main", []string{"model.json"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if readFile(t, filepath.Join(dir, "model.json")) != string(model.content) {
+	if readFile(t, filepath.Join(dir, "model.json")) != string(model) {
 		t.Fatal("wrong content after a stalled transfer")
 	}
-	if hub.pending("GET /repos/ab/cd/"+model.etag()) != 0 {
+	if hub.Pending(cdnKey) != 0 {
 		t.Fatal("the stalled answer was never served")
 	}
 }
@@ -525,20 +592,20 @@ func TestLockFileExcludesOtherHolders(t *testing.T) {
 
 func TestPinnedCommitServedFromCacheWithoutTheHub(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
+	hub := newHub(t)
 	cache := t.TempDir()
-	c := newTestClient(t, hub.api.URL, cache, "")
+	c := newTestClient(t, hub.URL(), cache, "")
 	files := []string{"config.json", "model.json"}
 	want, _, err := c.Snapshot(context.Background(), "acme/public", commitA, files)
 	if err != nil {
 		t.Fatal(err)
 	}
-	seen := len(hub.seenPaths())
+	seen := len(hub.Requests())
 	dir, commit, err := c.Snapshot(context.Background(), "acme/public", commitA, files)
 	if err != nil || dir != want || commit != commitA {
 		t.Fatalf("got %s %s %v", dir, commit, err)
 	}
-	if n := len(hub.seenPaths()); n != seen {
+	if n := len(hub.Requests()); n != seen {
 		t.Fatalf("%d Hub requests for a cached commit, want 0", n-seen)
 	}
 	if _, err := os.Stat(filepath.Join(cache, "models--acme--public", "refs")); !errors.Is(err, fs.ErrNotExist) {
@@ -547,8 +614,8 @@ func TestPinnedCommitServedFromCacheWithoutTheHub(t *testing.T) {
 }
 
 func BenchmarkSnapshotCachedCommit(b *testing.B) {
-	hub := newFakeHub(b)
-	c, err := New(Options{Endpoint: hub.api.URL, CacheDir: b.TempDir()})
+	hub := newHub(b)
+	c, err := New(Options{Endpoint: hub.URL(), CacheDir: b.TempDir()})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -561,5 +628,26 @@ func BenchmarkSnapshotCachedCommit(b *testing.B) {
 		if _, _, err := c.Snapshot(ctx, "acme/public", commitA, files); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestErrorsNeverCarryTheToken talks to a server that echoes the credentials
+// in its error messages, which the real Hub has no reason not to do one day.
+func TestErrorsNeverCarryTheToken(t *testing.T) {
+	t.Parallel()
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		msg := "Invalid credentials in Authorization header: " + r.Header.Get("Authorization")
+		w.Header().Set("X-Error-Message", msg)
+		w.WriteHeader(http.StatusUnauthorized)
+		_, _ = fmt.Fprintf(w, `{"error": %q}`, msg)
+	}))
+	t.Cleanup(echo.Close)
+	c := newTestClient(t, echo.URL, t.TempDir(), badToken)
+	_, _, err := c.Snapshot(context.Background(), "acme/private", "main", nil)
+	assertNoToken(t, err)
+	_, err = c.Whoami(context.Background())
+	assertNoToken(t, err)
+	if !errors.Is(err, ErrInvalidToken) {
+		t.Fatalf("got %v, want ErrInvalidToken", err)
 	}
 }

@@ -12,12 +12,12 @@ import (
 // download.
 func TestTwoProcessesDownloadOnce(t *testing.T) {
 	t.Parallel()
-	hub := newFakeHub(t)
+	hub := newHub(t)
 	cache := t.TempDir()
 	var cmds []*exec.Cmd
 	for range 2 {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestHelperProcessSnapshot$", "-test.count=1")
-		cmd.Env = append(os.Environ(), "HUB_HELPER_ENDPOINT="+hub.api.URL, "HUB_HELPER_CACHE="+cache)
+		cmd.Env = append(os.Environ(), "HUB_HELPER_ENDPOINT="+hub.URL(), "HUB_HELPER_CACHE="+cache)
 		cmds = append(cmds, cmd)
 	}
 	outs := make([][]byte, len(cmds))
@@ -34,8 +34,8 @@ func TestTwoProcessesDownloadOnce(t *testing.T) {
 			t.Fatalf("process %d: %v\n%s", i, errs[i], outs[i])
 		}
 	}
-	for name := range hub.repos["acme/public"].files {
-		if n := hub.downloadsOf("acme/public", name); n != 1 {
+	for name := range publicRepo.Files {
+		if n := hub.Downloads("acme/public", name); n != 1 {
 			t.Errorf("%s downloaded %d times by two processes, want 1", name, n)
 		}
 	}
