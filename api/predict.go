@@ -117,6 +117,10 @@ func (s *Server) admit(c echo.Context) (registry.Spec, predictRequest, error) {
 		return spec, req, &Error{Code: CodeInvalidInput, Detail: `The body needs "inputs": an object, or a list of objects.`,
 			Fields: []jobs.FieldError{{Field: "inputs", Code: jobs.CodeMissingField, Detail: "is required"}}}
 	}
+	if _, err := jobs.ParseOptions(req.Options); err != nil {
+		return spec, req, &Error{Code: CodeInvalidInput, Detail: "The options are not valid.",
+			Fields: []jobs.FieldError{{Field: "options", Code: jobs.CodeInvalidValue, Detail: err.Error()}}}
+	}
 	info := snap.info[spec.ID]
 	if info == nil {
 		return spec, req, noWorker(spec)

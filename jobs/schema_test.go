@@ -131,3 +131,29 @@ func TestSchemaRejectsBadDeclarations(t *testing.T) {
 		}
 	}
 }
+
+func TestParseOptions(t *testing.T) {
+	for _, tc := range []struct {
+		raw     string
+		explain bool
+		bad     bool
+	}{
+		{raw: ``, explain: true},
+		{raw: `null`, explain: true},
+		{raw: `{}`, explain: true},
+		{raw: `{"explain": false}`, explain: false},
+		{raw: `{"explain": true}`, explain: true},
+		{raw: `{"explian": false}`, bad: true},
+		{raw: `{"explain": "no"}`, bad: true},
+		{raw: `[1]`, bad: true},
+	} {
+		o, err := ParseOptions(json.RawMessage(tc.raw))
+		if (err != nil) != tc.bad {
+			t.Errorf("%q: err %v, want error %v", tc.raw, err, tc.bad)
+			continue
+		}
+		if err == nil && o.WantExplain() != tc.explain {
+			t.Errorf("%q: explain %v, want %v", tc.raw, o.WantExplain(), tc.explain)
+		}
+	}
+}

@@ -283,7 +283,7 @@ func (sc *chunkScorer) score(out *batchfile.ResultWriter, block []blockRow, rows
 	case sc.engine != nil:
 		preds, err = sc.engine.ScoreFeatures(X)
 	default:
-		values, err = sc.model.Predict(rows)
+		values, err = sc.model.Predict(rows, sc.explain)
 	}
 	if err != nil {
 		for i := range block {

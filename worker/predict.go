@@ -48,11 +48,15 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("model %s is not loaded on worker %s", p.ModelID, w.cfg.ID)
 	}
 	rows, list, ferr := parseInputs(m, p.Inputs)
+	opts, oerr := jobs.ParseOptions(p.Options)
+	if ferr == nil && oerr != nil {
+		ferr = &jobs.Error{Code: codeInvalidInput, Detail: oerr.Error()}
+	}
 	if ferr != nil {
 		log.Info("task rejected", "outcome", ferr.Code)
 		return w.finish(ctx, t, p, nil, ferr)
 	}
-	preds, err := m.model.Predict(rows)
+	preds, err := m.model.Predict(rows, opts.WantExplain())
 	if err != nil {
 		log.Error("predict failed", "err", err.Error())
 		return w.finish(ctx, t, p, nil, &jobs.Error{Code: codeModelFailed, Detail: "The model could not score this input."})

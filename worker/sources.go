@@ -172,8 +172,19 @@ type folderModel struct {
 
 func (f *folderModel) Info() jobs.ModelInfo { return f.info }
 
-func (f *folderModel) Predict(rows []jobs.Row) ([]any, error) {
-	preds, err := f.m.Predict(rows)
+func (f *folderModel) Predict(rows []jobs.Row, explain bool) ([]any, error) {
+	nf := len(f.info.Schema.Fields)
+	x := make([]float32, len(rows)*nf)
+	for i, row := range rows {
+		if err := f.m.Encode(row, x[i*nf:(i+1)*nf]); err != nil {
+			return nil, fmt.Errorf("row %d: %w", i, err)
+		}
+	}
+	score := f.m.ScoreFeatures
+	if explain {
+		score = f.m.PredictFeatures
+	}
+	preds, err := score(x)
 	if err != nil {
 		return nil, err
 	}

@@ -26,8 +26,9 @@ import (
 type Model interface {
 	// Info is the model's public contract; the worker publishes it.
 	Info() jobs.ModelInfo
-	// Predict scores validated rows, returning one JSON-ready value per row.
-	Predict(rows []jobs.Row) ([]any, error)
+	// Predict scores validated rows, returning one JSON-ready value per row,
+	// with the features behind each score when explain is set.
+	Predict(rows []jobs.Row, explain bool) ([]any, error)
 }
 
 // LoadFunc loads the model a registry entry names. Errors that carry a

@@ -13,6 +13,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"os"
 	"os/signal"
 	"syscall"
@@ -103,7 +104,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("listen on %s: %w", cfg.HealthAddr, err)
 	}
 	log.Info("health listening", "addr", ln.Addr().String())
-	hs := &http.Server{Handler: w.HealthHandler(), ReadHeaderTimeout: 5 * time.Second}
+	handler := w.HealthHandler()
+	if getenv("HOKUSAI_PPROF") == "1" {
+		// Profiles on the health port, for load tests; off by default.
+		mux := http.NewServeMux()
+		mux.Handle("/", handler)
+		mux.HandleFunc("/debug/pprof/", pprof.Index)
+		mux.HandleFunc("/debug/pprof/profile", pprof.Profile)
+		handler = mux
+	}
+	hs := &http.Server{Handler: handler, ReadHeaderTimeout: 5 * time.Second}
 	go func() {
 		if err := hs.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 			log.Error("health server stopped", "err", err.Error())
