@@ -40,6 +40,11 @@ func TestLightGBMBinary(t *testing.T) {
 		{"tiny negative beyond zero band", []float32{-1, -1.25, -2e-35}, 0.3 - 0.1},
 		{"inside zero band", []float32{-1, -1.2, 1e-36}, -0.2 + 0.15},
 	}
+	var rows [][]float32
+	for _, tt := range tests {
+		rows = append(rows, tt.x)
+	}
+	checkBlockMatchesRows(t, m, rows)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var margin, pred [1]float64
@@ -108,6 +113,11 @@ func TestLightGBMMulticlass(t *testing.T) {
 		{"negative category", []float32{0, -1, 0, 0}, [3]float64{-0.4 + 0.1, 0.45 - 0.05, 0.05 + 0.3}},
 		{"fraction truncates to category 1", []float32{1, 1.9, 0, 5}, [3]float64{0.6 + 0.1, 0.45 - 0.05, 0.05 + 0.3}},
 	}
+	var rows [][]float32
+	for _, tt := range tests {
+		rows = append(rows, tt.x)
+	}
+	checkBlockMatchesRows(t, m, rows)
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			var margin, pred [3]float64
@@ -165,6 +175,30 @@ func TestLessBound(t *testing.T) {
 		for _, x := range []float32{f, math.Nextafter32(f, inf32), math.Nextafter32(f, -inf32)} {
 			if got, want := x < bound, float64(x) <= th; got != want {
 				t.Errorf("threshold %v, x %v: x < bound is %v, x <= threshold is %v", th, x, got, want)
+			}
+		}
+	}
+}
+
+// checkBlockMatchesRows repeats rows into a block long enough for the
+// interleaved walks and checks PredictBlock against PredictRow.
+func checkBlockMatchesRows(t *testing.T, m *Model, rows [][]float32) {
+	t.Helper()
+	var X []float32
+	for len(X) < 20*m.NumFeatures() {
+		for _, r := range rows {
+			X = append(X, r...)
+		}
+	}
+	w, nf := m.PredictWidth(), m.NumFeatures()
+	block := make([]float64, len(X)/nf*w)
+	m.PredictBlock(X, block)
+	row := make([]float64, w)
+	for r := range len(X) / nf {
+		m.PredictRow(X[r*nf:(r+1)*nf], row)
+		for i, v := range row {
+			if block[r*w+i] != v {
+				t.Fatalf("row %d: PredictBlock %v, PredictRow %v", r, block[r*w:(r+1)*w], row)
 			}
 		}
 	}

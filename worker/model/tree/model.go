@@ -157,11 +157,13 @@ func (m *Model) walk(i, depth int32, X []float32, off int) int32 {
 	return i
 }
 
-// walk4 advances four independent walks by depth steps: lane k starts at
+// walk8 advances eight independent walks by depth steps: lane k starts at
 // node ik and reads the row at X[k*stride:]. Interleaving lets the CPU
-// overlap four chains of dependent loads instead of waiting on one. Few
-// live values keep the lanes in registers.
-func (m *Model) walk4(X []float32, stride int, i0, i1, i2, i3, depth int32) (int32, int32, int32, int32) {
+// overlap eight chains of dependent loads instead of waiting on one; the
+// lanes are unrolled by hand because a loop over arrays keeps them in
+// memory (measured slower), and few other live values leave them the
+// registers.
+func (m *Model) walk8(X []float32, stride int, i0, i1, i2, i3, i4, i5, i6, i7, depth int32) (int32, int32, int32, int32, int32, int32, int32, int32) {
 	nodes := m.nodes
 	for ; depth > 0; depth-- {
 		n0, s0 := numericStep(nodes, i0, X, 0)
@@ -180,9 +182,25 @@ func (m *Model) walk4(X []float32, stride int, i0, i1, i2, i3, depth int32) (int
 		if s3 != 0 {
 			n3 = m.slowStep(i3, X, 3*stride)
 		}
-		i0, i1, i2, i3 = n0, n1, n2, n3
+		n4, s4 := numericStep(nodes, i4, X, 4*stride)
+		if s4 != 0 {
+			n4 = m.slowStep(i4, X, 4*stride)
+		}
+		n5, s5 := numericStep(nodes, i5, X, 5*stride)
+		if s5 != 0 {
+			n5 = m.slowStep(i5, X, 5*stride)
+		}
+		n6, s6 := numericStep(nodes, i6, X, 6*stride)
+		if s6 != 0 {
+			n6 = m.slowStep(i6, X, 6*stride)
+		}
+		n7, s7 := numericStep(nodes, i7, X, 7*stride)
+		if s7 != 0 {
+			n7 = m.slowStep(i7, X, 7*stride)
+		}
+		i0, i1, i2, i3, i4, i5, i6, i7 = n0, n1, n2, n3, n4, n5, n6, n7
 	}
-	return i0, i1, i2, i3
+	return i0, i1, i2, i3, i4, i5, i6, i7
 }
 
 // slowStep decides categorical and zero-as-missing splits.
@@ -295,12 +313,11 @@ func (m *Model) margins(X []float32, n int, out []float64) {
 		for _, t := range m.trees {
 			g := int(t.group)
 			r := start
-			for ; r+4 <= end; r += 4 {
-				l0, l1, l2, l3 := m.walk4(X[r*nf:(r+4)*nf], nf, t.root, t.root, t.root, t.root, t.depth)
-				out[r*k+g] += m.value[l0]
-				out[(r+1)*k+g] += m.value[l1]
-				out[(r+2)*k+g] += m.value[l2]
-				out[(r+3)*k+g] += m.value[l3]
+			for ; r+8 <= end; r += 8 {
+				l0, l1, l2, l3, l4, l5, l6, l7 := m.walk8(X[r*nf:(r+8)*nf], nf, t.root, t.root, t.root, t.root, t.root, t.root, t.root, t.root, t.depth)
+				for j, l := range [8]int32{l0, l1, l2, l3, l4, l5, l6, l7} {
+					out[(r+j)*k+g] += m.value[l]
+				}
 			}
 			for ; r < end; r++ {
 				out[r*k+g] += m.value[m.walk(t.root, t.depth, X, r*nf)]
@@ -310,18 +327,17 @@ func (m *Model) margins(X []float32, n int, out []float64) {
 }
 
 // rowMargins adds the trees' outputs for the single row x to out,
-// walking four trees at a time.
+// walking eight trees at a time.
 func (m *Model) rowMargins(x []float32, out []float64) {
 	trees := m.trees
 	j := 0
-	for ; j+4 <= len(trees); j += 4 {
-		t := trees[j : j+4 : j+4]
-		depth := max(t[0].depth, t[1].depth, t[2].depth, t[3].depth)
-		l0, l1, l2, l3 := m.walk4(x, 0, t[0].root, t[1].root, t[2].root, t[3].root, depth)
-		out[t[0].group] += m.value[l0]
-		out[t[1].group] += m.value[l1]
-		out[t[2].group] += m.value[l2]
-		out[t[3].group] += m.value[l3]
+	for ; j+8 <= len(trees); j += 8 {
+		t := trees[j : j+8 : j+8]
+		depth := max(t[0].depth, t[1].depth, t[2].depth, t[3].depth, t[4].depth, t[5].depth, t[6].depth, t[7].depth)
+		l0, l1, l2, l3, l4, l5, l6, l7 := m.walk8(x, 0, t[0].root, t[1].root, t[2].root, t[3].root, t[4].root, t[5].root, t[6].root, t[7].root, depth)
+		for q, l := range [8]int32{l0, l1, l2, l3, l4, l5, l6, l7} {
+			out[t[q].group] += m.value[l]
+		}
 	}
 	for _, t := range trees[j:] {
 		out[t.group] += m.value[m.walk(t.root, t.depth, x, 0)]
