@@ -46,6 +46,7 @@ type stack struct {
 	key  string
 	logs *syncBuffer
 	api  *api.Server
+	seen syncBuffer // every response body, for leak checks
 }
 
 type stackOptions struct {
@@ -113,14 +114,20 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	return s
 }
 
-// startWorker runs a worker until the test ends or stop is called; stop
-// drains it as SIGTERM does and waits until it has.
+// startWorker runs a worker with local sources until the test ends or stop
+// is called; stop drains it as SIGTERM does and waits until it has.
 func (s *stack) startWorker(url string, cfg worker.Config) (w *worker.Worker, stop func()) {
+	s.t.Helper()
+	return s.startWorkerWith(url, cfg, worker.NewSources(worker.SourcesConfig{}).Load)
+}
+
+func (s *stack) startWorkerWith(url string, cfg worker.Config, load worker.LoadFunc) (w *worker.Worker, stop func()) {
 	s.t.Helper()
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.RetryInterval = 50 * time.Millisecond
+	cfg.MaxRetryInterval = 200 * time.Millisecond
 	log := slog.New(slog.NewJSONHandler(s.logs, nil))
-	w, err := worker.New(cfg, newRedis(s.t, url), worker.NewSources(worker.SourcesConfig{}).Load, log.With("tier", "worker"))
+	w, err := worker.New(cfg, newRedis(s.t, url), load, log.With("tier", "worker"))
 	if err != nil {
 		s.t.Fatal(err)
 	}
@@ -185,6 +192,7 @@ func (s *stack) do(method, path string, body []byte, headers map[string]string) 
 	}
 	defer resp.Body.Close()
 	b, _ := io.ReadAll(resp.Body)
+	_, _ = s.seen.Write(b)
 	return reply{code: resp.StatusCode, header: resp.Header, body: b}
 }
 
