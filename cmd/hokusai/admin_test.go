@@ -1,0 +1,94 @@
+package main
+
+import (
+	"context"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/redistest"
+	"github.com/hokusai-ai/inference-queue/jobs"
+)
+
+var srv *redistest.Server
+
+func TestMain(m *testing.M) { redistest.Main(m, &srv) }
+
+func cli(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var out strings.Builder
+	env := map[string]string{"REDIS_URL": srv.URL}
+	err := run(context.Background(), append([]string{"hokusai"}, args...), func(k string) string { return env[k] }, strings.NewReader(""), &out, io.Discard)
+	return out.String(), err
+}
+
+func TestKeysCommands(t *testing.T) {
+	rdb := redistest.Client(t, srv)
+	out, err := cli(t, "keys", "create", "--tenant", "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(out)
+	if !strings.HasPrefix(key, "hk_") || strings.Contains(key, "\n") {
+		t.Fatalf("keys create printed %q, want only the key", out)
+	}
+	rec, err := apikey.Lookup(t.Context(), rdb, key)
+	if err != nil || rec.Tenant != "acme" {
+		t.Fatalf("stored key: %+v %v", rec, err)
+	}
+	if out, _ := cli(t, "keys", "list"); !strings.Contains(out, rec.ID) || strings.Contains(out, key) {
+		t.Errorf("keys list: %q (want the id, never the key)", out)
+	}
+	if _, err := cli(t, "keys", "revoke", rec.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apikey.Lookup(t.Context(), rdb, key); err == nil {
+		t.Error("key still valid after revoke")
+	}
+	if _, err := cli(t, "keys", "create"); err == nil {
+		t.Error("keys create without --tenant succeeded")
+	}
+}
+
+func TestModelsAndWorkersCommands(t *testing.T) {
+	rdb := redistest.Client(t, srv)
+	file := filepath.Join(t.TempDir(), "registry.yaml")
+	if err := os.WriteFile(file, []byte("models:\n  - id: \"21\"\n    name: Leads\n    source: file://models/x\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := cli(t, "models", "apply", "-f", file); err != nil || !strings.Contains(out, "applied model 21") {
+		t.Fatalf("models apply: %q %v", out, err)
+	}
+	if out, _ := cli(t, "models", "list"); !strings.Contains(out, "file://models/x") {
+		t.Errorf("models list: %q", out)
+	}
+	bad := filepath.Join(t.TempDir(), "bad.yaml")
+	_ = os.WriteFile(bad, []byte("models: [{id: '1', source: 's3://x'}]"), 0o644)
+	if _, err := cli(t, "models", "apply", "-f", bad); err == nil || !strings.Contains(err.Error(), "file://") {
+		t.Errorf("bad registry: %v", err)
+	}
+
+	hb := `{"worker_id":"w1","pool":"default","state":"not_ready","reasons":["hf_token_missing"],"models":[],"seen_at":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
+	rdb.Set(t.Context(), jobs.HeartbeatKey("w1"), hb, time.Minute)
+	rdb.ZAdd(t.Context(), jobs.WorkersKey, redisZ("w1"))
+	out, err := cli(t, "workers")
+	if err != nil || !strings.Contains(out, "w1") || !strings.Contains(out, "hf_token_missing") {
+		t.Errorf("workers: %q %v", out, err)
+	}
+}
+
+func TestUnknownCommand(t *testing.T) {
+	if _, err := cli(t, "frobnicate"); err == nil || !strings.Contains(err.Error(), "usage") {
+		t.Errorf("unknown command: %v", err)
+	}
+}
+
+func redisZ(member string) redis.Z {
+	return redis.Z{Score: float64(time.Now().UnixMilli()), Member: member}
+}
