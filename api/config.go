@@ -32,6 +32,8 @@ type Config struct {
 	Instance string
 	// AdminToken guards /ops. Env HOKUSAI_ADMIN_TOKEN; empty disables /ops.
 	AdminToken string
+	// Batch holds the batch limits and chunk size (see BatchConfig).
+	Batch BatchConfig
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -54,6 +56,7 @@ func (c Config) WithDefaults() Config {
 	if c.KeyCacheTTL == 0 {
 		c.KeyCacheTTL = time.Second
 	}
+	c.Batch = c.Batch.withDefaults()
 	if c.Instance == "" {
 		c.Instance = uuid.NewString()
 	}
@@ -74,6 +77,9 @@ func (c Config) Validate() error {
 	}
 	if c.RefreshInterval <= 0 || c.RefreshInterval > 2*time.Second {
 		errs = append(errs, errors.New("refresh interval must be between 0 and 2s so 503s follow heartbeats closely"))
+	}
+	if err := c.Batch.validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -19,6 +19,7 @@ const (
 	CodeNotFound          = "not_found"
 	CodeModelNotFound     = "model_not_found"
 	CodeJobNotFound       = "job_not_found"
+	CodeBatchNotFound     = "batch_not_found"
 	CodeMethodNotAllowed  = "method_not_allowed"
 	CodeTooLarge          = "payload_too_large"
 	CodeUnsupportedMedia  = "unsupported_media_type"
@@ -41,6 +42,7 @@ var statusOf = map[string]int{
 	CodeNotFound:         http.StatusNotFound,
 	CodeModelNotFound:    http.StatusNotFound,
 	CodeJobNotFound:      http.StatusNotFound,
+	CodeBatchNotFound:    http.StatusNotFound,
 	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	CodeTooLarge:         http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,

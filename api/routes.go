@@ -27,6 +27,10 @@ var routes = []route{
 	{"POST", "/api/v1/models/:id/jobs", true, "Submit a predict job and return at once", (*Server).submitJob},
 	{"GET", "/api/v1/jobs/:id", true, "A job's status and result", (*Server).getJob},
 	{"DELETE", "/api/v1/jobs/:id", true, "Cancel a queued or running job", (*Server).cancelJob},
+	{"POST", "/api/v1/models/:id/batches", true, "Submit a file of rows (CSV, JSONL or JSON) to score as a batch", (*Server).submitBatch},
+	{"GET", "/api/v1/batches/:id", true, "A batch's status and progress", (*Server).getBatch},
+	{"GET", "/api/v1/batches/:id/results", true, "A finished batch's results, streamed in input order", (*Server).getBatchResults},
+	{"DELETE", "/api/v1/batches/:id", true, "Cancel a batch's remaining chunks", (*Server).cancelBatch},
 }
 
 func (s *Server) addRoutes(e *echo.Echo) {

@@ -1,0 +1,756 @@
+package api
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/internal/batchfile"
+	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/jobs"
+)
+
+// BatchConfig configures batch scoring. Zero fields take the defaults
+// withDefaults names. Batch data lives for Config.ResultTTL.
+type BatchConfig struct {
+	// MaxBytes caps an uploaded batch body. Default 1 GiB.
+	MaxBytes int64
+	// MaxRows caps the rows of one batch. Default 10,000,000.
+	MaxRows int
+	// MaxRecordBytes caps one row (one CSV record or JSON line). Default 1 MiB.
+	MaxRecordBytes int
+	// ChunkRows is how many rows one chunk task scores. Default 4096: big
+	// enough that queue overhead is a small share of a chunk's work (about
+	// 10 ms of scoring), small enough that a 1M-row batch spreads over all
+	// workers and reports progress often.
+	ChunkRows int
+}
+
+func (c BatchConfig) withDefaults() BatchConfig {
+	if c.MaxBytes == 0 {
+		c.MaxBytes = 1 << 30
+	}
+	if c.MaxRows == 0 {
+		c.MaxRows = 10_000_000
+	}
+	if c.MaxRecordBytes == 0 {
+		c.MaxRecordBytes = 1 << 20
+	}
+	if c.ChunkRows == 0 {
+		c.ChunkRows = 4096
+	}
+	return c
+}
+
+func (c BatchConfig) validate() error {
+	if c.ChunkRows < 1 || c.MaxRows < 1 || c.MaxBytes < 1 || c.MaxRecordBytes < 1 {
+		return errors.New("batch limits and chunk size must be positive")
+	}
+	return nil
+}
+
+// Media types of batch bodies.
+const (
+	mediaCSV  = "text/csv"
+	mediaJSON = "application/json"
+	mediaNDJ  = "application/x-ndjson"
+)
+
+var jsonlTypes = map[string]bool{mediaNDJ: true, "application/jsonl": true, "application/x-jsonlines": true,
+	"application/jsonlines": true}
+
+// batchAccepted is the 202 answer to a batch submission.
+type batchAccepted struct {
+	BatchID    string `json:"batch_id"`
+	ModelID    string `json:"model_id"`
+	Status     string `json:"status"`
+	Rows       int    `json:"rows"`
+	StatusURL  string `json:"status_url"`
+	ResultsURL string `json:"results_url"`
+}
+
+// batchUpload is one submission being stored: records are gathered into
+// chunks, each chunk stored and its task queued as soon as it is full.
+type batchUpload struct {
+	s       *Server
+	ctx     context.Context
+	id      string
+	spec    registry.Spec
+	ttl     time.Duration
+	chunk   bytes.Buffer
+	inChunk int
+	rows    int
+	chunks  int
+	held    int // the last stored chunk, queued only once the total is known; -1 when none
+}
+
+// submitBatch answers POST /api/v1/models/:id/batches.
+func (s *Server) submitBatch() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		spec, schema, err := s.batchModel(c)
+		if err != nil {
+			return err
+		}
+		req := c.Request()
+		format, err := batchFormat(req.Header.Get("Content-Type"))
+		if err != nil {
+			return err
+		}
+		q := c.QueryParams()
+		callback := q.Get("callback_url")
+		explain := q.Get("explain") == "true" || q.Get("explain") == "1"
+		lim := s.cfg.Batch
+		if req.ContentLength > lim.MaxBytes {
+			return tooLarge(lim)
+		}
+		// The idempotency hash covers everything that shapes the batch.
+		h := sha256.New()
+		fmt.Fprintf(h, "%s\n%s\n%s\n%t\n", spec.ID, format, callback, explain)
+		body := &limitedBody{r: io.TeeReader(req.Body, h), left: lim.MaxBytes}
+		idem := strings.TrimSpace(req.Header.Get("Idempotency-Key"))
+		if idem != "" {
+			if prior, err := s.priorBatch(c, idem); err != nil {
+				return err
+			} else if prior != nil {
+				return s.replayBatch(c, prior, body, h)
+			}
+		}
+		u := &batchUpload{s: s, ctx: req.Context(), id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.ResultTTL, held: -1}
+		rec := map[string]any{
+			jobs.BatchFieldTenant: tenantOf(c), jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
+			jobs.BatchFieldChunkRows: lim.ChunkRows, jobs.BatchFieldCreated: time.Now().UnixMilli(),
+			jobs.BatchFieldFormat: jobs.BatchJSONL,
+		}
+		if explain {
+			rec[jobs.BatchFieldExplain] = "1"
+		}
+		switch format {
+		case jobs.BatchCSV:
+			rec[jobs.BatchFieldFormat] = jobs.BatchCSV
+			err = u.csv(body, schema, rec, callback)
+		case mediaJSON:
+			err = u.json(body, rec, callback)
+		default:
+			err = u.jsonl(body, rec, callback)
+		}
+		if err == nil && u.rows == 0 {
+			err = errorf(CodeInvalidInput, "The body holds no rows to score.")
+		}
+		if err == nil {
+			err = u.finish()
+		}
+		if err == nil && idem != "" {
+			err = s.claimIdempotency(c, idem, u, hex.EncodeToString(h.Sum(nil)))
+		}
+		if err != nil {
+			u.abandon()
+			if body.over {
+				return tooLarge(lim)
+			}
+			return err
+		}
+		return acceptBatch(c, u.id, spec.ID, u.rows)
+	}
+}
+
+func acceptBatch(c echo.Context, id, modelID string, rows int) error {
+	url := "/api/v1/batches/" + id
+	c.Response().Header().Set("Location", url)
+	return c.JSON(http.StatusAccepted, batchAccepted{BatchID: id, ModelID: modelID, Status: jobs.BatchQueued,
+		Rows: rows, StatusURL: url, ResultsURL: url + "/results"})
+}
+
+func tooLarge(lim BatchConfig) *Error {
+	return errorf(CodeTooLarge, "The batch is over the %d-byte limit; split the file.", lim.MaxBytes)
+}
+
+// batchModel finds the model and its published schema, and refuses early
+// when no worker can serve it.
+func (s *Server) batchModel(c echo.Context) (registry.Spec, *jobs.Schema, error) {
+	snap := s.state.get()
+	spec, ok := snap.models[c.Param("id")]
+	if !ok {
+		return spec, nil, errorf(CodeModelNotFound, "Model %s not found.", c.Param("id"))
+	}
+	info := snap.info[spec.ID]
+	if info == nil || snap.readyWorkers(spec.ID) == 0 {
+		return spec, nil, noWorker(spec)
+	}
+	return spec, &info.Schema, nil
+}
+
+// batchFormat maps the Content-Type to an input format.
+func batchFormat(ct string) (string, error) {
+	mt, _, err := mime.ParseMediaType(ct)
+	switch {
+	case err != nil:
+	case mt == mediaCSV:
+		return jobs.BatchCSV, nil
+	case mt == mediaJSON:
+		return mediaJSON, nil
+	case jsonlTypes[mt]:
+		return jobs.BatchJSONL, nil
+	}
+	return "", errorf(CodeUnsupportedMedia, "Send the batch as text/csv (with a header row), application/x-ndjson "+
+		`(one JSON object a line) or application/json ({"inputs": [...]}), not %q.`, ct)
+}
+
+// limitedBody reads at most left bytes and remembers whether the body had more.
+type limitedBody struct {
+	r    io.Reader
+	left int64
+	over bool
+}
+
+func (l *limitedBody) Read(p []byte) (int, error) {
+	if l.left <= 0 {
+		var one [1]byte
+		if n, _ := l.r.Read(one[:]); n > 0 {
+			l.over = true
+			return 0, errors.New("body over the limit")
+		}
+		return 0, io.EOF
+	}
+	if int64(len(p)) > l.left {
+		p = p[:l.left]
+	}
+	n, err := l.r.Read(p)
+	l.left -= int64(n)
+	return n, err
+}
+
+func checkCallback(raw string) error {
+	if raw == "" {
+		return nil
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errorf(CodeInvalidInput, "callback_url %q must be an absolute http or https URL.", raw)
+	}
+	return nil
+}
+
+// start writes the batch record; chunks follow.
+func (u *batchUpload) start(rec map[string]any, callback string) error {
+	if err := checkCallback(callback); err != nil {
+		return err
+	}
+	if callback != "" {
+		rec[jobs.BatchFieldCallback] = callback
+	}
+	_, err := u.s.rdb.TxPipelined(u.ctx, func(p redis.Pipeliner) error {
+		p.HSet(u.ctx, jobs.BatchKey(u.id), rec)
+		p.PExpire(u.ctx, jobs.BatchKey(u.id), u.ttl)
+		return nil
+	})
+	return u.redisErr(err)
+}
+
+func (u *batchUpload) redisErr(err error) error {
+	if err == nil {
+		return nil
+	}
+	if u.ctx.Err() != nil {
+		return errorf(CodeBadRequest, "The upload was interrupted.")
+	}
+	u.s.log.Warn("redis unavailable", "batch_id", u.id, "err", err.Error())
+	return &Error{Code: CodeQueueUnavailable, Detail: "The job queue is unreachable right now; retry shortly.", RetryAfter: retryAfterUnavailable}
+}
+
+func (u *batchUpload) readErr(err error, r *batchfile.Reader) error {
+	if errors.Is(err, batchfile.ErrRecordTooLong) {
+		return errorf(CodeTooLarge, "Line %d: a row is over the %d-byte limit (an unclosed quote, perhaps).", r.Line(), u.s.cfg.Batch.MaxRecordBytes)
+	}
+	return errorf(CodeBadRequest, "The body could not be read.")
+}
+
+// csv stores a CSV body: a header naming the model's inputs (and an
+// optional id column), then one row a record.
+func (u *batchUpload) csv(body io.Reader, schema *jobs.Schema, rec map[string]any, callback string) error {
+	r := batchfile.NewCSVReader(body, u.s.cfg.Batch.MaxRecordBytes)
+	head, err := r.Next()
+	if err == io.EOF {
+		return errorf(CodeInvalidInput, "The CSV is empty; it needs a header row naming the model's inputs.")
+	}
+	if err != nil {
+		return u.readErr(err, r)
+	}
+	header, err := batchfile.SplitCSV(string(head), nil)
+	if err == nil {
+		_, err = batchfile.NewCSVDecoder(schema, header)
+	}
+	if err != nil {
+		return errorf(CodeInvalidInput, "The CSV header is not usable: %s.", err)
+	}
+	hj, _ := json.Marshal(header)
+	rec[jobs.BatchFieldHeader] = string(hj)
+	if err := u.start(rec, callback); err != nil {
+		return err
+	}
+	return u.records(r)
+}
+
+// jsonl stores a JSONL body, one object a line.
+func (u *batchUpload) jsonl(body io.Reader, rec map[string]any, callback string) error {
+	if err := u.start(rec, callback); err != nil {
+		return err
+	}
+	return u.records(batchfile.NewJSONLReader(body, u.s.cfg.Batch.MaxRecordBytes))
+}
+
+func (u *batchUpload) records(r *batchfile.Reader) error {
+	for {
+		rec, err := r.Next()
+		if err == io.EOF {
+			return nil
+		}
+		if err != nil {
+			return u.readErr(err, r)
+		}
+		if err := u.add(rec); err != nil {
+			return err
+		}
+	}
+}
+
+// json stores a {"inputs": [...], "callback_url": "..."} body, each input
+// as one JSONL line, reading the list as it streams.
+func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) error {
+	dec := json.NewDecoder(bufio.NewReaderSize(body, 256<<10))
+	bad := func(err error) error {
+		return errorf(CodeBadRequest, `The body must be {"inputs": [...]}: %s.`, jsonProblem(err))
+	}
+	if t, err := dec.Token(); err != nil || t != json.Delim('{') {
+		return bad(fmt.Errorf("it does not start with an object"))
+	}
+	started := false
+	var line bytes.Buffer
+	for dec.More() {
+		t, err := dec.Token()
+		if err != nil {
+			return bad(err)
+		}
+		switch t {
+		case "callback_url":
+			if started {
+				return errorf(CodeInvalidInput, `Put "callback_url" before "inputs", or in the query string.`)
+			}
+			if err := dec.Decode(&callback); err != nil {
+				return bad(err)
+			}
+		case "inputs":
+			if err := u.start(rec, callback); err != nil {
+				return err
+			}
+			started = true
+			if t, err := dec.Token(); err != nil || t != json.Delim('[') {
+				return errorf(CodeInvalidInput, `"inputs" must be a list of objects.`)
+			}
+			for dec.More() {
+				var raw json.RawMessage
+				if err := dec.Decode(&raw); err != nil {
+					return bad(err)
+				}
+				line.Reset()
+				if err := json.Compact(&line, raw); err != nil {
+					return bad(err)
+				}
+				if err := u.add(line.Bytes()); err != nil {
+					return err
+				}
+			}
+			if _, err := dec.Token(); err != nil {
+				return bad(err)
+			}
+		default:
+			var skip json.RawMessage
+			if err := dec.Decode(&skip); err != nil {
+				return bad(err)
+			}
+		}
+	}
+	if !started {
+		return errorf(CodeInvalidInput, `The body needs "inputs": a list of objects.`)
+	}
+	return nil
+}
+
+// add appends one record to the current chunk, storing the chunk when full.
+func (u *batchUpload) add(rec []byte) error {
+	if u.rows >= u.s.cfg.Batch.MaxRows {
+		return errorf(CodeTooLarge, "The batch is over the %d-row limit; split the file.", u.s.cfg.Batch.MaxRows)
+	}
+	u.chunk.Write(rec)
+	u.chunk.WriteByte('\n')
+	u.rows++
+	u.inChunk++
+	if u.inChunk == u.s.cfg.Batch.ChunkRows {
+		return u.store()
+	}
+	return nil
+}
+
+// store writes the current chunk and queues the one held before it.
+func (u *batchUpload) store() error {
+	n := u.chunks
+	if err := u.s.rdb.Set(u.ctx, jobs.BatchInKey(u.id, n), u.chunk.Bytes(), u.ttl).Err(); err != nil {
+		return u.redisErr(err)
+	}
+	u.chunk.Reset()
+	u.inChunk = 0
+	u.chunks++
+	if u.held >= 0 {
+		if err := u.enqueue(u.held); err != nil {
+			return err
+		}
+	}
+	u.held = n
+	return nil
+}
+
+func (u *batchUpload) enqueue(n int) error {
+	task, err := jobs.NewBatchChunkTask(jobs.BatchChunkPayload{BatchID: u.id, Chunk: n, ModelID: u.spec.ID}, u.spec.Pool, 10)
+	if err != nil {
+		return err
+	}
+	if _, err := u.s.client.EnqueueContext(u.ctx, task); err != nil {
+		return u.redisErr(err)
+	}
+	if n == 0 {
+		u.wake()
+	}
+	return nil
+}
+
+// wake tells an idle worker of the pool that batch work is queued.
+func (u *batchUpload) wake() {
+	key := jobs.WakeKey(u.spec.Pool)
+	_, _ = u.s.rdb.Pipelined(u.ctx, func(p redis.Pipeliner) error {
+		p.LPush(u.ctx, key, string(jobs.LaneBatch))
+		p.LTrim(u.ctx, key, 0, wakeBacklog-1)
+		return nil
+	})
+}
+
+// finish stores the last chunk, records the totals, and only then queues
+// the held chunk, so the batch cannot be seen complete before its total
+// is known.
+func (u *batchUpload) finish() error {
+	if u.inChunk > 0 {
+		if err := u.store(); err != nil {
+			return err
+		}
+	}
+	err := u.s.rdb.HSet(u.ctx, jobs.BatchKey(u.id), jobs.BatchFieldRows, u.rows, jobs.BatchFieldChunks, u.chunks).Err()
+	if err != nil {
+		return u.redisErr(err)
+	}
+	if err := u.enqueue(u.held); err != nil {
+		return err
+	}
+	if u.held > 0 {
+		u.wake()
+	}
+	return nil
+}
+
+// abandon removes a batch whose upload failed; its queued chunks find the
+// record gone and do nothing.
+func (u *batchUpload) abandon() {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	keys := []string{jobs.BatchKey(u.id), jobs.BatchDoneKey(u.id)}
+	for n := range u.chunks {
+		keys = append(keys, jobs.BatchInKey(u.id, n), jobs.BatchOutKey(u.id, n))
+	}
+	if err := u.s.rdb.Unlink(ctx, keys...).Err(); err != nil {
+		u.s.log.Warn("abandoned batch not removed", "batch_id", u.id, "err", err.Error())
+	}
+}
+
+// idemRecord is what an Idempotency-Key maps to.
+type idemRecord struct {
+	BatchID string `json:"batch_id"`
+	Hash    string `json:"hash"`
+}
+
+func (s *Server) priorBatch(c echo.Context, key string) (*idemRecord, error) {
+	b, err := s.rdb.Get(c.Request().Context(), jobs.BatchIdemKey(tenantOf(c), key)).Bytes()
+	if errors.Is(err, redis.Nil) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, s.unavailable(c, err)
+	}
+	var r idemRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, nil
+	}
+	return &r, nil
+}
+
+// replayBatch answers a resubmission: the same batch when the body is the
+// same, 409 when the key was used for another body.
+func (s *Server) replayBatch(c echo.Context, prior *idemRecord, body *limitedBody, h hash.Hash) error {
+	if _, err := io.Copy(io.Discard, body); err != nil {
+		if body.over {
+			return tooLarge(s.cfg.Batch)
+		}
+		return errorf(CodeBadRequest, "The body could not be read.")
+	}
+	if hex.EncodeToString(h.Sum(nil)) != prior.Hash {
+		return errorf(CodeConflict, "This Idempotency-Key was used for a different batch (%s); use a new key for a new file.", prior.BatchID)
+	}
+	rec, err := s.rdb.HMGet(c.Request().Context(), jobs.BatchKey(prior.BatchID), jobs.BatchFieldModel, jobs.BatchFieldRows).Result()
+	if err != nil {
+		return s.unavailable(c, err)
+	}
+	model, _ := rec[0].(string)
+	rows, _ := rec[1].(string)
+	n, _ := strconv.Atoi(rows)
+	return acceptBatch(c, prior.BatchID, model, n)
+}
+
+// claimIdempotency binds key to the new batch; when a concurrent request
+// with the same key won, it answers with that batch instead (or 409).
+func (s *Server) claimIdempotency(c echo.Context, key string, u *batchUpload, sum string) error {
+	ctx := c.Request().Context()
+	b, _ := json.Marshal(idemRecord{BatchID: u.id, Hash: sum})
+	ok, err := s.rdb.SetNX(ctx, jobs.BatchIdemKey(tenantOf(c), key), b, s.cfg.ResultTTL).Result()
+	if err != nil {
+		return s.unavailable(c, err)
+	}
+	if ok {
+		return nil
+	}
+	prior, err := s.priorBatch(c, key)
+	if err != nil || prior == nil {
+		return errorf(CodeConflict, "A batch with this Idempotency-Key is being submitted; retry in a moment.")
+	}
+	if prior.Hash != sum {
+		return errorf(CodeConflict, "This Idempotency-Key was used for a different batch (%s); use a new key for a new file.", prior.BatchID)
+	}
+	u.abandon()
+	u.id = prior.BatchID
+	return nil
+}
+
+// batchResponse is GET /api/v1/batches/:id.
+type batchResponse struct {
+	BatchID     string         `json:"batch_id"`
+	ModelID     string         `json:"model_id"`
+	Status      string         `json:"status"`
+	Format      string         `json:"format"`
+	RowsTotal   int            `json:"rows_total"`
+	RowsDone    int            `json:"rows_done"`
+	RowsFailed  int            `json:"rows_failed"`
+	ChunksTotal int            `json:"chunks_total"`
+	ChunksDone  int            `json:"chunks_done"`
+	CreatedAt   *time.Time     `json:"created_at"`
+	StartedAt   *time.Time     `json:"started_at"`
+	FinishedAt  *time.Time     `json:"finished_at"`
+	CanceledAt  *time.Time     `json:"canceled_at,omitempty"`
+	ETASeconds  *float64       `json:"eta_seconds"`
+	CallbackURL string         `json:"callback_url,omitempty"`
+	Webhook     *webhookStatus `json:"webhook,omitempty"`
+	ResultsURL  string         `json:"results_url"`
+}
+
+type webhookStatus struct {
+	DeliveredAt *time.Time            `json:"delivered_at"`
+	Attempts    []jobs.WebhookAttempt `json:"attempts"`
+}
+
+// batch reads a batch's record, hiding other tenants' batches behind 404.
+func (s *Server) batch(c echo.Context) (*batchResponse, error) {
+	ctx := c.Request().Context()
+	id := c.Param("id")
+	pl := s.rdb.Pipeline()
+	recCmd := pl.HGetAll(ctx, jobs.BatchKey(id))
+	doneCmd := pl.SCard(ctx, jobs.BatchDoneKey(id))
+	hooksCmd := pl.LRange(ctx, jobs.BatchHooksKey(id), 0, -1)
+	if _, err := pl.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
+		return nil, s.unavailable(c, err)
+	}
+	rec := recCmd.Val()
+	if len(rec) == 0 || rec[jobs.BatchFieldTenant] != tenantOf(c) {
+		return nil, errorf(CodeBatchNotFound, "Batch %s not found.", id)
+	}
+	num := func(f string) int { n, _ := strconv.Atoi(rec[f]); return n }
+	done := int(doneCmd.Val())
+	out := &batchResponse{BatchID: id, ModelID: rec[jobs.BatchFieldModel], Status: jobs.BatchStatus(rec, done),
+		Format: rec[jobs.BatchFieldFormat], RowsTotal: num(jobs.BatchFieldRows), RowsFailed: num(jobs.BatchFieldFailed),
+		RowsDone: num(jobs.BatchFieldOK) + num(jobs.BatchFieldFailed), ChunksTotal: num(jobs.BatchFieldChunks), ChunksDone: done,
+		CreatedAt: stamp(rec[jobs.BatchFieldCreated]), StartedAt: stamp(rec[jobs.BatchFieldStarted]),
+		FinishedAt: stamp(rec[jobs.BatchFieldFinished]), CanceledAt: stamp(rec[jobs.BatchFieldCanceled]),
+		CallbackURL: rec[jobs.BatchFieldCallback], ResultsURL: "/api/v1/batches/" + id + "/results"}
+	if out.CallbackURL != "" {
+		out.Webhook = &webhookStatus{DeliveredAt: stamp(rec[jobs.BatchFieldHookDone]), Attempts: []jobs.WebhookAttempt{}}
+		for _, h := range hooksCmd.Val() {
+			var a jobs.WebhookAttempt
+			if json.Unmarshal([]byte(h), &a) == nil {
+				out.Webhook.Attempts = append(out.Webhook.Attempts, a)
+			}
+		}
+	}
+	out.ETASeconds = eta(out)
+	return out, nil
+}
+
+func stamp(ms string) *time.Time {
+	n, err := strconv.ParseInt(ms, 10, 64)
+	if err != nil || n == 0 {
+		return nil
+	}
+	t := time.UnixMilli(n).UTC()
+	return &t
+}
+
+// eta extrapolates the rate so far; nil until a rate is known.
+func eta(b *batchResponse) *float64 {
+	var s float64
+	switch b.Status {
+	case jobs.BatchQueued, jobs.BatchCanceled:
+		return nil
+	case jobs.BatchRunning:
+		if b.StartedAt == nil || b.RowsDone == 0 {
+			return nil
+		}
+		rate := float64(b.RowsDone) / time.Since(*b.StartedAt).Seconds()
+		s = float64(b.RowsTotal-b.RowsDone) / rate
+		s = float64(int(s*10)) / 10
+	}
+	return &s
+}
+
+// getBatch answers GET /api/v1/batches/:id.
+func (s *Server) getBatch() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		b, err := s.batch(c)
+		if err != nil {
+			return err
+		}
+		return c.JSON(http.StatusOK, b)
+	}
+}
+
+// resultsWindow is how many chunk results are fetched per round trip while
+// streaming results.
+const resultsWindow = 8
+
+// getBatchResults answers GET /api/v1/batches/:id/results?format=csv|jsonl,
+// streaming the chunks' results in input order.
+func (s *Server) getBatchResults() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		b, err := s.batch(c)
+		if err != nil {
+			return err
+		}
+		switch b.Status {
+		case jobs.BatchSucceeded, jobs.BatchPartiallyFailed, jobs.BatchFailed:
+		default:
+			return &Error{Code: CodeConflict, Detail: fmt.Sprintf("Batch %s is %s; results are ready once it finishes.", b.BatchID, b.Status),
+				Extra: map[string]any{"status": b.Status}}
+		}
+		format := c.QueryParam("format")
+		if format == "" {
+			format = b.Format
+		}
+		var r batchfile.Renderer
+		switch format {
+		case "csv":
+			r = &batchfile.CSVRenderer{}
+			c.Response().Header().Set(echo.HeaderContentType, "text/csv; charset=utf-8")
+		case "jsonl":
+			r = &batchfile.JSONLRenderer{}
+			c.Response().Header().Set(echo.HeaderContentType, mediaNDJ)
+		default:
+			return errorf(CodeBadRequest, "format must be csv or jsonl, not %q.", format)
+		}
+		ctx := c.Request().Context()
+		keys := make([]string, 0, resultsWindow)
+		var w *bufio.Writer
+		for first := 0; first < b.ChunksTotal; first += resultsWindow {
+			keys = keys[:0]
+			for n := first; n < min(first+resultsWindow, b.ChunksTotal); n++ {
+				keys = append(keys, jobs.BatchOutKey(b.BatchID, n))
+			}
+			blobs, err := s.rdb.MGet(ctx, keys...).Result()
+			if err != nil {
+				if w == nil {
+					return s.unavailable(c, err)
+				}
+				return nil // mid-stream: the client sees a short body
+			}
+			if w == nil {
+				c.Response().WriteHeader(http.StatusOK)
+				w = bufio.NewWriterSize(c.Response(), 256<<10)
+			}
+			for i, v := range blobs {
+				blob, ok := v.(string)
+				if !ok {
+					s.log.Warn("batch results missing", "batch_id", b.BatchID, "chunk", first+i)
+					return w.Flush()
+				}
+				if err := batchfile.RenderChunk(w, r, []byte(blob), first+i == 0); err != nil {
+					return nil
+				}
+			}
+		}
+		if w == nil {
+			return c.NoContent(http.StatusOK)
+		}
+		return w.Flush()
+	}
+}
+
+// cancelBatch answers DELETE /api/v1/batches/:id: chunks not yet done are
+// dropped; finished batches answer 409.
+func (s *Server) cancelBatch() echo.HandlerFunc {
+	return func(c echo.Context) error {
+		b, err := s.batch(c)
+		if err != nil {
+			return err
+		}
+		switch b.Status {
+		case jobs.BatchCanceled:
+			return c.JSON(http.StatusOK, b)
+		case jobs.BatchSucceeded, jobs.BatchPartiallyFailed, jobs.BatchFailed:
+			return errorf(CodeConflict, "Batch %s already %s; there is nothing to cancel.", b.BatchID, b.Status)
+		}
+		ctx := c.Request().Context()
+		now := time.Now().UnixMilli()
+		keys := make([]string, 0, b.ChunksTotal)
+		for n := range b.ChunksTotal {
+			keys = append(keys, jobs.BatchInKey(b.BatchID, n))
+		}
+		_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			p.HSet(ctx, jobs.BatchKey(b.BatchID), jobs.BatchFieldCanceled, now)
+			if len(keys) > 0 {
+				p.Unlink(ctx, keys...)
+			}
+			return nil
+		})
+		if err != nil {
+			return s.unavailable(c, err)
+		}
+		b.Status, b.CanceledAt, b.ETASeconds = jobs.BatchCanceled, stamp(strconv.FormatInt(now, 10)), nil
+		return c.JSON(http.StatusOK, b)
+	}
+}

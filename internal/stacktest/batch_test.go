@@ -1,0 +1,425 @@
+package stacktest
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/leadgen"
+	"github.com/hokusai-ai/inference-queue/internal/tenant"
+	"github.com/hokusai-ai/inference-queue/jobs"
+	"github.com/hokusai-ai/inference-queue/worker"
+)
+
+// smallChunks makes a few hundred rows span several chunk tasks.
+var smallChunks = stackOptions{api: api.Config{Batch: api.BatchConfig{ChunkRows: 64}}}
+
+func (s *stack) submitBatch(body []byte, ctype, query string, headers map[string]string) reply {
+	s.t.Helper()
+	h := map[string]string{"Content-Type": ctype}
+	for k, v := range headers {
+		h[k] = v
+	}
+	return s.do("POST", "/api/v1/models/21/batches"+query, body, h)
+}
+
+func (s *stack) acceptedBatch(r reply) string {
+	s.t.Helper()
+	if r.code != http.StatusAccepted {
+		s.t.Fatalf("submit answered %d: %s", r.code, r.body)
+	}
+	id, _ := r.json(s.t)["batch_id"].(string)
+	return id
+}
+
+type batchStatus struct {
+	Status     string   `json:"status"`
+	RowsTotal  int      `json:"rows_total"`
+	RowsDone   int      `json:"rows_done"`
+	RowsFailed int      `json:"rows_failed"`
+	StartedAt  *string  `json:"started_at"`
+	FinishedAt *string  `json:"finished_at"`
+	ETA        *float64 `json:"eta_seconds"`
+	Webhook    *struct {
+		DeliveredAt *string               `json:"delivered_at"`
+		Attempts    []jobs.WebhookAttempt `json:"attempts"`
+	} `json:"webhook"`
+}
+
+// fakeReadyWorker keeps a heartbeat of a ready worker serving model 21 that
+// consumes nothing, until the test ends.
+func (s *stack) fakeReadyWorker() {
+	s.t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	beat := func() {
+		hb := jobs.Heartbeat{WorkerID: "fake", Pool: jobs.DefaultPool, State: jobs.StateReady,
+			Models: []jobs.ModelStatus{{ID: "21", Loaded: true}}, SeenAt: time.Now()}
+		b, _ := json.Marshal(hb)
+		s.rdb.Set(ctx, jobs.HeartbeatKey("fake"), b, jobs.HeartbeatTTL)
+		s.rdb.ZAdd(ctx, jobs.WorkersKey, redis.Z{Score: float64(time.Now().UnixMilli()), Member: "fake"})
+	}
+	beat()
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(jobs.HeartbeatInterval):
+				beat()
+			}
+		}
+	}()
+	s.t.Cleanup(func() { cancel(); <-done })
+	s.waitReady("21")
+}
+
+func (s *stack) batchStatus(id string) batchStatus {
+	s.t.Helper()
+	r := s.do("GET", "/api/v1/batches/"+id, nil, nil)
+	if r.code != http.StatusOK {
+		s.t.Fatalf("status answered %d: %s", r.code, r.body)
+	}
+	var b batchStatus
+	if err := json.Unmarshal(r.body, &b); err != nil {
+		s.t.Fatal(err)
+	}
+	return b
+}
+
+// waitBatch polls until the batch has finished and returns its status.
+func (s *stack) waitBatch(id string, within time.Duration) batchStatus {
+	s.t.Helper()
+	var b batchStatus
+	eventually(s.t, within, func() bool {
+		b = s.batchStatus(id)
+		return b.FinishedAt != nil
+	}, "batch %s did not finish: %+v; logs:\n%s", id, &b, s.logs)
+	return b
+}
+
+func (s *stack) results(id, format string) []byte {
+	s.t.Helper()
+	r := s.do("GET", "/api/v1/batches/"+id+"/results?format="+format, nil, nil)
+	if r.code != http.StatusOK {
+		s.t.Fatalf("results answered %d: %s", r.code, r.body)
+	}
+	return r.body
+}
+
+func leadsCSV(t testing.TB, n int, bad map[int]bool) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	if err := leadgen.WriteCSV(&b, n, 1, bad); err != nil {
+		t.Fatal(err)
+	}
+	return b.Bytes()
+}
+
+// checkCSVResults reads results CSV and checks every row comes once, in
+// order, with its id, scored or failed as expected.
+func checkCSVResults(t testing.TB, body []byte, n int, bad map[int]bool) [][]string {
+	t.Helper()
+	recs, err := csv.NewReader(bytes.NewReader(body)).ReadAll()
+	if err != nil {
+		t.Fatalf("results are not CSV: %v", err)
+	}
+	want := []string{"row", "id", "lead_score", "conversion_probability", "recommendation", "confidence", "factors", "error_code", "error_detail"}
+	if diff := cmp.Diff(want, recs[0]); diff != "" {
+		t.Fatalf("header (-want +got):\n%s", diff)
+	}
+	if len(recs) != n+1 {
+		t.Fatalf("%d result rows, want %d", len(recs)-1, n)
+	}
+	for i, r := range recs[1:] {
+		if r[0] != strconv.Itoa(i) || r[1] != "L"+strconv.Itoa(i) {
+			t.Fatalf("result %d is row %s id %s: out of order", i, r[0], r[1])
+		}
+		if bad[i] != (r[7] != "") {
+			t.Fatalf("row %d: error %q %q, want failed=%t", i, r[7], r[8], bad[i])
+		}
+		if !bad[i] {
+			if score, err := strconv.Atoi(r[2]); err != nil || score < 0 || score > 100 || r[4] == "" {
+				t.Fatalf("row %d: not a lead score: %v", i, r)
+			}
+		}
+	}
+	return recs
+}
+
+func TestBatchCSV(t *testing.T) {
+	s := startStack(t, smallChunks)
+	bad := map[int]bool{0: true, 70: true, 299: true}
+	in := leadsCSV(t, 300, bad)
+	id := s.acceptedBatch(s.submitBatch(in, "text/csv", "", nil))
+	b := s.waitBatch(id, 30*time.Second)
+	if b.Status != jobs.BatchPartiallyFailed || b.RowsTotal != 300 || b.RowsDone != 300 || b.RowsFailed != 3 ||
+		b.StartedAt == nil || b.ETA == nil || *b.ETA != 0 {
+		t.Fatalf("status %+v", b)
+	}
+	recs := checkCSVResults(t, s.results(id, "csv"), 300, bad)
+	if !strings.Contains(recs[71][8], "company_size") || recs[71][7] != "invalid_input" {
+		t.Errorf("row 70's error does not name its field: %v", recs[71])
+	}
+
+	// The batch's scores are the sync path's scores.
+	lines := strings.Split(string(in), "\n")
+	cr := csv.NewReader(strings.NewReader(lines[0] + "\n" + lines[6]))
+	rows, _ := cr.ReadAll()
+	obj := map[string]any{}
+	for i, name := range rows[0][1:] {
+		obj[name] = rows[1][i+1]
+	}
+	for _, f := range []string{"company_size", "engagement_score", "website_visits", "email_opens", "content_downloads"} {
+		obj[f], _ = strconv.ParseFloat(obj[f].(string), 64)
+	}
+	req, _ := json.Marshal(map[string]any{"inputs": obj})
+	pred := s.do("POST", "/api/v1/models/21/predict", req, nil).json(t)["predictions"].(map[string]any)
+	if got := recs[6][2]; got != fmt.Sprint(pred["lead_score"]) || recs[6][4] != pred["recommendation"] {
+		t.Errorf("row 5 scored %s %s in the batch, %v %v by predict", got, recs[6][4], pred["lead_score"], pred["recommendation"])
+	}
+}
+
+func TestBatchJSONLAndJSON(t *testing.T) {
+	s := startStack(t, smallChunks)
+	var jsonl bytes.Buffer
+	var inputs []json.RawMessage
+	for i := range 150 {
+		line := fmt.Sprintf(`{"id": %d, "company_size": %d, "engagement_score": 50, "industry": "Finance", "decision_timeline": "Immediate", "title": "CTO"}`, i, 10+i)
+		if i == 100 {
+			line = `{"id": "x", "colour": "blue"}`
+		}
+		if i == 101 {
+			line = `{"id": "y", "company_size": 5`
+		}
+		jsonl.WriteString(line + "\r\n\n")
+		if i != 101 {
+			inputs = append(inputs, json.RawMessage(line))
+		}
+	}
+	body, _ := json.Marshal(map[string]any{"inputs": inputs})
+	for _, tc := range []struct {
+		name, ctype string
+		body        []byte
+		rows        int
+		bad         map[int]string
+	}{
+		{"jsonl", "application/x-ndjson", jsonl.Bytes(), 150, map[int]string{100: "invalid_input", 101: "malformed_row"}},
+		{"json", "application/json", body, 149, map[int]string{100: "invalid_input"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := s.submitBatch(tc.body, tc.ctype, "", nil)
+			id := s.acceptedBatch(r)
+			if rows := r.json(t)["rows"]; rows != float64(tc.rows) {
+				t.Fatalf("rows %v, want %d", rows, tc.rows)
+			}
+			b := s.waitBatch(id, 30*time.Second)
+			if b.RowsDone != tc.rows || b.RowsFailed != len(tc.bad) {
+				t.Fatalf("status %+v", b)
+			}
+			out := s.results(id, "jsonl")
+			dec := json.NewDecoder(bytes.NewReader(out))
+			for i := 0; dec.More(); i++ {
+				var row struct {
+					Row       int             `json:"row"`
+					ID        string          `json:"id"`
+					LeadScore *int            `json:"lead_score"`
+					Factors   []string        `json:"factors"`
+					Error     *jobs.Error     `json:"error"`
+					Raw       json.RawMessage `json:"-"`
+				}
+				if err := dec.Decode(&row); err != nil {
+					t.Fatal(err)
+				}
+				if row.Row != i {
+					t.Fatalf("line %d is row %d", i, row.Row)
+				}
+				if code, isBad := tc.bad[i]; isBad {
+					if row.Error == nil || row.Error.Code != code {
+						t.Fatalf("row %d: %+v, want error %s", i, row, code)
+					}
+					continue
+				}
+				if row.Error != nil || row.LeadScore == nil || row.ID != strconv.Itoa(i) && i < 100 || row.Factors == nil {
+					t.Fatalf("row %d: %+v", i, row)
+				}
+			}
+			csvOut := s.results(id, "csv")
+			if n := bytes.Count(csvOut, []byte("\n")); n != tc.rows+1 {
+				t.Errorf("CSV results have %d lines, want %d", n, tc.rows+1)
+			}
+		})
+	}
+}
+
+func TestBatchIdempotencyKey(t *testing.T) {
+	s := startStack(t, smallChunks)
+	in := leadsCSV(t, 100, nil)
+	key := map[string]string{"Idempotency-Key": "import-2026-11-23"}
+	first := s.acceptedBatch(s.submitBatch(in, "text/csv", "", key))
+	again := s.submitBatch(in, "text/csv", "", key)
+	if id := s.acceptedBatch(again); id != first {
+		t.Fatalf("resubmission made batch %s, want %s", id, first)
+	}
+	if r := s.submitBatch(leadsCSV(t, 99, nil), "text/csv", "", key); r.code != http.StatusConflict {
+		t.Fatalf("another body under the same key answered %d: %s", r.code, r.body)
+	}
+	if id := s.acceptedBatch(s.submitBatch(in, "text/csv", "", nil)); id == first {
+		t.Fatal("a submission without the key reused the batch")
+	}
+	s.waitBatch(first, 30*time.Second)
+	checkCSVResults(t, s.results(first, "csv"), 100, nil)
+}
+
+func TestBatchLimitsAndErrors(t *testing.T) {
+	s := startStack(t, stackOptions{api: api.Config{Batch: api.BatchConfig{ChunkRows: 64, MaxRows: 50, MaxBytes: 3000}}})
+	for _, tc := range []struct {
+		name, ctype string
+		body        []byte
+		code        int
+		detail      string
+	}{
+		{"rows", "text/csv", []byte("company_size\n" + strings.Repeat("1\n", 51)), http.StatusRequestEntityTooLarge, "the 50-row limit"},
+		{"bytes", "text/csv", leadsCSV(t, 45, nil), http.StatusRequestEntityTooLarge, "the 3000-byte limit"},
+		{"media type", "text/plain", []byte("a"), http.StatusUnsupportedMediaType, "text/csv"},
+		{"header", "text/csv", []byte("company_size,colour\n1,red\n"), http.StatusUnprocessableEntity, `"colour"`},
+		{"empty", "text/csv", []byte(leadgen.Header + "\n"), http.StatusUnprocessableEntity, "no rows"},
+		{"bad callback", "application/x-ndjson", []byte("{}\n"), http.StatusUnprocessableEntity, "callback_url"},
+		{"json", "application/json", []byte(`{"inputs": 3}`), http.StatusUnprocessableEntity, "list of objects"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			query := ""
+			if tc.name == "bad callback" {
+				query = "?callback_url=ftp://example.com/x"
+			}
+			r := s.submitBatch(tc.body, tc.ctype, query, nil)
+			if r.code != tc.code || !strings.Contains(r.json(t)["detail"].(string), tc.detail) {
+				t.Fatalf("answered %d %s, want %d naming %q", r.code, r.body, tc.code, tc.detail)
+			}
+		})
+	}
+	if r := s.do("GET", "/api/v1/batches/nope", nil, nil); r.code != http.StatusNotFound || r.json(t)["code"] != "batch_not_found" {
+		t.Errorf("unknown batch answered %d %s", r.code, r.body)
+	}
+	if r := s.do("POST", "/api/v1/models/99/batches", []byte("a\n1\n"), map[string]string{"Content-Type": "text/csv"}); r.code != http.StatusNotFound {
+		t.Errorf("unknown model answered %d %s", r.code, r.body)
+	}
+}
+
+func TestBatchTenantIsolation(t *testing.T) {
+	s := startStack(t, smallChunks)
+	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 10, nil), "text/csv", "", nil))
+	s.waitBatch(id, 30*time.Second)
+	other, _, err := apikey.Create(t.Context(), s.rdb, "globex")
+	if err != nil {
+		t.Fatal(err)
+	}
+	as := map[string]string{"X-API-Key": other}
+	for _, req := range []struct{ method, path string }{
+		{"GET", "/api/v1/batches/" + id}, {"GET", "/api/v1/batches/" + id + "/results"}, {"DELETE", "/api/v1/batches/" + id},
+	} {
+		if r := s.do(req.method, req.path, nil, as); r.code != http.StatusNotFound || r.json(t)["code"] != "batch_not_found" {
+			t.Errorf("%s %s as another tenant answered %d %s", req.method, req.path, r.code, r.body)
+		}
+	}
+	if b := s.batchStatus(id); b.Status != jobs.BatchSucceeded {
+		t.Errorf("the owner sees %+v", b)
+	}
+}
+
+func TestBatchCancel(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true, api: smallChunks.api})
+	_, stop := s.startWorker(srv.URL, worker.Config{})
+	s.waitReady("21") // publishes the model's schema
+	stop()
+	// The API admits batches while a worker of the pool is ready; keep one
+	// "ready" in heartbeats without consuming, so the batch stays queued.
+	s.fakeReadyWorker()
+	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 500, nil), "text/csv", "", nil))
+	if b := s.batchStatus(id); b.Status != jobs.BatchQueued || b.RowsTotal != 500 {
+		t.Fatalf("before cancel: %+v", b)
+	}
+	if r := s.do("GET", "/api/v1/batches/"+id+"/results", nil, nil); r.code != http.StatusConflict {
+		t.Fatalf("results of a queued batch answered %d", r.code)
+	}
+	r := s.do("DELETE", "/api/v1/batches/"+id, nil, nil)
+	if r.code != http.StatusOK || r.json(t)["status"] != jobs.BatchCanceled {
+		t.Fatalf("cancel answered %d %s", r.code, r.body)
+	}
+	if n, _ := s.rdb.Keys(t.Context(), jobs.BatchKey(id)+":in:*").Result(); len(n) != 0 {
+		t.Errorf("inputs left after cancel: %v", n)
+	}
+	s.startWorker(srv.URL, worker.Config{})
+	eventually(t, 10*time.Second, func() bool {
+		n, _ := s.rdb.LLen(t.Context(), "asynq:{default:batch}:pending").Result()
+		return n == 0
+	}, "the canceled chunks were never drained")
+	if b := s.batchStatus(id); b.Status != jobs.BatchCanceled || b.RowsDone != 0 {
+		t.Fatalf("after cancel: %+v", b)
+	}
+	if r := s.do("DELETE", "/api/v1/batches/"+id, nil, nil); r.code != http.StatusOK {
+		t.Errorf("a second cancel answered %d", r.code)
+	}
+}
+
+func TestBatchWebhook(t *testing.T) {
+	s := startStack(t, smallChunks)
+	secret, err := tenant.WebhookSecret(t.Context(), s.rdb, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var mu sync.Mutex
+	var calls []int
+	var verified []bool
+	var summary map[string]any
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		mu.Lock()
+		defer mu.Unlock()
+		verified = append(verified, tenant.Verify(secret, body, r.Header.Get(tenant.SignatureHeader)))
+		if len(calls) == 0 {
+			calls = append(calls, 500)
+			w.WriteHeader(http.StatusInternalServerError)
+			return
+		}
+		calls = append(calls, 200)
+		_ = json.Unmarshal(body, &summary)
+	}))
+	defer hook.Close()
+	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 200, map[int]bool{5: true}), "text/csv", "?callback_url="+hook.URL+"/hooks/batch", nil))
+	var b batchStatus
+	eventually(t, 30*time.Second, func() bool {
+		b = s.batchStatus(id)
+		return b.Webhook != nil && b.Webhook.DeliveredAt != nil
+	}, "webhook never delivered: %+v", &b)
+	mu.Lock()
+	defer mu.Unlock()
+	if diff := cmp.Diff([]int{500, 200}, calls); diff != "" {
+		t.Errorf("receiver answers (-want +got):\n%s", diff)
+	}
+	if diff := cmp.Diff([]bool{true, true}, verified); diff != "" {
+		t.Errorf("signatures verified (-want +got):\n%s", diff)
+	}
+	if summary["batch_id"] != id || summary["status"] != jobs.BatchPartiallyFailed || summary["rows_failed"] != 1.0 || summary["rows_total"] != 200.0 {
+		t.Errorf("summary %v", summary)
+	}
+	if len(b.Webhook.Attempts) != 2 || b.Webhook.Attempts[0].Status != 500 || b.Webhook.Attempts[1].Status != 200 || b.Webhook.Attempts[1].Attempt != 2 {
+		t.Errorf("attempts %+v", b.Webhook.Attempts)
+	}
+}
