@@ -43,21 +43,43 @@ waitfor "http://127.0.0.1:$aport/ready"
 sleep 0.5 # one heartbeat refresh
 
 body='{"inputs": {"company_size": 1000, "engagement_score": 75, "website_visits": 12, "email_opens": 4, "content_downloads": 2, "demo_requested": true, "budget_confirmed": false, "industry": "Finance", "decision_timeline": "1-3 months", "title": "Director of Sales"}}'
-cat > "$work/post.lua" <<LUA
+plain=${body%\}}', "options": {"explain": false}}'
+for f in post:"$body" plain:"$plain"; do
+  cat > "$work/${f%%:*}.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["X-API-Key"] = "$KEY"
-wrk.body = [[$body]]
+wrk.body = [[${f#*:}]]
 LUA
+done
 curl -sS -f "http://127.0.0.1:$aport/api/v1/models/21/predict" -H "X-API-Key: $KEY" -H "Content-Type: application/json" -d "$body" >"$work/first.json" || { cat "$work/first.json" "$work/api.log" "$work/worker.log"; exit 1; }
 
 # wrk's latency report -> "p50 p99 rps"
-summarize() { awk '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /^Requests\/sec/{rps=$2} /Non-2xx/{bad=$NF} END{printf "p50=%s p99=%s rps=%s non2xx=%s\n", p50, p99, rps, (bad==""?0:bad)}'; }
+summarize() { awk '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /^Requests\/sec/{rps=$2} /requests in/{n=$1} /Non-2xx/{bad=$NF} END{printf "p50=%s p99=%s rps=%s non2xx=%s requests=%s\n", p50, p99, rps, (bad==""?0:bad), n}'; }
 load() { wrk -t"$1" -c"$2" -d"$DURATION" --latency -s "$3" "$4" | summarize; }
+ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
+# CPU per request of each process over one run, in microseconds.
+cpu_per_request() {
+  local n=$1; shift
+  local hz; hz=$(getconf CLK_TCK)
+  local out=""
+  for name_pid in "$@"; do
+    local name=${name_pid%%:*} pid=${name_pid##*:}
+    out+="$name=$(( ($(ticks "$pid") - ${start[$pid]}) * 1000000 / hz / n ))us "
+  done
+  echo "$out"
+}
+declare -A start
+procs=("redis:${pids[0]}" "worker:${pids[1]}" "api:${pids[2]}")
+url="http://127.0.0.1:$aport/api/v1/models/21/predict"
 
 echo "== hokusai (API + worker + Redis, separate processes)"
-echo "c=1  $(load 1 1 "$work/post.lua" "http://127.0.0.1:$aport/api/v1/models/21/predict")"
-echo "c=16 $(load 2 16 "$work/post.lua" "http://127.0.0.1:$aport/api/v1/models/21/predict")"
+echo "c=1  $(load 1 1 "$work/post.lua" "$url")"
+for p in "${pids[@]}"; do start[$p]=$(ticks "$p"); done
+r=$(load 2 16 "$work/post.lua" "$url"); echo "c=16 $r"
+echo "     cpu per request: $(cpu_per_request "${r##*requests=}" "${procs[@]}")"
+echo "c=1  no factors (options.explain=false) $(load 1 1 "$work/plain.lua" "$url")"
+echo "c=16 no factors (options.explain=false) $(load 2 16 "$work/plain.lua" "$url")"
 
 sleep 2 # let the last replies settle
 c0=$(redis-cli -p "$rport" info stats | awk -F: '/^total_commands_processed/{print $2+0}')
