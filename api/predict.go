@@ -90,6 +90,11 @@ func (s *Server) submit(c echo.Context, lane jobs.Lane) error {
 	case o := <-done:
 		return s.answer(c, o)
 	case <-timer.C:
+		// A completion published while this process's subscription was
+		// reconnecting is lost; the stored result is not, so look once.
+		if o, ok := s.storedOutcome(jobs.Queue(spec.Pool, lane), id); ok {
+			return s.answer(c, o)
+		}
 		return s.timedOut(c, id)
 	case <-c.Request().Context().Done():
 		return nil // the caller left; the worker drops the job after its deadline
@@ -252,6 +257,16 @@ func workerError(e *jobs.Error) *Error {
 	default:
 		return &Error{Code: CodeInternal, Detail: e.Detail}
 	}
+}
+
+// storedOutcome reads a finished task's outcome, if it has one.
+func (s *Server) storedOutcome(queue, id string) (jobs.Outcome, bool) {
+	var o jobs.Outcome
+	info, err := s.insp.GetTaskInfo(queue, id)
+	if err != nil || len(info.Result) == 0 {
+		return o, false
+	}
+	return o, json.Unmarshal(info.Result, &o) == nil
 }
 
 // timedOut answers 504 and detaches the job: the worker will run it even if
