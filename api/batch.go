@@ -97,7 +97,7 @@ type batchUpload struct {
 	inChunk int
 	rows    int
 	chunks  int
-	held    int // the last stored chunk, queued only once the total is known; -1 when none
+	window  int // chunks of this batch queued at once
 }
 
 // submitBatch answers POST /api/v1/models/:id/batches.
@@ -131,11 +131,12 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 				return s.replayBatch(c, prior, body, h)
 			}
 		}
-		u := &batchUpload{s: s, ctx: req.Context(), id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.ResultTTL, held: -1}
+		u := &batchUpload{s: s, ctx: req.Context(), id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.ResultTTL,
+			window: batchWindow(s.state.get().readyWorkers(spec.ID))}
 		rec := map[string]any{
 			jobs.BatchFieldTenant: tenantOf(c), jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
 			jobs.BatchFieldChunkRows: lim.ChunkRows, jobs.BatchFieldCreated: time.Now().UnixMilli(),
-			jobs.BatchFieldFormat: jobs.BatchJSONL,
+			jobs.BatchFieldFormat: jobs.BatchJSONL, jobs.BatchFieldWindow: u.window,
 		}
 		if explain {
 			rec[jobs.BatchFieldExplain] = "1"
@@ -179,6 +180,12 @@ func acceptBatch(c echo.Context, id, modelID string, rows int) error {
 func tooLarge(lim BatchConfig) *Error {
 	return errorf(CodeTooLarge, "The batch is over the %d-byte limit; split the file.", lim.MaxBytes)
 }
+
+// batchWindow is how many chunks of one batch are queued at once: two per
+// ready worker, enough to keep every worker's cores busy while leaving the
+// rest of their task slots free for sync and async work (a slot taken by a
+// queued chunk would make a partner's request wait for it).
+func batchWindow(workers int) int { return 2 * max(1, workers) }
 
 // batchModel finds the model and its published schema, and refuses early
 // when no worker can serve it.
@@ -391,83 +398,77 @@ func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) 
 	return nil
 }
 
-// add appends one record to the current chunk, storing the chunk when full.
+// add appends one record to the current chunk. A full chunk is stored
+// only when the next record arrives, so the last chunk is stored after the
+// totals are known and the batch cannot look complete before then.
 func (u *batchUpload) add(rec []byte) error {
 	if u.rows >= u.s.cfg.Batch.MaxRows {
 		return errorf(CodeTooLarge, "The batch is over the %d-row limit; split the file.", u.s.cfg.Batch.MaxRows)
+	}
+	if u.inChunk == u.s.cfg.Batch.ChunkRows {
+		if err := u.store(); err != nil {
+			return err
+		}
 	}
 	u.chunk.Write(rec)
 	u.chunk.WriteByte('\n')
 	u.rows++
 	u.inChunk++
-	if u.inChunk == u.s.cfg.Batch.ChunkRows {
-		return u.store()
-	}
 	return nil
 }
 
-// store writes the current chunk and queues the one held before it.
+// storeChunk stores a chunk's input and says whether its task may be queued
+// now: chunk n runs once chunk n-window is done (the worker finishing that
+// one queues n if it is stored by then). Both sides decide inside a script,
+// so exactly one of them queues it.
+var storeChunk = redis.NewScript(`
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local prev = tonumber(ARGV[3]) - tonumber(ARGV[4])
+if prev < 0 or redis.call('SISMEMBER', KEYS[2], prev) == 1 then return 1 end
+return 0
+`)
+
+// store writes the current chunk, queueing its task when the window allows.
 func (u *batchUpload) store() error {
 	n := u.chunks
-	if err := u.s.rdb.Set(u.ctx, jobs.BatchInKey(u.id, n), u.chunk.Bytes(), u.ttl).Err(); err != nil {
+	now, err := storeChunk.Run(u.ctx, u.s.rdb, []string{jobs.BatchInKey(u.id, n), jobs.BatchDoneKey(u.id)},
+		u.chunk.Bytes(), u.ttl.Milliseconds(), n, u.window).Int()
+	if err != nil {
 		return u.redisErr(err)
 	}
 	u.chunk.Reset()
 	u.inChunk = 0
 	u.chunks++
-	if u.held >= 0 {
-		if err := u.enqueue(u.held); err != nil {
-			return err
-		}
+	if now == 1 {
+		return u.enqueue(n)
 	}
-	u.held = n
 	return nil
 }
 
 func (u *batchUpload) enqueue(n int) error {
-	task, err := jobs.NewBatchChunkTask(jobs.BatchChunkPayload{BatchID: u.id, Chunk: n, ModelID: u.spec.ID}, u.spec.Pool, 10)
+	task, err := jobs.NewBatchChunkTask(jobs.BatchChunkPayload{BatchID: u.id, Chunk: n, ModelID: u.spec.ID}, u.spec.Pool, jobs.BatchChunkRetries)
 	if err != nil {
 		return err
 	}
 	if _, err := u.s.client.EnqueueContext(u.ctx, task); err != nil {
 		return u.redisErr(err)
 	}
-	if n == 0 {
-		u.wake()
-	}
-	return nil
-}
-
-// wake tells an idle worker of the pool that batch work is queued.
-func (u *batchUpload) wake() {
 	key := jobs.WakeKey(u.spec.Pool)
 	_, _ = u.s.rdb.Pipelined(u.ctx, func(p redis.Pipeliner) error {
 		p.LPush(u.ctx, key, string(jobs.LaneBatch))
 		p.LTrim(u.ctx, key, 0, wakeBacklog-1)
 		return nil
 	})
+	return nil
 }
 
-// finish stores the last chunk, records the totals, and only then queues
-// the held chunk, so the batch cannot be seen complete before its total
-// is known.
+// finish records the totals, then stores the last chunk.
 func (u *batchUpload) finish() error {
-	if u.inChunk > 0 {
-		if err := u.store(); err != nil {
-			return err
-		}
-	}
-	err := u.s.rdb.HSet(u.ctx, jobs.BatchKey(u.id), jobs.BatchFieldRows, u.rows, jobs.BatchFieldChunks, u.chunks).Err()
+	err := u.s.rdb.HSet(u.ctx, jobs.BatchKey(u.id), jobs.BatchFieldRows, u.rows, jobs.BatchFieldChunks, u.chunks+1).Err()
 	if err != nil {
 		return u.redisErr(err)
 	}
-	if err := u.enqueue(u.held); err != nil {
-		return err
-	}
-	if u.held > 0 {
-		u.wake()
-	}
-	return nil
+	return u.store()
 }
 
 // abandon removes a batch whose upload failed; its queued chunks find the

@@ -54,6 +54,7 @@ const (
 	BatchFieldFormat    = "format"
 	BatchFieldHeader    = "header" // CSV only: the header's column names, a JSON list
 	BatchFieldChunkRows = "chunk_rows"
+	BatchFieldWindow    = "window"  // chunk N is queued once chunk N-window is done
 	BatchFieldExplain   = "explain" // "1" to compute factors (TreeSHAP, slow)
 	BatchFieldCallback  = "callback_url"
 	BatchFieldCreated   = "created_ms"
@@ -78,6 +79,9 @@ type BatchChunkPayload struct {
 	Chunk   int    `json:"chunk"`
 	ModelID string `json:"model_id"`
 }
+
+// BatchChunkRetries is how often a failing chunk task is retried.
+const BatchChunkRetries = 10
 
 // BatchChunkTaskID is the asynq task id of a chunk, so a chunk is queued once.
 func BatchChunkTaskID(batchID string, n int) string {

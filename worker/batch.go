@@ -23,13 +23,12 @@ import (
 
 // blockRows is how many rows are decoded and scored as one block. Between
 // blocks the handler yields the processor, so sync requests in the same
-// process wait at most one block (about a millisecond) for a core.
-const blockRows = 512
+// process wait at most one block (well under a millisecond) for a core.
+const blockRows = 256
 
 // batchCPU bounds how many chunks this process scores at once: the cores
-// are the process's, whatever the number of workers in it. One core is left
-// to sync and async work, which never queue behind a batch.
-var batchCPU = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
+// are the process's, whatever the number of workers in it.
+var batchCPU = make(chan struct{}, runtime.GOMAXPROCS(0))
 
 // Webhook delivery: attempts in one run of the finishing chunk, with
 // doubling pauses; past them the task fails and asynq runs it again later,
@@ -91,7 +90,34 @@ func (w *Worker) handleBatchChunk(ctx context.Context, t *asynq.Task) error {
 			return err
 		}
 	}
+	if err := w.queueNext(ctx, p, rec); err != nil {
+		return err
+	}
 	return w.maybeNotify(ctx, p)
+}
+
+// queueNext queues chunk n+window when it is stored and not done (its input
+// key exists exactly then). The API, storing that chunk, queues it itself
+// when chunk n is done by then; both may, and the task id makes it once.
+func (w *Worker) queueNext(ctx context.Context, p jobs.BatchChunkPayload, rec map[string]string) error {
+	window, err := strconv.Atoi(rec[jobs.BatchFieldWindow])
+	if err != nil || window < 1 {
+		return fmt.Errorf("batch %s has no chunk window: %w", p.BatchID, asynq.SkipRetry)
+	}
+	next := jobs.BatchChunkPayload{BatchID: p.BatchID, Chunk: p.Chunk + window, ModelID: p.ModelID}
+	n, err := w.rdb.Exists(ctx, jobs.BatchInKey(p.BatchID, next.Chunk)).Result()
+	if err != nil || n == 0 {
+		return err
+	}
+	task, err := jobs.NewBatchChunkTask(next, rec[jobs.BatchFieldPool], jobs.BatchChunkRetries)
+	if err != nil {
+		return err
+	}
+	_, err = asynq.NewClientFromRedisClient(w.rdb).EnqueueContext(ctx, task)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil
+	}
+	return err
 }
 
 // scoreChunk scores the chunk's rows and stores the results.
