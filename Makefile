@@ -21,6 +21,7 @@ check:
 test: check
 	@tools/ensure-deps.sh test
 	@tools/fuzz-short.sh
+	$(GO) test -count=1 -run 'Allocat' ./...
 	$(GO) test -race -count=1 -timeout 15m ./...
 
 fuzz:

@@ -219,6 +219,9 @@ func TestConcurrentUse(t *testing.T) {
 }
 
 func TestEvaluationDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector randomises sync.Pool; run without -race (make bench does)")
+	}
 	// Not parallel: AllocsPerRun counts the whole process.
 	for _, name := range []string{"multi_softmax", "categorical", "gblinear_multi", "dart_logistic"} {
 		m, err := Load(filepath.Join("testdata", "xgb", name+".json"))
