@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Config configures the API. Zero fields take the defaults WithDefaults names.
@@ -30,8 +31,17 @@ type Config struct {
 	KeyCacheTTL time.Duration
 	// Instance names this process's reply channel. Default a random id.
 	Instance string
-	// AdminToken guards /ops. Env HOKUSAI_ADMIN_TOKEN; empty disables /ops.
+	// AdminToken guards /ops (the asynq dashboard, read-only, and the workers
+	// page): the Basic auth password or a Bearer token. Env
+	// HOKUSAI_ADMIN_TOKEN; empty turns /ops off (404).
 	AdminToken string
+	// AdminWriteToken is an admin credential that may also act in the
+	// dashboard (retry, delete, pause). Env HOKUSAI_ADMIN_WRITE_TOKEN; empty:
+	// the dashboard is read-only for everyone.
+	AdminWriteToken string
+	// TracerProvider receives the API's spans; nil turns tracing off at no
+	// cost (see internal/telemetry.Setup, driven by OTEL_EXPORTER_OTLP_ENDPOINT).
+	TracerProvider trace.TracerProvider
 	// Batch holds the batch limits and chunk size (see BatchConfig).
 	Batch BatchConfig
 }
@@ -77,6 +87,12 @@ func (c Config) Validate() error {
 	}
 	if c.RefreshInterval <= 0 || c.RefreshInterval > 2*time.Second {
 		errs = append(errs, errors.New("refresh interval must be between 0 and 2s so 503s follow heartbeats closely"))
+	}
+	if c.AdminWriteToken != "" && c.AdminToken == "" {
+		errs = append(errs, errors.New("an admin write token needs an admin token too; /ops stays off without HOKUSAI_ADMIN_TOKEN"))
+	}
+	if c.AdminWriteToken != "" && c.AdminWriteToken == c.AdminToken {
+		errs = append(errs, errors.New("the admin write token must differ from the admin token, or every admin could write"))
 	}
 	if err := c.Batch.validate(); err != nil {
 		errs = append(errs, err)

@@ -72,9 +72,10 @@ func errorf(code, format string, args ...any) *Error {
 }
 
 // errorHandler is Echo's HTTPErrorHandler: it turns every error, ours or
-// Echo's (unknown route, wrong method, body too large), into the JSON shape.
-// Only errors it does not know are logged at error level.
-func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
+// Echo's (unknown route, wrong method, body too large), into the JSON shape,
+// and tells rejected its code. Only errors it does not know are logged at
+// error level.
+func errorHandler(log *slog.Logger, rejected func(c echo.Context, code string)) echo.HTTPErrorHandler {
 	return func(err error, c echo.Context) {
 		if c.Response().Committed {
 			return
@@ -93,6 +94,7 @@ func errorHandler(log *slog.Logger) echo.HTTPErrorHandler {
 		if !ok {
 			status = http.StatusInternalServerError
 		}
+		rejected(c, e.Code)
 		if e.RetryAfter != "" {
 			c.Response().Header().Set(headerRetryAfter, e.RetryAfter)
 		}

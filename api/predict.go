@@ -63,7 +63,7 @@ func (s *Server) submit(c echo.Context, lane jobs.Lane) error {
 	}
 	id := requestID(c)
 	p := jobs.PredictPayload{RequestID: id, Tenant: tenantOf(c), ModelID: spec.ID, Inputs: req.Inputs,
-		Options: req.Options, EnqueuedAt: time.Now().UnixMilli()}
+		Options: req.Options, EnqueuedAt: time.Now().UnixMilli(), Trace: s.traceparent(c)}
 	if lane == jobs.LaneAsync {
 		if err := s.enqueue(c, spec, p, lane); err != nil {
 			return err
@@ -84,19 +84,24 @@ func (s *Server) submit(c echo.Context, lane jobs.Lane) error {
 	if err := s.enqueue(c, spec, p, lane); err != nil {
 		return err
 	}
+	waitStart := time.Now()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
 	select {
 	case o := <-done:
+		s.metrics.waited(waitReplied, waitStart)
 		return s.answer(c, o)
 	case <-timer.C:
 		// A completion published while this process's subscription was
 		// reconnecting is lost; the stored result is not, so look once.
 		if o, ok := s.storedOutcome(jobs.Queue(spec.Pool, lane), id); ok {
+			s.metrics.waited(waitReplied, waitStart)
 			return s.answer(c, o)
 		}
+		s.metrics.waited(waitTimeout, waitStart)
 		return s.timedOut(c, id)
 	case <-c.Request().Context().Done():
+		s.metrics.waited(waitCallerGone, waitStart)
 		return nil // the caller left; the worker drops the job after its deadline
 	}
 }
@@ -216,6 +221,8 @@ func validateInputs(schema *jobs.Schema, raw json.RawMessage, max int) error {
 // wakes an idle worker.
 func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPayload, lane jobs.Lane) error {
 	ctx := c.Request().Context()
+	queue := jobs.Queue(spec.Pool, lane)
+	c.Set("queue", queue)
 	task, err := jobs.NewPredictTask(p, jobs.TaskOptions{Pool: spec.Pool, Lane: lane, Retention: s.cfg.ResultTTL, MaxRetry: 3})
 	if err != nil {
 		return err
@@ -224,9 +231,10 @@ func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPaylo
 		if errors.Is(err, asynq.ErrTaskIDConflict) {
 			return errorf(CodeConflict, "Request %s was already submitted.", p.RequestID)
 		}
+		s.metrics.enqueue.WithLabelValues(queue).Inc()
 		return s.unavailable(c, err)
 	}
-	rec, _ := json.Marshal(jobs.JobRecord{Queue: jobs.Queue(spec.Pool, lane), Tenant: p.Tenant, ModelID: spec.ID, CreatedAt: p.EnqueuedAt})
+	rec, _ := json.Marshal(jobs.JobRecord{Queue: queue, Tenant: p.Tenant, ModelID: spec.ID, CreatedAt: p.EnqueuedAt})
 	_, err = s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, s.cfg.ResultTTL)
 		pl.LPush(ctx, jobs.WakeKey(spec.Pool), string(lane))

@@ -31,6 +31,12 @@ var routes = []route{
 	{"GET", "/api/v1/batches/:id", true, "A batch's status and progress", (*Server).getBatch},
 	{"GET", "/api/v1/batches/:id/results", true, "A finished batch's results, streamed in input order", (*Server).getBatchResults},
 	{"DELETE", "/api/v1/batches/:id", true, "Cancel a batch's remaining chunks", (*Server).cancelBatch},
+	{"GET", "/metrics", false, "Prometheus metrics of the API and the queues", (*Server).metricsHandler},
+	{"GET", "/ops/workers", false, "Workers, pools, models and readiness (HTML; admin token)", (*Server).opsWorkers},
+	{"GET", "/ops/queues", false, "The asynq dashboard (HTML; admin token)", (*Server).opsQueues},
+	{"GET", "/ops/queues/*", false, "The dashboard's pages, assets and JSON API (admin token)", (*Server).opsQueues},
+	{"POST", "/ops/queues/*", false, "Dashboard actions: retry, archive, pause (admin write token)", (*Server).opsQueues},
+	{"DELETE", "/ops/queues/*", false, "Dashboard actions: delete tasks or queues (admin write token)", (*Server).opsQueues},
 }
 
 func (s *Server) addRoutes(e *echo.Echo) {

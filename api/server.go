@@ -6,12 +6,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -30,14 +33,19 @@ type Server struct {
 	replies *replies
 	keys    *keyCache
 	routes  []route
+	metrics *metrics
+	ops     *ops         // nil when /ops is off
+	tracer  trace.Tracer // nil when tracing is off
 }
 
-// NewServer builds the API on rdb. Call Run to serve.
+// NewServer builds the API on rdb. Call Run to serve. It adds a hook to rdb
+// that keeps queue reads from failing on asynq's memory estimate (memguard.go).
 func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
+	rdb.AddHook(memGuard{})
 	s := &Server{
 		cfg: cfg, rdb: rdb, log: log,
 		client:  asynq.NewClientFromRedisClient(rdb),
@@ -45,12 +53,25 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 		state:   &state{rdb: rdb},
 		replies: newReplies(cfg.Instance, log),
 		keys:    &keyCache{rdb: rdb, ttl: cfg.KeyCacheTTL, m: map[string]keyEntry{}},
+		metrics: newMetrics(routes),
+		ops:     newOps(cfg, rdb),
 	}
+	if cfg.TracerProvider != nil {
+		s.tracer = cfg.TracerProvider.Tracer("github.com/hokusai-ai/inference-queue/api")
+	}
+	s.metrics.reg.MustRegister(&queueCollector{insp: s.insp, state: s.state,
+		errs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hokusai_queue_stats_errors_total",
+			Help: "Scrapes in which a queue's counters could not be read, by queue."}, []string{"queue"}),
+		onFail: func(q string, err error) { log.Warn("queue stats unreadable", "queue", q, "err", err.Error()) }})
 	s.state.cur.Store(&snapshot{models: map[string]registry.Spec{}, info: map[string]*jobs.ModelInfo{}})
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
-	e.HTTPErrorHandler = errorHandler(log)
-	e.Use(s.requestID, s.accessLog)
+	e.HTTPErrorHandler = errorHandler(log, s.rejected)
+	e.Use(s.requestID)
+	if s.tracer != nil {
+		e.Use(s.traceRequest)
+	}
+	e.Use(s.accessLog)
 	s.routes = routes
 	s.addRoutes(e)
 	s.echo = e
@@ -111,7 +132,7 @@ func requestID(c echo.Context) string {
 	return id
 }
 
-// accessLog writes one line per request.
+// accessLog writes one line per request and counts it in the metrics.
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -119,15 +140,34 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		if err != nil {
 			c.Error(err)
 		}
-		attrs := []any{"request_id", requestID(c), "method", c.Request().Method, "route", c.Path(),
-			"status", c.Response().Status, "duration_us", time.Since(start).Microseconds()}
+		d := time.Since(start)
+		method, path, status := c.Request().Method, c.Path(), c.Response().Status
+		s.metrics.observe(method, path, status, d)
+		attrs := []any{"request_id", requestID(c), "method", method, "route", path,
+			"status", status, "duration_us", d.Microseconds()}
 		if t, _ := c.Get("tenant").(string); t != "" {
 			attrs = append(attrs, "tenant", t)
 		}
-		if id := c.Param("id"); id != "" && c.Path() != "" {
-			attrs = append(attrs, "id", id)
+		if id := c.Param("id"); id != "" && path != "" {
+			name := "id"
+			if strings.HasPrefix(path, "/api/v1/models/") {
+				name = "model_id"
+			}
+			attrs = append(attrs, name, id)
+		}
+		if q, _ := c.Get("queue").(string); q != "" {
+			attrs = append(attrs, "queue", q)
+		}
+		if code, _ := c.Get("error_code").(string); code != "" {
+			attrs = append(attrs, "error_code", code)
 		}
 		s.log.Info("request", attrs...)
 		return nil
 	}
+}
+
+// rejected notes an error answer's code for the access log and the metrics.
+func (s *Server) rejected(c echo.Context, code string) {
+	c.Set("error_code", code)
+	s.metrics.reject(code)
 }
