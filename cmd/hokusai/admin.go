@@ -59,6 +59,8 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 		}
 		fmt.Fprintf(stdout, "revoked key %s of tenant %s\n", rec.ID, rec.Tenant)
 		return nil
+	case "secret":
+		return keysSecret(ctx, rdb, args[1:], stdout)
 	case "list":
 		recs, err := apikey.List(ctx, rdb)
 		if err != nil {

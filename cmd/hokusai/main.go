@@ -8,6 +8,8 @@
 //	hokusai models list
 //	hokusai workers                         list workers, pools, models and readiness
 //	hokusai model predict|bench MODEL ...   run a model folder or file locally
+//	hokusai keys secret --tenant NAME       print the tenant's webhook signing secret
+//	hokusai batch submit|status|results|cancel|gen-leads ...   batch scoring over the API
 //
 // All commands but `model` talk to REDIS_URL (default redis://127.0.0.1:6379/0).
 package main
@@ -40,7 +42,12 @@ const usage = `usage: hokusai COMMAND
   models list                   list registry entries
   workers                       list workers and their readiness
   model predict MODEL [--input FILE] [--explain]
-  model bench MODEL [--rows N]`
+  model bench MODEL [--rows N]
+  keys secret --tenant NAME     show the tenant's webhook signing secret
+  batch submit FILE --model ID [--wait] [-o OUT]   score a CSV/JSONL/JSON file (HOKUSAI_API_URL, HOKUSAI_API_KEY)
+  batch status|cancel ID        a batch's progress, or cancel it
+  batch results ID -o OUT       download a finished batch's results
+  batch gen-leads N [-o OUT]    write N synthetic leads for model 21`
 
 var errUsage = errors.New(usage)
 
@@ -60,6 +67,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runWorkers(ctx, rest, getenv, stdout)
 	case "model":
 		return runModel(ctx, rest, stdin, stdout, stderr)
+	case "batch":
+		return runBatch(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -1,0 +1,393 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/internal/leadgen"
+	"github.com/hokusai-ai/inference-queue/internal/tenant"
+)
+
+const batchUsage = `usage: hokusai batch COMMAND (talks to HOKUSAI_API_URL with HOKUSAI_API_KEY)
+  submit FILE --model ID [--wait] [-o OUT] [--format csv|jsonl] [--callback URL] [--idempotency-key K] [--explain]
+  status ID
+  results ID -o OUT [--format csv|jsonl]
+  cancel ID
+  gen-leads N [-o OUT] [--seed S]   write N synthetic leads for model 21 as CSV`
+
+// apiClient calls the Hokusai API over HTTP.
+type apiClient struct {
+	base string
+	key  string
+	http *http.Client
+}
+
+// apiFlags adds --api-url and --api-key, defaulting to the environment.
+func apiFlags(fs *flag.FlagSet, getenv func(string) string) *apiClient {
+	c := &apiClient{http: &http.Client{}}
+	base := getenv("HOKUSAI_API_URL")
+	if base == "" {
+		base = "http://127.0.0.1:8080"
+	}
+	fs.StringVar(&c.base, "api-url", base, "API base URL (HOKUSAI_API_URL)")
+	fs.StringVar(&c.key, "api-key", getenv("HOKUSAI_API_KEY"), "API key (HOKUSAI_API_KEY)")
+	return c
+}
+
+// do sends a request and returns the response when its status is want;
+// otherwise it turns the API's JSON error into a Go error.
+func (c *apiClient) do(ctx context.Context, method, path string, body io.Reader, header http.Header, want int) (*http.Response, error) {
+	if c.key == "" {
+		return nil, errors.New("no API key: set HOKUSAI_API_KEY or pass --api-key")
+	}
+	req, err := http.NewRequestWithContext(ctx, method, strings.TrimSuffix(c.base, "/")+path, body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	req.Header.Set("X-API-Key", c.key)
+	if f, ok := body.(*os.File); ok {
+		if st, err := f.Stat(); err == nil {
+			req.ContentLength = st.Size()
+		}
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode == want {
+		return resp, nil
+	}
+	defer resp.Body.Close()
+	var e struct{ Code, Detail string }
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	if json.Unmarshal(b, &e) != nil || e.Detail == "" {
+		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	return nil, fmt.Errorf("%s (%s, %s)", e.Detail, resp.Status, e.Code)
+}
+
+func (c *apiClient) getJSON(ctx context.Context, path string, v any) error {
+	resp, err := c.do(ctx, "GET", path, nil, nil, http.StatusOK)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	return json.NewDecoder(resp.Body).Decode(v)
+}
+
+// parseMixed parses flags that may come before or after positional
+// arguments, and returns the positionals.
+func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		if fs.NArg() == 0 {
+			return pos, nil
+		}
+		pos = append(pos, fs.Arg(0))
+		args = fs.Args()[1:]
+	}
+}
+
+func runBatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		return errors.New(batchUsage)
+	}
+	fs := flag.NewFlagSet("batch "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	c := apiFlags(fs, getenv)
+	switch args[0] {
+	case "submit":
+		return batchSubmit(ctx, c, fs, args[1:], stdout, stderr)
+	case "status":
+		pos, err := parseMixed(fs, args[1:])
+		if err != nil || len(pos) != 1 {
+			return errors.New("batch status needs one batch id")
+		}
+		var st batchState
+		if err := c.getJSON(ctx, "/api/v1/batches/"+url.PathEscape(pos[0]), &st); err != nil {
+			return err
+		}
+		return printJSON(stdout, st.raw)
+	case "results":
+		out := fs.String("o", "", "file to write the results to")
+		format := fs.String("format", "", "csv or jsonl (default: from -o's extension)")
+		pos, err := parseMixed(fs, args[1:])
+		if err != nil || len(pos) != 1 || *out == "" {
+			return errors.New("batch results needs one batch id and -o OUT")
+		}
+		n, err := downloadResults(ctx, c, pos[0], *out, *format)
+		if err == nil {
+			fmt.Fprintf(stderr, "wrote %s (%d bytes)\n", *out, n)
+		}
+		return err
+	case "cancel":
+		pos, err := parseMixed(fs, args[1:])
+		if err != nil || len(pos) != 1 {
+			return errors.New("batch cancel needs one batch id")
+		}
+		resp, err := c.do(ctx, "DELETE", "/api/v1/batches/"+url.PathEscape(pos[0]), nil, nil, http.StatusOK)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return printJSON(stdout, b)
+	case "gen-leads":
+		out := fs.String("o", "", "file to write (default stdout)")
+		seed := fs.Uint64("seed", 1, "random seed; the same seed writes the same file")
+		pos, err := parseMixed(fs, args[1:])
+		if err != nil || len(pos) != 1 {
+			return errors.New("batch gen-leads needs a number of rows")
+		}
+		n, err := strconv.Atoi(strings.ReplaceAll(pos[0], "_", ""))
+		if err != nil || n < 0 {
+			return fmt.Errorf("batch gen-leads: %q is not a number of rows", pos[0])
+		}
+		w := stdout
+		if *out != "" {
+			f, err := os.Create(*out)
+			if err != nil {
+				return err
+			}
+			defer f.Close()
+			w = f
+		}
+		if err := leadgen.WriteCSV(w, n, *seed, nil); err != nil {
+			return err
+		}
+		if f, ok := w.(*os.File); ok && *out != "" {
+			return f.Close()
+		}
+		return nil
+	}
+	return fmt.Errorf("unknown batch command %q\n%s", args[0], batchUsage)
+}
+
+// mediaTypes maps a file extension to the Content-Type the API reads.
+var mediaTypes = map[string]string{".csv": "text/csv", ".jsonl": "application/x-ndjson",
+	".ndjson": "application/x-ndjson", ".json": "application/json"}
+
+func batchSubmit(ctx context.Context, c *apiClient, fs *flag.FlagSet, args []string, stdout, stderr io.Writer) error {
+	modelID := fs.String("model", "", "model id to score with")
+	wait := fs.Bool("wait", false, "wait for the batch to finish, showing progress")
+	out := fs.String("o", "", "with --wait: file to write the results to")
+	format := fs.String("format", "", "results format, csv or jsonl (default: from -o's extension)")
+	callback := fs.String("callback", "", "URL to POST the signed completion summary to")
+	idem := fs.String("idempotency-key", "", "resubmitting with the same key and file returns the same batch")
+	explain := fs.Bool("explain", false, "compute each row's factors (slow: about 1 ms a row)")
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(pos) != 1 || *modelID == "" {
+		return errors.New("batch submit needs one FILE and --model ID")
+	}
+	ctype, ok := mediaTypes[strings.ToLower(filepath.Ext(pos[0]))]
+	if !ok {
+		return fmt.Errorf("batch submit: name the file .csv, .jsonl, .ndjson or .json so its format is known, not %q", pos[0])
+	}
+	f, err := os.Open(pos[0])
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	q := url.Values{}
+	if *callback != "" {
+		q.Set("callback_url", *callback)
+	}
+	if *explain {
+		q.Set("explain", "true")
+	}
+	path := "/api/v1/models/" + url.PathEscape(*modelID) + "/batches"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	h := http.Header{"Content-Type": {ctype}}
+	if *idem != "" {
+		h.Set("Idempotency-Key", *idem)
+	}
+	start := time.Now()
+	resp, err := c.do(ctx, "POST", path, f, h, http.StatusAccepted)
+	if err != nil {
+		return err
+	}
+	var acc struct {
+		BatchID string `json:"batch_id"`
+		Rows    int    `json:"rows"`
+	}
+	err = json.NewDecoder(resp.Body).Decode(&acc)
+	resp.Body.Close()
+	if err != nil {
+		return fmt.Errorf("read the API's answer: %w", err)
+	}
+	fmt.Fprintln(stdout, acc.BatchID)
+	fmt.Fprintf(stderr, "submitted %d rows as batch %s in %.1fs\n", acc.Rows, acc.BatchID, time.Since(start).Seconds())
+	if !*wait {
+		return nil
+	}
+	st, err := waitBatch(ctx, c, acc.BatchID, stderr)
+	if err != nil {
+		return err
+	}
+	if *out != "" && st.Status != "canceled" {
+		n, err := downloadResults(ctx, c, acc.BatchID, *out, *format)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stderr, "wrote %s (%d bytes); %.1fs from submit\n", *out, n, time.Since(start).Seconds())
+	}
+	if st.Status == "failed" || st.Status == "canceled" {
+		return fmt.Errorf("batch %s %s", acc.BatchID, st.Status)
+	}
+	return nil
+}
+
+// batchState is the part of a batch's status the CLI reads; raw is all of it.
+type batchState struct {
+	Status     string   `json:"status"`
+	RowsTotal  int      `json:"rows_total"`
+	RowsDone   int      `json:"rows_done"`
+	RowsFailed int      `json:"rows_failed"`
+	ETA        *float64 `json:"eta_seconds"`
+	FinishedAt *string  `json:"finished_at"`
+	CanceledAt *string  `json:"canceled_at"`
+	raw        json.RawMessage
+}
+
+func (b *batchState) UnmarshalJSON(data []byte) error {
+	type plain batchState
+	if err := json.Unmarshal(data, (*plain)(b)); err != nil {
+		return err
+	}
+	b.raw = append(b.raw[:0], data...)
+	return nil
+}
+
+func printJSON(w io.Writer, raw []byte) error {
+	var v any
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return err
+	}
+	b, _ := json.MarshalIndent(v, "", "  ")
+	_, err := fmt.Fprintf(w, "%s\n", b)
+	return err
+}
+
+// waitBatch polls until the batch finishes or is canceled, drawing a live
+// bar on a terminal and writing a plain line every few seconds otherwise.
+func waitBatch(ctx context.Context, c *apiClient, id string, stderr io.Writer) (batchState, error) {
+	tty := isTerminal(stderr)
+	start := time.Now()
+	var lastLine time.Time
+	for {
+		var st batchState
+		if err := c.getJSON(ctx, "/api/v1/batches/"+url.PathEscape(id), &st); err != nil {
+			return st, err
+		}
+		done := st.FinishedAt != nil || st.CanceledAt != nil
+		rate := float64(st.RowsDone) / max(time.Since(start).Seconds(), 1e-3)
+		switch {
+		case tty:
+			fmt.Fprintf(stderr, "\r%s", progressBar(st, rate))
+			if done {
+				fmt.Fprintln(stderr)
+			}
+		case done || time.Since(lastLine) >= 2*time.Second:
+			fmt.Fprintf(stderr, "batch %s: %s, %d/%d rows, %d failed, %.0f rows/s\n", id, st.Status, st.RowsDone, st.RowsTotal, st.RowsFailed, rate)
+			lastLine = time.Now()
+		}
+		if done {
+			return st, nil
+		}
+		select {
+		case <-ctx.Done():
+			return st, ctx.Err()
+		case <-time.After(200 * time.Millisecond):
+		}
+	}
+}
+
+func progressBar(st batchState, rate float64) string {
+	const width = 30
+	frac := 0.0
+	if st.RowsTotal > 0 {
+		frac = float64(st.RowsDone) / float64(st.RowsTotal)
+	}
+	filled := int(frac * width)
+	eta := "ETA --"
+	if st.ETA != nil {
+		eta = fmt.Sprintf("ETA %.0fs", *st.ETA)
+	}
+	return fmt.Sprintf("[%s%s] %3.0f%% %d/%d rows, %d failed, %.0f rows/s, %s   ", strings.Repeat("#", filled),
+		strings.Repeat("-", width-filled), 100*frac, st.RowsDone, st.RowsTotal, st.RowsFailed, rate, eta)
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
+// downloadResults streams a finished batch's results into out.
+func downloadResults(ctx context.Context, c *apiClient, id, out, format string) (int64, error) {
+	if format == "" {
+		format = "csv"
+		if ext := strings.ToLower(filepath.Ext(out)); ext == ".jsonl" || ext == ".ndjson" {
+			format = "jsonl"
+		}
+	}
+	resp, err := c.do(ctx, "GET", "/api/v1/batches/"+url.PathEscape(id)+"/results?format="+url.QueryEscape(format), nil, nil, http.StatusOK)
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	f, err := os.Create(out)
+	if err != nil {
+		return 0, err
+	}
+	n, err := io.Copy(f, resp.Body)
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	return n, err
+}
+
+// keysSecret prints a tenant's webhook signing secret, creating it on first use.
+func keysSecret(ctx context.Context, rdb redis.UniversalClient, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("keys secret", flag.ContinueOnError)
+	name := fs.String("tenant", "", "tenant whose webhook secret to show")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *name == "" {
+		return errors.New("keys secret needs --tenant NAME")
+	}
+	s, err := tenant.WebhookSecret(ctx, rdb, *name)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, s)
+	return err
+}
