@@ -168,6 +168,9 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 
 // chunkScorer decodes a chunk's records into rows and scores them in blocks.
 type chunkScorer struct {
+	// text caches the codes of text inputs: lead files repeat a few hundred
+	// job titles, and the keyword rules cost more than the rest of a row.
+	text []textCodes
 	csv     bool
 	explain bool
 	dec     *batchfile.Decoder
@@ -196,10 +199,57 @@ func newChunkScorer(m loaded, rec map[string]string) (*chunkScorer, error) {
 	if e, ok := m.model.(interface{ engine() *model.Model }); ok {
 		sc.engine = e.engine()
 		sc.cols = resultColumns(sc.engine.Task())
+		// Feature i encodes input i alone when there are as many of each.
+		if sc.engine.Engine().NumFeatures() == len(sc.schema.Fields) {
+			for i, f := range sc.schema.Fields {
+				if f.Type == jobs.FieldText {
+					sc.text = append(sc.text, textCodes{field: i, codes: map[string]float32{}})
+				}
+			}
+		}
 	} else {
 		sc.cols = []batchfile.Column{{Name: "prediction", Type: batchfile.ColJSON}}
 	}
 	return sc, nil
+}
+
+// textCodes caches one text input's feature codes by text.
+type textCodes struct {
+	field int
+	codes map[string]float32
+	hit   bool
+	saved jobs.Value
+}
+
+// maxTextCodes bounds a text cache: past it, new texts are encoded each time.
+const maxTextCodes = 4096
+
+// encode is Model.Encode with cached text codes: a text seen before is
+// hidden from the model (a missing input costs nothing) and its code put
+// back afterwards.
+func (sc *chunkScorer) encode(r jobs.Row, x []float32) error {
+	for i := range sc.text {
+		t := &sc.text[i]
+		v := r[t.field]
+		_, t.hit = t.codes[v.Str]
+		if t.hit && v.Kind == jobs.KindString {
+			t.saved, r[t.field] = v, jobs.Value{Kind: jobs.KindMissing}
+		} else {
+			t.hit = false
+		}
+	}
+	err := sc.engine.Encode(r, x)
+	for i := range sc.text {
+		t := &sc.text[i]
+		switch v := r[t.field]; {
+		case t.hit:
+			r[t.field] = t.saved
+			x[t.field] = t.codes[t.saved.Str]
+		case err == nil && v.Kind == jobs.KindString && len(t.codes) < maxTextCodes:
+			t.codes[v.Str] = x[t.field]
+		}
+	}
+	return err
 }
 
 // resultColumns are a task's result columns, named as in sync predictions.
@@ -267,7 +317,7 @@ func (sc *chunkScorer) run(ctx context.Context, input []byte, first int) (blob [
 			}
 			if rerr == nil && sc.engine != nil {
 				X = X[:len(X)+nf]
-				if err := sc.engine.Encode(r, X[len(X)-nf:]); err != nil {
+				if err := sc.encode(r, X[len(X)-nf:]); err != nil {
 					X = X[:len(X)-nf]
 					rerr = &batchfile.RowError{Code: codeInvalidInput, Detail: err.Error()}
 				}

@@ -24,10 +24,12 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/api"
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/internal/leadgen"
 	"github.com/hokusai-ai/inference-queue/internal/tenant"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
+	"github.com/hokusai-ai/inference-queue/worker/model"
 )
 
 // smallChunks makes a few hundred rows span several chunk tasks.
@@ -182,8 +184,34 @@ func TestBatchCSV(t *testing.T) {
 		t.Errorf("row 70's error does not name its field: %v", recs[71])
 	}
 
-	// The batch's scores are the sync path's scores.
+	// The batch's scores are the model's own, row by row.
+	m, err := model.Load(demoModel(t))
+	if err != nil {
+		t.Fatal(err)
+	}
 	lines := strings.Split(string(in), "\n")
+	header, _ := batchfile.SplitCSV(lines[0], nil)
+	dec, err := batchfile.NewCSVDecoder(m.Schema(), header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, line := range lines[1:301] {
+		row := make(jobs.Row, len(m.Schema().Fields))
+		if _, rerr := dec.CSV(line, row); rerr != nil {
+			continue
+		}
+		p, err := m.Predict([]jobs.Row{row})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := recs[i+1]
+		if got[2] != strconv.Itoa(p[0].LeadScore) || got[4] != p[0].Recommendation ||
+			got[3] != strconv.FormatFloat(p[0].ConversionProbability, 'g', -1, 32) {
+			t.Fatalf("row %d scored %v in the batch, %+v by the model", i, got, p[0])
+		}
+	}
+
+	// And the sync path's.
 	cr := csv.NewReader(strings.NewReader(lines[0] + "\n" + lines[6]))
 	rows, _ := cr.ReadAll()
 	obj := map[string]any{}
