@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
@@ -45,6 +46,10 @@ type Config struct {
 	RecheckInterval time.Duration
 	// ID names this worker in heartbeats. Default host-pid-random.
 	ID string
+	// TracerProvider receives the worker's spans (queue wait, task,
+	// inference), continuing the API's trace from the task's traceparent.
+	// Nil turns tracing off at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

@@ -34,11 +34,14 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
 	}
-	log := w.log.With("request_id", p.RequestID, "tenant", p.Tenant, "model_id", p.ModelID, "task_id", t.ResultWriter().TaskID())
+	note := noteOf(ctx)
+	note.requestID, note.tenant, note.modelID, note.enqueuedAt = p.RequestID, p.Tenant, p.ModelID, p.EnqueuedAt
+	ctx, span := w.traceTask(ctx, p, start)
+	defer span.End()
 	if gone, err := w.abandoned(ctx, p); err != nil {
 		return err
 	} else if gone != nil {
-		log.Info("task dropped", "outcome", gone.Code)
+		note.outcome = gone.Code
 		return w.finish(ctx, t, p, nil, gone)
 	}
 	m, ok := w.model(p.ModelID)
@@ -53,12 +56,17 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 		ferr = &jobs.Error{Code: codeInvalidInput, Detail: oerr.Error()}
 	}
 	if ferr != nil {
-		log.Info("task rejected", "outcome", ferr.Code)
+		note.outcome = ferr.Code
 		return w.finish(ctx, t, p, nil, ferr)
 	}
+	note.rows = len(rows)
+	inference, began := w.span(ctx, "inference"), time.Now()
 	preds, err := m.model.Predict(rows, opts.WantExplain())
+	w.metrics.rows(p.ModelID, time.Since(began), len(rows))
+	inference.End()
 	if err != nil {
-		log.Error("predict failed", "err", err.Error())
+		note.outcome = codeModelFailed
+		w.log.Error("predict failed", "request_id", p.RequestID, "model_id", p.ModelID, "err", err.Error())
 		return w.finish(ctx, t, p, nil, &jobs.Error{Code: codeModelFailed, Detail: "The model could not score this input."})
 	}
 	var predictions any = preds[0]
@@ -74,12 +82,7 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("encode prediction: %w", err)
 	}
-	if err := w.finish(ctx, t, p, body, nil); err != nil {
-		return err
-	}
-	log.Info("task done", "outcome", "succeeded", "rows", len(rows), "queue_wait_ms", start.UnixMilli()-p.EnqueuedAt,
-		"duration_us", time.Since(start).Microseconds())
-	return nil
+	return w.finish(ctx, t, p, body, nil)
 }
 
 type predictResponse struct {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
@@ -60,6 +61,9 @@ type Worker struct {
 	started time.Time
 	wakeups atomic.Int64
 	changed chan struct{} // a state change, for an immediate heartbeat
+
+	metrics *metrics
+	tracer  trace.Tracer // nil when tracing is off
 }
 
 type loaded struct {
@@ -77,6 +81,10 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 	w := &Worker{cfg: cfg, rdb: rdb, load: load, log: log.With("worker_id", cfg.ID, "pool", cfg.Pool),
 		models: map[string]loaded{}, state: jobs.StateStarting, started: time.Now().UTC(),
 		changed: make(chan struct{}, 1)}
+	w.metrics = newMetrics(w)
+	if cfg.TracerProvider != nil {
+		w.tracer = cfg.TracerProvider.Tracer("github.com/hokusai-ai/inference-queue/worker")
+	}
 	return w, nil
 }
 
@@ -108,8 +116,9 @@ func (w *Worker) Run(ctx context.Context) error {
 		BaseContext:       func() context.Context { return context.Background() },
 	})
 	mux := asynq.NewServeMux()
+	mux.Use(w.observeTask)
 	mux.HandleFunc(jobs.TypePredict, w.handlePredict)
-	mux.HandleFunc(jobs.TypeBatchChunk, w.handleBatchChunk)
+	mux.HandleFunc(jobs.TypeBatchChunk, w.noteBatch(w.handleBatchChunk))
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
@@ -207,6 +216,7 @@ func (w *Worker) prepare(ctx context.Context) []string {
 		}
 		start := time.Now()
 		m, err := w.load(ctx, spec)
+		w.metrics.load(spec.ID, time.Since(start), err)
 		if err != nil {
 			reason := "model_load_failed:" + spec.ID
 			if nr := (*NotReady)(nil); errors.As(err, &nr) {
@@ -311,10 +321,11 @@ func (w *Worker) removeHeartbeat() {
 	w.rdb.ZRem(ctx, jobs.WorkersKey, w.cfg.ID)
 }
 
-// HealthHandler serves /livez (the process is sound) and /readyz (the worker
-// consumes; otherwise 503 with its reasons).
+// HealthHandler serves /livez (the process is sound), /readyz (the worker
+// consumes; otherwise 503 with its reasons) and /metrics (Prometheus).
 func (w *Worker) HealthHandler() http.Handler {
 	mux := http.NewServeMux()
+	mux.Handle("GET /metrics", w.metricsHandler())
 	mux.HandleFunc("GET /livez", func(rw http.ResponseWriter, _ *http.Request) {
 		writeJSON(rw, http.StatusOK, map[string]any{"status": "alive", "worker_id": w.cfg.ID})
 	})

@@ -1,5 +1,8 @@
 // Command hokusai-api is the API tier: it authenticates, validates and
-// enqueues predict requests, and never holds the HuggingFace token.
+// enqueues predict requests, and never holds the HuggingFace token. It also
+// serves /metrics, and /ops (the asynq dashboard and the workers page) when
+// HOKUSAI_ADMIN_TOKEN is set. Traces go to OTEL_EXPORTER_OTLP_ENDPOINT when
+// it is set.
 //
 //	hokusai-api [--listen :8080] [--log-format json|text]
 //	hokusai-api healthcheck [--url http://127.0.0.1:8080/ready]
@@ -20,6 +23,7 @@ import (
 	"github.com/hokusai-ai/inference-queue/internal/logging"
 	"github.com/hokusai-ai/inference-queue/internal/probe"
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
+	"github.com/hokusai-ai/inference-queue/internal/telemetry"
 )
 
 func main() {
@@ -37,11 +41,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	env := envconf.New(getenv)
 	cfg := api.Config{
-		Listen:       env.String("HOKUSAI_LISTEN", ":8080"),
-		SyncTimeout:  env.Duration("HOKUSAI_SYNC_TIMEOUT", 0),
-		ResultTTL:    env.Duration("HOKUSAI_RESULT_TTL", 0),
-		MaxBodyBytes: env.Int("HOKUSAI_MAX_BODY_BYTES", 0),
-		AdminToken:   env.String("HOKUSAI_ADMIN_TOKEN", ""),
+		Listen:          env.String("HOKUSAI_LISTEN", ":8080"),
+		SyncTimeout:     env.Duration("HOKUSAI_SYNC_TIMEOUT", 0),
+		ResultTTL:       env.Duration("HOKUSAI_RESULT_TTL", 0),
+		MaxBodyBytes:    env.Int("HOKUSAI_MAX_BODY_BYTES", 0),
+		AdminToken:      env.String("HOKUSAI_ADMIN_TOKEN", ""),
+		AdminWriteToken: env.String("HOKUSAI_ADMIN_WRITE_TOKEN", ""),
 	}
 	fs := flag.NewFlagSet("hokusai-api", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -64,6 +69,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	defer rdb.Close()
+	tp, stopTracing, err := telemetry.Setup(ctx, "hokusai-api", getenv, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	cfg.TracerProvider = tp
 	srv, err := api.NewServer(cfg, rdb, log)
 	if err != nil {
 		return err

@@ -1,5 +1,6 @@
 // Command hokusai-worker is the inference tier: it loads its pool's models,
-// consumes the pool's queues once ready, and serves /livez, /readyz.
+// consumes the pool's queues once ready, and serves /livez, /readyz and
+// /metrics. Traces go to OTEL_EXPORTER_OTLP_ENDPOINT when it is set.
 //
 //	hokusai-worker [--pool default] [--health-addr :8081] [--log-format json|text]
 //	hokusai-worker healthcheck [--url http://127.0.0.1:8081/readyz]
@@ -23,6 +24,7 @@ import (
 	"github.com/hokusai-ai/inference-queue/internal/logging"
 	"github.com/hokusai-ai/inference-queue/internal/probe"
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
+	"github.com/hokusai-ai/inference-queue/internal/telemetry"
 	"github.com/hokusai-ai/inference-queue/worker"
 	"github.com/hokusai-ai/inference-queue/worker/hub"
 	"github.com/hokusai-ai/inference-queue/worker/secret"
@@ -95,8 +97,17 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	cfg.Recheck = sources.Recheck
+	tp, stopTracing, err := telemetry.Setup(ctx, "hokusai-worker", getenv, log)
+	if err != nil {
+		return err
+	}
+	defer stopTracing()
+	cfg.TracerProvider = tp
 	w, err := worker.New(cfg, rdb, sources.Load, log)
 	if err != nil {
+		return err
+	}
+	if err := w.Register(sources); err != nil {
 		return err
 	}
 	ln, err := net.Listen("tcp", cfg.HealthAddr)

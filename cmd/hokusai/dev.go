@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/hokusai-ai/inference-queue/api"
@@ -88,15 +89,24 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", *listen, err)
 	}
-	srv, err := api.NewServer(api.Config{}, apiRDB, log.With("tier", "api"))
+	// The dashboard is on in dev: with the caller's admin token, else a fresh one.
+	admin := getenv("HOKUSAI_ADMIN_TOKEN")
+	if admin == "" {
+		admin = "adm_" + strings.ReplaceAll(uuid.NewString(), "-", "")
+	}
+	srv, err := api.NewServer(api.Config{AdminToken: admin}, apiRDB, log.With("tier", "api"))
 	if err != nil {
 		return err
 	}
-	w, err := worker.New(worker.Config{}, workerRDB, worker.NewSources(worker.SourcesConfig{}).Load, log.With("tier", "worker"))
+	sources := worker.NewSources(worker.SourcesConfig{})
+	w, err := worker.New(worker.Config{}, workerRDB, sources.Load, log.With("tier", "worker"))
 	if err != nil {
 		return err
 	}
-	printDemo(stdout, ln.Addr(), key)
+	if err := w.Register(sources); err != nil {
+		return err
+	}
+	printDemo(stdout, ln.Addr(), key, admin)
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx, ln) })
@@ -106,7 +116,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	return nil
 }
 
-func printDemo(w io.Writer, addr net.Addr, key string) {
+func printDemo(w io.Writer, addr net.Addr, key, admin string) {
 	port := addr.(*net.TCPAddr).Port
 	base := fmt.Sprintf("http://127.0.0.1:%d", port)
 	body := `{"inputs": {"company_size": 250, "engagement_score": 82, "website_visits": 14, "email_opens": 9, ` +
@@ -120,6 +130,7 @@ Try it:
     -d '%s'
 
 Async: add -H 'Prefer: respond-async', then GET the status_url with the same key.
+Queues dashboard: %s/ops/queues and workers: %s/ops/workers (any user name, password %s)
 Ctrl-C stops everything.
-`, base, demoModelDir, key, base, key, strings.ReplaceAll(body, "'", `'\''`))
+`, base, demoModelDir, key, base, key, strings.ReplaceAll(body, "'", `'\''`), base, base, admin)
 }

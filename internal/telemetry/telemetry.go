@@ -3,7 +3,9 @@ package telemetry
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
@@ -14,8 +16,9 @@ import (
 )
 
 // Setup returns the tracer provider the environment asks for and a function
-// that flushes and stops it. With no OTLP endpoint set it returns a nil
-// provider (tracing off) and a shutdown that does nothing.
+// that flushes buffered spans (for up to five seconds, logging a failure to
+// log) and stops it. With no OTLP endpoint set it returns a nil provider
+// (tracing off) and a stop that does nothing.
 //
 //	OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  full URL of the OTLP/HTTP traces endpoint
 //	OTEL_EXPORTER_OTLP_ENDPOINT         base URL; /v1/traces is appended
@@ -23,7 +26,7 @@ import (
 //
 // The exporter's other OTEL_EXPORTER_OTLP_* variables (headers, timeout,
 // compression) are read by the exporter itself.
-func Setup(ctx context.Context, service string, getenv func(string) string) (trace.TracerProvider, func(context.Context) error, error) {
+func Setup(ctx context.Context, service string, getenv func(string) string, log *slog.Logger) (trace.TracerProvider, func(), error) {
 	url := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 	if url == "" {
 		if base := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_ENDPOINT")); base != "" {
@@ -31,7 +34,7 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (tra
 		}
 	}
 	if url == "" {
-		return nil, func(context.Context) error { return nil }, nil
+		return nil, func() {}, nil
 	}
 	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL(url))
 	if err != nil {
@@ -42,7 +45,14 @@ func Setup(ctx context.Context, service string, getenv func(string) string) (tra
 	}
 	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp),
 		sdktrace.WithResource(resource.NewSchemaless(attribute.String("service.name", service))))
-	return tp, tp.Shutdown, nil
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		if err := tp.Shutdown(ctx); err != nil {
+			log.Warn("trace export did not finish", "err", err.Error())
+		}
+	}
+	return tp, stop, nil
 }
 
 var w3c propagation.TraceContext

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -24,6 +25,7 @@ type Refresher struct {
 	mu      sync.Mutex
 	tok     Token
 	fetched time.Time
+	errs    atomic.Uint64
 }
 
 // NewRefresher wraps src, re-reading it every period (DefaultRefreshEvery if
@@ -45,6 +47,9 @@ func (r *Refresher) Token(ctx context.Context) (Token, error) {
 	return r.refreshLocked(ctx)
 }
 
+// Errors counts the source's failed reads so far, for metrics.
+func (r *Refresher) Errors() uint64 { return r.errs.Load() }
+
 // Refresh re-reads the source now, whatever the token's age.
 func (r *Refresher) Refresh(ctx context.Context) (Token, error) {
 	r.mu.Lock()
@@ -55,6 +60,7 @@ func (r *Refresher) Refresh(ctx context.Context) (Token, error) {
 func (r *Refresher) refreshLocked(ctx context.Context) (Token, error) {
 	t, err := r.src.Token(ctx)
 	if err != nil {
+		r.errs.Add(1)
 		if !r.tok.IsZero() && !errors.Is(err, ErrNoToken) {
 			return r.tok, nil
 		}
