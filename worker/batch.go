@@ -24,11 +24,11 @@ import (
 // blockRows is how many rows are decoded and scored as one block. Between
 // blocks the handler yields the processor, so sync requests in the same
 // process wait at most one block (well under a millisecond) for a core.
-const blockRows = 256
+const blockRows = 128
 
 // batchCPU bounds how many chunks this process scores at once: the cores
 // are the process's, whatever the number of workers in it.
-var batchCPU = make(chan struct{}, runtime.GOMAXPROCS(0))
+var batchCPU = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
 
 // Webhook delivery: attempts in one run of the finishing chunk, with
 // doubling pauses; past them the task fails and asynq runs it again later,
@@ -133,7 +133,7 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 	if _, err := pl.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return err
 	}
-	input, err := in.Bytes()
+	input, err := in.Result()
 	if errors.Is(err, redis.Nil) {
 		// Only cancel and expiry remove an input before it is done.
 		w.log.Info("chunk dropped", "batch_id", p.BatchID, "chunk", p.Chunk, "outcome", "input gone")
@@ -170,7 +170,7 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 type chunkScorer struct {
 	// text caches the codes of text inputs: lead files repeat a few hundred
 	// job titles, and the keyword rules cost more than the rest of a row.
-	text []textCodes
+	text    []textCodes
 	csv     bool
 	explain bool
 	dec     *batchfile.Decoder
@@ -178,6 +178,7 @@ type chunkScorer struct {
 	engine  *model.Model // nil: score through Model.Predict, one JSON value a row
 	model   Model
 	cols    []batchfile.Column
+	preds   []model.Prediction // reused block after block
 }
 
 func newChunkScorer(m loaded, rec map[string]string) (*chunkScorer, error) {
@@ -276,16 +277,11 @@ type blockRow struct {
 	scored int
 }
 
-// run scores input (the chunk's raw records; row numbers start at first)
-// and returns the encoded results and the counts.
-func (sc *chunkScorer) run(ctx context.Context, input []byte, first int) (blob []byte, ok, failed int, err error) {
-	var rd *batchfile.Reader
-	if sc.csv {
-		rd = batchfile.NewCSVReader(bytes.NewReader(input), len(input)+1)
-	} else {
-		rd = batchfile.NewJSONLReader(bytes.NewReader(input), len(input)+1)
-	}
-	out := batchfile.NewResultWriter(sc.cols, len(input)/2)
+// run scores input (the chunk's records; row numbers start at first) and
+// returns the encoded results and the counts. Records and their fields are
+// substrings of input: a row allocates next to nothing.
+func (sc *chunkScorer) run(ctx context.Context, input string, first int) (blob []byte, ok, failed int, err error) {
+	out := batchfile.NewResultWriter(sc.cols, len(input))
 	nfields := len(sc.schema.Fields)
 	var nf int
 	if sc.engine != nil {
@@ -299,21 +295,19 @@ func (sc *chunkScorer) run(ctx context.Context, input []byte, first int) (blob [
 	for end := false; !end; {
 		block, X, rows = block[:0], X[:0], rows[:0]
 		for len(block) < blockRows {
-			rec, err := rd.Next()
-			if err == io.EOF {
+			if input == "" {
 				end = true
 				break
 			}
-			if err != nil {
-				return nil, 0, 0, fmt.Errorf("%v: %w", err, asynq.SkipRetry)
-			}
+			var rec string
+			rec, input = batchfile.NextRecord(input, sc.csv)
 			r := vals[len(block)*nfields : (len(block)+1)*nfields]
 			var id string
 			var rerr *batchfile.RowError
 			if sc.csv {
-				id, rerr = sc.dec.CSV(string(rec), r)
+				id, rerr = sc.dec.CSV(rec, r)
 			} else {
-				id, rerr = sc.dec.JSON(rec, r)
+				id, rerr = sc.dec.JSON([]byte(rec), r)
 			}
 			if rerr == nil && sc.engine != nil {
 				X = X[:len(X)+nf]
@@ -357,7 +351,8 @@ func (sc *chunkScorer) score(out *batchfile.ResultWriter, block []blockRow, rows
 	case sc.engine != nil && sc.explain:
 		preds, err = sc.engine.PredictFeatures(X)
 	case sc.engine != nil:
-		preds, err = sc.engine.ScoreFeatures(X)
+		preds, err = sc.engine.ScoreFeaturesInto(X, sc.preds)
+		sc.preds = preds
 	default:
 		values, err = sc.model.Predict(rows, sc.explain)
 	}

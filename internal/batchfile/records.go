@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 )
 
 // ErrRecordTooLong is returned by Reader.Next for a record over the limit,
@@ -104,5 +105,23 @@ func (r *Reader) appendLine() error {
 			r.rec = r.rec[:end-1]
 		}
 		return err
+	}
+}
+
+// NextRecord splits the first record off a chunk as the API stores it (the
+// records Reader returned, each followed by "\n"), without copying: a CSV
+// record runs to the first newline outside quotes. It returns the record
+// and the rest; both are empty at the end.
+func NextRecord(chunk string, csv bool) (rec, rest string) {
+	for i := 0; ; {
+		j := strings.IndexByte(chunk[i:], '\n')
+		if j < 0 {
+			return chunk, ""
+		}
+		i += j
+		if !csv || strings.Count(chunk[:i], `"`)%2 == 0 {
+			return chunk[:i], chunk[i+1:]
+		}
+		i++
 	}
 }

@@ -139,6 +139,27 @@ func FuzzCSV(f *testing.F) {
 			}
 			got = append(got, fields)
 		}
+		// A chunk of the records read so far splits back into them.
+		var chunk strings.Builder
+		var recs []string
+		r = NewCSVReader(bytes.NewReader(in), 1<<20)
+		for range len(in) + 1 {
+			rec, err := r.Next()
+			if err != nil {
+				break
+			}
+			recs = append(recs, string(rec))
+			chunk.WriteString(string(rec) + "\n")
+		}
+		var back []string
+		for rest := chunk.String(); rest != ""; {
+			var rec string
+			rec, rest = NextRecord(rest, true)
+			back = append(back, rec)
+		}
+		if diff := cmp.Diff(recs, back); diff != "" && gerr == nil {
+			t.Fatalf("NextRecord splits the chunk of %q differently (-reader +NextRecord):\n%s", in, diff)
+		}
 		if werr != nil {
 			return // we may be more or less lenient on broken files
 		}

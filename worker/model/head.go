@@ -128,9 +128,9 @@ type headWriter struct {
 	probs   []float64 // binary classification: 1-p, p per row
 }
 
-func newHeadWriter(m *Model, n int) *headWriter {
+func newHeadWriter(m *Model, n int, explain bool) *headWriter {
 	w := &headWriter{m: m}
-	if k := min(m.head.topFactors, len(m.features)); k > 0 {
+	if k := min(m.head.topFactors, len(m.features)); explain && k > 0 {
 		nf := m.engine.NumFeatures()
 		w.contrib = make([]float64, m.engine.NumOutputs()*(nf+1))
 		w.top = make([]int, 0, k)

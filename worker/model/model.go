@@ -200,13 +200,19 @@ func (m *Model) Predict(rows []jobs.Row) ([]Prediction, error) {
 // PredictFeatures runs encoded feature vectors (row-major, NumFeatures
 // values a row, NaN for missing) through the model and the head. The
 // allocations are per call, not per row, except for a text feature's words.
-func (m *Model) PredictFeatures(X []float32) ([]Prediction, error) { return m.predictFeatures(X, true) }
+func (m *Model) PredictFeatures(X []float32) ([]Prediction, error) { return m.predictFeatures(X, true, nil) }
 
 // ScoreFeatures is PredictFeatures without factors: TreeSHAP costs far more
 // than the prediction itself, which a million-row batch cannot afford.
-func (m *Model) ScoreFeatures(X []float32) ([]Prediction, error) { return m.predictFeatures(X, false) }
+func (m *Model) ScoreFeatures(X []float32) ([]Prediction, error) { return m.predictFeatures(X, false, nil) }
 
-func (m *Model) predictFeatures(X []float32, explain bool) ([]Prediction, error) {
+// ScoreFeaturesInto is ScoreFeatures writing over dst when it has room, so
+// a caller scoring block after block allocates the predictions once.
+func (m *Model) ScoreFeaturesInto(X []float32, dst []Prediction) ([]Prediction, error) {
+	return m.predictFeatures(X, false, dst)
+}
+
+func (m *Model) predictFeatures(X []float32, explain bool, dst []Prediction) ([]Prediction, error) {
 	nf, k := m.engine.NumFeatures(), m.engine.NumOutputs()
 	if len(X)%nf != 0 {
 		return nil, fmt.Errorf("%d feature values is not a whole number of %d-feature rows", len(X), nf)
@@ -223,9 +229,14 @@ func (m *Model) predictFeatures(X []float32, explain bool) ([]Prediction, error)
 			softmax(out[r*k : (r+1)*k])
 		}
 	}
-	preds := make([]Prediction, n)
-	hd := newHeadWriter(m, n)
+	preds := dst[:0]
+	if cap(preds) < n {
+		preds = make([]Prediction, n)
+	}
+	preds = preds[:n]
+	hd := newHeadWriter(m, n, explain)
 	for r := range preds {
+		preds[r] = Prediction{}
 		group := hd.fill(&preds[r], out[r*k:(r+1)*k])
 		if explain {
 			hd.explain(&preds[r], X[r*nf:(r+1)*nf], group)
