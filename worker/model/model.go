@@ -200,11 +200,15 @@ func (m *Model) Predict(rows []jobs.Row) ([]Prediction, error) {
 // PredictFeatures runs encoded feature vectors (row-major, NumFeatures
 // values a row, NaN for missing) through the model and the head. The
 // allocations are per call, not per row, except for a text feature's words.
-func (m *Model) PredictFeatures(X []float32) ([]Prediction, error) { return m.predictFeatures(X, true, nil) }
+func (m *Model) PredictFeatures(X []float32) ([]Prediction, error) {
+	return m.predictFeatures(X, true, nil)
+}
 
 // ScoreFeatures is PredictFeatures without factors: TreeSHAP costs far more
 // than the prediction itself, which a million-row batch cannot afford.
-func (m *Model) ScoreFeatures(X []float32) ([]Prediction, error) { return m.predictFeatures(X, false, nil) }
+func (m *Model) ScoreFeatures(X []float32) ([]Prediction, error) {
+	return m.predictFeatures(X, false, nil)
+}
 
 // ScoreFeaturesInto is ScoreFeatures writing over dst when it has room, so
 // a caller scoring block after block allocates the predictions once.
