@@ -124,8 +124,14 @@ func BenchmarkPredictBlock(b *testing.B) {
 	b.ReportMetric(float64(b.N)*benchRows/b.Elapsed().Seconds(), "rows/s")
 }
 
-func BenchmarkContributions(b *testing.B) {
+func BenchmarkContributions(b *testing.B) { benchContributions(b, maxTableBytes) }
+
+// BenchmarkContributionsWalk is BenchmarkContributions without tables.
+func BenchmarkContributionsWalk(b *testing.B) { benchContributions(b, 0) }
+
+func benchContributions(b *testing.B, tableBytes int) {
 	m, X := benchModel(b)
+	m.shapOnce.Do(func() { m.shap = m.buildShapTables(tableBytes) })
 	nf := m.NumFeatures()
 	out := make([]float64, m.NumOutputs()*(nf+1))
 	b.ReportAllocs()
@@ -134,4 +140,5 @@ func BenchmarkContributions(b *testing.B) {
 		m.Contributions(X[i*nf:(i+1)*nf], out)
 		i = (i + 1) % benchRows
 	}
+	b.ReportMetric(float64(m.shap.bytes())/(1<<20), "table-MiB")
 }

@@ -154,6 +154,7 @@ func (b *builder) addTree(nodes []rawNode, group int, weight float64) error {
 	}
 	m.trees = append(m.trees, treeInfo{root: base, depth: depth, group: int32(group)})
 	m.maxDepth = max(m.maxDepth, int(depth))
+	m.maxNodes = max(m.maxNodes, len(order))
 	return nil
 }
 

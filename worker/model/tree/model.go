@@ -29,10 +29,14 @@ type Model struct {
 	trees []treeInfo
 
 	maxDepth int // deepest tree, sizes the TreeSHAP scratch
+	maxNodes int // largest tree, sizes the TreeSHAP table scratch
 
 	linear []float64 // gblinear: weight[f*numOutputs+g], then one bias per output
 
 	scratch sync.Pool // *scratch for Contributions and multi:softmax
+
+	shapOnce sync.Once
+	shap     *shapTables // per-leaf TreeSHAP tables, built on first use
 }
 
 // node is one tree node, 16 bytes. Children are adjacent: an internal
@@ -407,6 +411,7 @@ type scratch struct {
 	margins []float64  // blockRows x NumOutputs
 	path    []pathElem // TreeSHAP: distinct features on the path
 	g       []float64  // TreeSHAP: products per quadrature point
+	mask    []uint32   // TreeSHAP tables: followed features per node of a tree
 }
 
 func (m *Model) getScratch() *scratch {
@@ -417,5 +422,6 @@ func (m *Model) getScratch() *scratch {
 		margins: make([]float64, blockRows*m.numOutputs),
 		path:    make([]pathElem, m.maxDepth+1),
 		g:       make([]float64, m.maxDepth/2+2),
+		mask:    make([]uint32, m.maxNodes),
 	}
 }

@@ -22,6 +22,9 @@ import "math"
 // Yu et al. 2022). That replaces the original algorithm's permutation
 // weights and their O(n^2) unwinding at every leaf with a product per
 // quadrature point and one division per feature and point.
+//
+// Trees with tables (shaptable.go) skip this walk; shapWalk.leaf still
+// computes their tables' values.
 
 // pathElem is one distinct feature on the current root-to-node path.
 type pathElem struct {
@@ -60,13 +63,19 @@ func (m *Model) Contributions(x []float32, out []float64) {
 		}
 		return
 	}
+	sh := m.shapTables()
 	s := m.getScratch()
 	defer m.scratch.Put(s)
 	w := shapWalk{m: m, x: x, path: s.path, g: s.g}
-	for _, t := range m.trees {
-		w.phi = out[int(t.group)*stride : int(t.group)*stride+stride]
-		w.phi[m.numFeatures] += m.mean[t.root]
-		w.visit(t.root, 0)
+	for t, tr := range m.trees {
+		phi := out[int(tr.group)*stride : int(tr.group)*stride+stride]
+		phi[m.numFeatures] += m.mean[tr.root]
+		if sh.trees[t].fast {
+			sh.addTree(m, t, x, phi, s.mask)
+			continue
+		}
+		w.phi = phi
+		w.visit(tr.root, 0)
 	}
 }
 

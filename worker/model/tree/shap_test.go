@@ -2,8 +2,11 @@ package tree
 
 import (
 	"math"
+	"math/rand/v2"
+	"path/filepath"
 	"strings"
 	"testing"
+	"unsafe"
 )
 
 // TreeSHAP relies on the n-point rule integrating every polynomial of
@@ -84,4 +87,115 @@ func TestContributionsBruteForce(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestContributionsTables checks the per-leaf tables against the walk (the
+// same model with no table budget) on every fixture and on random deeper
+// trees, with the trees' tables counted so both paths stay exercised.
+func TestContributionsTables(t *testing.T) {
+	t.Parallel()
+	type tabled int
+	const (
+		all tabled = iota
+		some
+		none
+	)
+	fixture := func(path string) func() (*Model, error) {
+		return func() (*Model, error) { return Load(path) }
+	}
+	synthetic := func(trees, depth, features int, seed uint64) func() (*Model, error) {
+		return func() (*Model, error) {
+			return LoadXGBoostJSON(strings.NewReader(syntheticXGBoost(trees, depth, features, seed)))
+		}
+	}
+	cases := []struct {
+		name   string
+		load   func() (*Model, error)
+		budget int // table bytes; 0 for maxTableBytes
+		want   tabled
+	}{
+		{"lightgbm binary", fixture("testdata/lightgbm/binary_v3.txt"), 0, all},
+		{"lightgbm multiclass", fixture("testdata/lightgbm/multiclass_v4.txt"), 0, all},
+		{"depth 9", synthetic(4, 9, 12, 7), 0, all},
+		{"depth 13, 4 features", synthetic(2, 13, 4, 8), 0, all},
+		{"depth 14, 24 features", synthetic(2, 14, 24, 9), 0, none},
+		{"depth 8, half the budget", synthetic(8, 8, 10, 5), 1 << 20, some},
+		{"zero cover", func() (*Model, error) {
+			return LoadXGBoostJSON(strings.NewReader(strings.Replace(minimalXGB, `[2,1,1]`, `[2,2,0]`, 1)))
+		}, 0, none},
+	}
+	for _, name := range xgbCases {
+		if !strings.HasPrefix(name, "gblinear") {
+			cases = append(cases, struct {
+				name   string
+				load   func() (*Model, error)
+				budget int
+				want   tabled
+			}{name, fixture(filepath.Join("testdata", "xgb", name+".json")), 0, all})
+		}
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			fast, err := c.load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			walk, err := c.load()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if c.budget != 0 {
+				fast.shapOnce.Do(func() { fast.shap = fast.buildShapTables(c.budget) })
+			}
+			walk.shapOnce.Do(func() { walk.shap = walk.buildShapTables(0) })
+			count := func(m *Model) (n int) {
+				for _, st := range m.shapTables().trees {
+					if st.fast {
+						n++
+					}
+				}
+				return n
+			}
+			got, trees := count(fast), fast.NumTrees()
+			if n := count(walk); n != 0 {
+				t.Fatalf("%d trees have tables with no budget", n)
+			}
+			if want := map[tabled]bool{all: got == trees, some: got > 0 && got < trees, none: got == 0}[c.want]; !want {
+				t.Fatalf("%d of %d trees have tables", got, trees)
+			}
+			nf, k := fast.NumFeatures(), fast.NumOutputs()
+			rng := rand.New(rand.NewPCG(uint64(len(c.name)), 1))
+			x := make([]float32, nf)
+			a, b := make([]float64, k*(nf+1)), make([]float64, k*(nf+1))
+			for r := range 20 {
+				for i := range x {
+					switch rng.IntN(8) {
+					case 0:
+						x[i] = nan
+					case 1:
+						x[i] = float32(rng.IntN(40)) // categories
+					default:
+						x[i] = float32(rng.NormFloat64())
+					}
+				}
+				fast.Contributions(x, a)
+				walk.Contributions(x, b)
+				for i := range a {
+					if math.Abs(a[i]-b[i]) > 1e-12*(1+math.Abs(b[i])) {
+						t.Fatalf("row %d %v: contribution %d with tables %v, walk %v", r, x, i, a[i], b[i])
+					}
+				}
+			}
+		})
+	}
+}
+
+// bytes is the memory the tables take.
+func (sh *shapTables) bytes() int {
+	n := len(sh.trees)*int(unsafe.Sizeof(shapTree{})) + len(sh.tab)*8 + len(sh.feats)*4
+	for _, st := range sh.trees {
+		n += len(st.splits)*int(unsafe.Sizeof(tableSplit{})) + len(st.leaves)*int(unsafe.Sizeof(tableLeaf{}))
+	}
+	return n
 }
