@@ -27,8 +27,11 @@ import (
 const blockRows = 128
 
 // batchCPU bounds how many chunks this process scores at once: the cores
-// are the process's, whatever the number of workers in it.
-var batchCPU = make(chan struct{}, max(1, runtime.GOMAXPROCS(0)-1))
+// are the process's, whatever the number of workers in it. A batch may use
+// them all (that is what makes it fast); sync work keeps its latency
+// because scorers yield between blocks and the chunk window keeps task
+// slots free.
+var batchCPU = make(chan struct{}, runtime.GOMAXPROCS(0))
 
 // Webhook delivery: attempts in one run of the finishing chunk, with
 // doubling pauses; past them the task fails and asynq runs it again later,
@@ -117,8 +120,22 @@ func (w *Worker) queueNext(ctx context.Context, p jobs.BatchChunkPayload, rec ma
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil
 	}
+	if err != nil {
+		return err
+	}
+	// Wake an idle worker of the pool (this one included, once it returns)
+	// rather than leave the chunk to the next poll, up to a second away.
+	key := jobs.WakeKey(rec[jobs.BatchFieldPool])
+	_, err = w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.LPush(ctx, key, string(jobs.LaneBatch))
+		p.LTrim(ctx, key, 0, wakeBacklog-1)
+		return nil
+	})
 	return err
 }
+
+// wakeBacklog bounds the wake list, as the API does.
+const wakeBacklog = 64
 
 // scoreChunk scores the chunk's rows and stores the results.
 func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec map[string]string) error {

@@ -1,7 +1,6 @@
 package stacktest
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -18,10 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/internal/leadgen"
 	"github.com/hokusai-ai/inference-queue/jobs"
-	"github.com/hokusai-ai/inference-queue/worker/model"
 )
 
 // benchRows is the size of the benchmark's lead file: HOKUSAI_BENCH_ROWS,
@@ -71,14 +67,15 @@ func BenchmarkBatchEndToEnd(b *testing.B) {
 		b.Fatal(err)
 	}
 	s := startStack(b, stackOptions{})
-	idle := syncLatencies(s, 2000, nil)
+	idle, _ := syncLatencies(s, 2000, nil)
 	for b.Loop() {
 		base := redisMemory(b, s, "used_memory")
 		stop := make(chan struct{})
 		var busy []time.Duration
+		var at []time.Time
 		var wg sync.WaitGroup
 		wg.Add(1)
-		go func() { defer wg.Done(); busy = syncLatencies(s, 1<<30, stop) }()
+		go func() { defer wg.Done(); busy, at = syncLatencies(s, 1<<30, stop) }()
 
 		start := time.Now()
 		f, err := os.Open(path)
@@ -146,6 +143,17 @@ func BenchmarkBatchEndToEnd(b *testing.B) {
 		b.ReportMetric(float64(peak-base)/float64(st.Size()), "redis_peak/input")
 		b.ReportMetric(float64(p99(idle).Microseconds())/1000, "ms_sync_p99_idle")
 		b.ReportMetric(float64(p99(busy).Microseconds())/1000, "ms_sync_p99_batch")
+		phase := func(from, to time.Time) string {
+			var d []time.Duration
+			for i, t := range at {
+				if !t.Before(from) && t.Before(to) {
+					d = append(d, busy[i])
+				}
+			}
+			return fmt.Sprintf("%d predicts, p99 %.1f ms", len(d), float64(p99(d).Microseconds())/1000)
+		}
+		b.Logf("sync during upload: %s; scoring: %s; download: %s", phase(start, start.Add(uploaded)),
+			phase(start.Add(uploaded), start.Add(scored)), phase(start.Add(scored), start.Add(total)))
 		b.Logf("%d rows, %d MB in, %d MB out; sync predicts: %d idle, %d during the batch; redis peak %d MB over a %d MB baseline",
 			acc.Rows, st.Size()>>20, n>>20, len(idle), len(busy), (peak-base)>>20, base>>20)
 	}
@@ -168,15 +176,16 @@ func redisMemory(b *testing.B, s *stack, field string) int64 {
 }
 
 // syncLatencies sends up to n sync predicts one after another until stop
-// is closed (when not nil), and returns their latencies.
-func syncLatencies(s *stack, n int, stop chan struct{}) []time.Duration {
+// is closed (when not nil), and returns their latencies and start times.
+func syncLatencies(s *stack, n int, stop chan struct{}) ([]time.Duration, []time.Time) {
 	body := []byte(`{"inputs": ` + lead + `}`)
 	var out []time.Duration
+	var at []time.Time
 	for i := 0; i < n; i++ {
 		if stop != nil {
 			select {
 			case <-stop:
-				return out
+				return out, at
 			default:
 			}
 		}
@@ -192,12 +201,13 @@ func syncLatencies(s *stack, n int, stop chan struct{}) []time.Duration {
 		resp.Body.Close()
 		if resp.StatusCode == http.StatusOK {
 			out = append(out, time.Since(t0))
+			at = append(at, t0)
 		}
 		if stop != nil {
 			time.Sleep(2 * time.Millisecond) // a steady trickle, not a second load
 		}
 	}
-	return out
+	return out, at
 }
 
 func p99(d []time.Duration) time.Duration {
@@ -207,83 +217,4 @@ func p99(d []time.Duration) time.Duration {
 	d = slices.Clone(d)
 	slices.Sort(d)
 	return d[len(d)*99/100]
-}
-
-// BenchmarkBatchInProcess scores the same lead file with the engine in this
-// process: the same row decoder, ScoreFeatures in blocks, on every core.
-// It is the ceiling the queued path is compared with.
-func BenchmarkBatchInProcess(b *testing.B) {
-	path := benchLeads(b)
-	m, err := model.Load(demoModel(b))
-	if err != nil {
-		b.Fatal(err)
-	}
-	data, err := os.ReadFile(path)
-	if err != nil {
-		b.Fatal(err)
-	}
-	for b.Loop() {
-		start := time.Now()
-		rows := scoreInProcess(b, m, data)
-		b.ReportMetric(float64(rows)/time.Since(start).Seconds(), "rows/s")
-	}
-}
-
-func scoreInProcess(b *testing.B, m *model.Model, data []byte) int {
-	head, body, _ := bytes.Cut(data, []byte("\n"))
-	header, _ := batchfile.SplitCSV(string(head), nil)
-	const block = 4096
-	var parts [][]byte
-	for len(body) > 0 {
-		i := 0
-		for n := 0; n < block && i < len(body); n++ {
-			j := bytes.IndexByte(body[i:], '\n')
-			if j < 0 {
-				i = len(body)
-				break
-			}
-			i += j + 1
-		}
-		parts = append(parts, body[:i])
-		body = body[i:]
-	}
-	var mu sync.Mutex
-	total := 0
-	var wg sync.WaitGroup
-	next := make(chan []byte)
-	for range runtime.GOMAXPROCS(0) {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			dec, err := batchfile.NewCSVDecoder(m.Schema(), header)
-			if err != nil {
-				b.Error(err)
-				return
-			}
-			nf := m.Engine().NumFeatures()
-			row := make(jobs.Row, len(m.Schema().Fields))
-			X := make([]float32, 0, block*nf)
-			for part := range next {
-				X = X[:0]
-				r := bufio.NewScanner(bytes.NewReader(part))
-				for r.Scan() {
-					if _, rerr := dec.CSV(r.Text(), row); rerr != nil {
-						continue
-					}
-					X = X[:len(X)+nf]
-					_ = m.Encode(row, X[len(X)-nf:])
-				}
-				preds, _ := m.ScoreFeatures(X)
-				mu.Lock()
-				total += len(preds)
-				mu.Unlock()
-			}
-		}()
-	}
-	for _, p := range parts {
-		next <- p
-	}
-	close(next)
-	wg.Wait()
-	return total
 }

@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Batch scoring speed in one run, on this machine, with the peers beside it:
+#  1. hokusai: redis-server, hokusai-api and hokusai-worker as separate
+#     processes on loopback; `hokusai batch submit LEADS --wait -o OUT` timed
+#     from submit to the last result byte; Redis's peak memory over the run.
+#  2. in-process: the same file scored by the worker's chunk code on every
+#     core, without queue or HTTP (go test ./worker -bench BatchInProcess).
+#  3. Celery: ../shared/peers/celery_batch.py on the same file (CELERY=0 skips;
+#     needs python3-celery python3-redis python3-xgboost python3-fastapi).
+# ROWS (default 1,000,000) synthetic leads are written under /tmp, never in
+# the repository. Every process started here is stopped by its PID on exit.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROWS=${ROWS:-1000000}
+CELERY=${CELERY:-1}
+PEERS_DIR=$(cd "${PEERS_DIR:-../shared/peers}" && pwd)
+repo=$PWD
+work=$(mktemp -d /tmp/hokusai-batch-bench.XXXXXX)
+pids=()
+stop_all() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+trap stop_all EXIT
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_ok() { for _ in $(seq 200); do curl -sf "$@" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "batch-bench: $* never answered" >&2; return 1; }
+mem() { redis-cli -p "$1" info memory | tr -d '\r' | sed -n "s/^$2://p"; }
+
+go build -o "$work/bin/" ./cmd/hokusai ./cmd/hokusai-api ./cmd/hokusai-worker
+leads="/tmp/hokusai-leads-$ROWS.csv"
+[ -f "$leads" ] || "$work/bin/hokusai" batch gen-leads "$ROWS" -o "$leads"
+echo "leads: $leads, $ROWS rows, $(($(stat -c %s "$leads") / 1000000)) MB"
+
+rport=$(free_port); aport=$(free_port); hport=$(free_port)
+redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --loglevel warning &
+pids+=($!)
+export REDIS_URL="redis://127.0.0.1:$rport/0"
+for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: file://%s/models/sales-lead-scoring\n' "$PWD" >"$work/registry.yaml"
+"$work/bin/hokusai" models apply -f "$work/registry.yaml" >/dev/null
+export HOKUSAI_API_KEY=$("$work/bin/hokusai" keys create --tenant bench)
+export HOKUSAI_API_URL="http://127.0.0.1:$aport"
+HOKUSAI_LOG_LEVEL=warn "$work/bin/hokusai-worker" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
+pids+=($!)
+HOKUSAI_LOG_LEVEL=warn "$work/bin/hokusai-api" --listen "127.0.0.1:$aport" >"$work/api.log" 2>&1 &
+pids+=($!)
+wait_ok "http://127.0.0.1:$hport/readyz"
+wait_ok -H "X-API-Key: $HOKUSAI_API_KEY" "$HOKUSAI_API_URL/api/v1/models/21/health"
+sleep 0.5 # the API's view of heartbeats refreshes every 250 ms
+
+base=$(mem "$rport" used_memory)
+t0=$(date +%s.%N)
+"$work/bin/hokusai" batch submit "$leads" --model 21 --wait -o "$work/scored.csv" >/dev/null
+t1=$(date +%s.%N)
+peak=$(mem "$rport" used_memory_peak)
+e2e=$(python3 -c "print(f'{$t1-$t0:.2f}')")
+echo "hokusai: $ROWS rows submit -> results downloaded in ${e2e}s = $(python3 -c "print(f'{$ROWS/($t1-$t0):,.0f}')") rows/s;" \
+  "$(($(wc -l <"$work/scored.csv") - 1)) result rows; redis peak $(((peak - base) / 1000000)) MB over a $((base / 1000000)) MB baseline" \
+  "= $(python3 -c "print(f'{($peak-$base)/$(stat -c %s "$leads"):.2f}')") x the input"
+
+inproc=$(HOKUSAI_BENCH_FILE="$leads" go test ./worker/ -run '^$' -bench BatchInProcess -benchtime 1x | awk '/rows\/s/{print $(NF-1)}')
+echo "in-process: $(python3 -c "print(f'{$inproc:,.0f}')") rows/s; hokusai end to end is $(python3 -c "print(f'{$ROWS/($t1-$t0)/$inproc*100:.0f}')")% of it"
+
+if [ "$CELERY" = 1 ]; then
+  cport=$(free_port)
+  export BROKER="redis://127.0.0.1:$cport/0" # celery_queue.py's broker
+  redis-server --port "$cport" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --loglevel warning &
+  pids+=($!)
+  (cd "$PEERS_DIR" && MODEL="$repo/models/sales-lead-scoring/model.json" exec /usr/bin/python3 -m celery -A celery_batch.capp worker \
+    --concurrency=2 -I celery_batch --loglevel=warning >"$work/celery.log" 2>&1) &
+  pids+=($!)
+  for _ in $(seq 50); do redis-cli -p "$cport" ping >/dev/null 2>&1 && break; sleep 0.1; done
+  sleep 3 # the Celery worker's start-up
+  out=$(cd "$PEERS_DIR" && MODEL="$repo/models/sales-lead-scoring/model.json" timeout 300 /usr/bin/python3 celery_batch.py "$leads" "$work/celery-out.csv")
+  echo "celery: $out"
+  ctotal=$(echo "$out" | sed -n 's/.*total \([0-9.]*\)s.*/\1/p')
+  echo "hokusai is $(python3 -c "print(f'{$ctotal/($t1-$t0):.1f}')")x faster than the Celery peer"
+fi
