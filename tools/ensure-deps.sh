@@ -6,7 +6,7 @@
 set -euo pipefail
 want=(redis-server)
 if [ "${1:-}" = test ]; then
-  want+=(python3-xgboost python3-sklearn)
+  want+=(python3-xgboost python3-sklearn chromium)
 fi
 missing=()
 for pkg in "${want[@]}"; do
@@ -14,6 +14,7 @@ for pkg in "${want[@]}"; do
     redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
     python3-xgboost) /usr/bin/python3 -c 'import xgboost' >/dev/null 2>&1 || missing+=("$pkg") ;;
     python3-sklearn) /usr/bin/python3 -c 'import sklearn' >/dev/null 2>&1 || missing+=("$pkg") ;;
+    chromium) command -v chromium >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done
 [ ${#missing[@]} -eq 0 ] && exit 0
@@ -25,5 +26,5 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   exit 0
 fi
 echo "ensure-deps: missing ${missing[*]}. On Debian or Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
-echo "ensure-deps: elsewhere install Redis 7 (redis-server on PATH) and Python 3 with xgboost 1.7 and scikit-learn at /usr/bin/python3." >&2
+echo "ensure-deps: elsewhere install Redis 7 (redis-server on PATH), Python 3 with xgboost 1.7 and scikit-learn at /usr/bin/python3, and Chromium (chromium on PATH, for the dashboard test)." >&2
 exit 1

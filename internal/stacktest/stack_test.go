@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -16,6 +17,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hokusai-ai/inference-queue/api"
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
@@ -47,6 +49,10 @@ type stack struct {
 	logs *syncBuffer
 	api  *api.Server
 	seen syncBuffer // every response body, for leak checks
+	// health is each worker's health server (/livez, /readyz, /metrics).
+	health map[*worker.Worker]string
+	stops  map[*worker.Worker]func()
+	tracer trace.TracerProvider
 }
 
 type stackOptions struct {
@@ -54,6 +60,7 @@ type stackOptions struct {
 	redisURL string // default: the package's server, flushed
 	noWorker bool
 	specs    []registry.Spec
+	tracer   trace.TracerProvider // for the API and every worker; nil: tracing off
 }
 
 func newRedis(t testing.TB, url string) redis.UniversalClient {
@@ -75,7 +82,9 @@ func startStack(t testing.TB, o stackOptions) *stack {
 		redistest.Client(t, srv) // flushes
 		url = srv.URL
 	}
-	s := &stack{t: t, rdb: newRedis(t, url), logs: &syncBuffer{}}
+	s := &stack{t: t, rdb: newRedis(t, url), logs: &syncBuffer{}, health: map[*worker.Worker]string{},
+		stops: map[*worker.Worker]func(){}, tracer: o.tracer}
+	o.api.TracerProvider = o.tracer
 	ctx := context.Background()
 	specs := o.specs
 	if specs == nil {
@@ -118,26 +127,39 @@ func startStack(t testing.TB, o stackOptions) *stack {
 // is called; stop drains it as SIGTERM does and waits until it has.
 func (s *stack) startWorker(url string, cfg worker.Config) (w *worker.Worker, stop func()) {
 	s.t.Helper()
-	return s.startWorkerWith(url, cfg, worker.NewSources(worker.SourcesConfig{}).Load)
+	return s.startWorkerWith(url, cfg, worker.NewSources(worker.SourcesConfig{}))
 }
 
-func (s *stack) startWorkerWith(url string, cfg worker.Config, load worker.LoadFunc) (w *worker.Worker, stop func()) {
+// startWorkerWith runs a worker loading from sources, with its health
+// server (and /metrics) on a loopback port recorded in s.health.
+func (s *stack) startWorkerWith(url string, cfg worker.Config, sources *worker.Sources) (w *worker.Worker, stop func()) {
 	s.t.Helper()
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.RetryInterval = 50 * time.Millisecond
 	cfg.MaxRetryInterval = 200 * time.Millisecond
+	cfg.TracerProvider = s.tracer
 	log := slog.New(slog.NewJSONHandler(s.logs, nil))
-	w, err := worker.New(cfg, newRedis(s.t, url), load, log.With("tier", "worker"))
+	w, err := worker.New(cfg, newRedis(s.t, url), sources.Load, log.With("tier", "worker"))
 	if err != nil {
 		s.t.Fatal(err)
 	}
+	if err := w.Register(sources); err != nil {
+		s.t.Fatal(err)
+	}
+	hs := httptest.NewServer(w.HealthHandler())
+	s.t.Cleanup(hs.Close)
+	s.health[w] = hs.URL
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = w.Run(ctx) }()
 	stop = func() { cancel(); <-done }
 	s.t.Cleanup(stop)
+	s.stops[w] = stop
 	return w, stop
 }
+
+// stopWorker drains w as SIGTERM does and waits until it has.
+func (s *stack) stopWorker(w *worker.Worker) { s.stops[w]() }
 
 // waitReady polls model health until a worker serves id.
 func (s *stack) waitReady(id string) {

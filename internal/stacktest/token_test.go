@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"slices"
@@ -58,10 +57,8 @@ func (s *stack) startHubWorker(t *testing.T, h *hubtest.Server, pool string) *hu
 		t.Fatal(err)
 	}
 	sources := worker.NewSources(worker.SourcesConfig{Hub: hc, Token: tokens})
-	hw.w, _ = s.startWorkerWith(srv.URL, worker.Config{Pool: pool, Recheck: sources.Recheck, RecheckInterval: 100 * time.Millisecond}, sources.Load)
-	hs := httptest.NewServer(hw.w.HealthHandler())
-	t.Cleanup(hs.Close)
-	hw.health = hs.URL
+	hw.w, _ = s.startWorkerWith(srv.URL, worker.Config{Pool: pool, Recheck: sources.Recheck, RecheckInterval: 100 * time.Millisecond}, sources)
+	hw.health = s.health[hw.w]
 	return hw
 }
 
@@ -115,6 +112,11 @@ func TestTokenOutage(t *testing.T) {
 	body := []byte(`{"inputs": ` + lead + `}`)
 
 	hw.waitReasons(t, s, 503, "hf_token_missing")
+	m := samples(scrape(t, hw.health))
+	if m[series("hokusai_worker_not_ready_reason", "reason", "hf_token_missing")] != 1 || m[series("hokusai_worker_ready")] != 0 ||
+		m[series("hokusai_worker_token_refresh_errors_total")] == 0 {
+		t.Errorf("worker metrics do not show the missing token:\n%s", scrape(t, hw.health))
+	}
 	if r := s.do("GET", "/health", nil, nil); r.code != 200 {
 		t.Errorf("API /health %d while the worker lacks its token", r.code)
 	}
@@ -150,10 +152,14 @@ func TestTokenOutage(t *testing.T) {
 }
 
 // assertNoSecret looks for the tokens in every log line, every response
-// body and every value in Redis (heartbeats, results, model info).
+// body, every value in Redis (heartbeats, results, model info) and the
+// /metrics of the API and of every worker.
 func assertNoSecret(t *testing.T, s *stack, secrets ...string) {
 	t.Helper()
-	haystacks := map[string]string{"logs": s.logs.String(), "responses": s.seen.String()}
+	haystacks := map[string]string{"logs": s.logs.String(), "responses": s.seen.String(), "api metrics": scrape(t, s.url)}
+	for w, health := range s.health {
+		haystacks["metrics of worker "+w.Heartbeat().WorkerID] = scrape(t, health)
+	}
 	ctx := context.Background()
 	keys, err := s.rdb.Keys(ctx, "*").Result()
 	if err != nil {
