@@ -1,11 +1,7 @@
 package api
 
 import (
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
-	"net"
 	"net/http"
 	"regexp"
 	"sort"
@@ -27,25 +23,12 @@ var echoParam = regexp.MustCompile(`:([a-z_]+)`)
 // The route table and /openapi.json describe the same surface, both ways,
 // and every documented route is served (never the router's 404 or 405).
 func TestRoutesMatchOpenAPI(t *testing.T) {
-	rdb := redistest.Client(t, srv)
-	key, _, err := apikey.Create(t.Context(), rdb, "acme")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// With an admin token, so /ops is on: without one it answers 404 by design.
-	s, err := NewServer(Config{AdminToken: "ops-secret"}, rdb, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	base := startServer(t, Config{AdminToken: "ops-secret"})
+	key, _, err := apikey.Create(t.Context(), redistest.Client(t, srv), "acme")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- s.Run(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
-	base := "http://" + ln.Addr().String()
 
 	resp, err := http.Get(base + "/openapi.json")
 	if err != nil {

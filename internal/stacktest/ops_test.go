@@ -174,6 +174,24 @@ func TestDashboardInBrowser(t *testing.T) {
 			t.Errorf("the dashboard shows %s with size %q, want %d; table: %q", q, got[q], size, rows)
 		}
 	}
+
+	// Beside it, the workers page: the one worker, ready, serving model 21.
+	if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/ops/workers")); err != nil {
+		t.Fatal(err)
+	}
+	page, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector("#workers").innerText`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	for w := range s.health {
+		id = w.Heartbeat().WorkerID
+	}
+	for _, want := range []string{id, "default", "ready", "21@"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the workers page lacks %q:\n%s", want, page)
+		}
+	}
 }
 
 // sizesShown reads queue -> size from the dashboard's table rows, using the
