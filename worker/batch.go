@@ -166,8 +166,11 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 	case <-ctx.Done():
 		return ctx.Err()
 	}
+	began := time.Now()
 	blob, okRows, failed, err := sc.run(ctx, input, p.Chunk*chunkRows)
 	<-batchCPU
+	w.metrics.rows(p.ModelID, time.Since(began), okRows+failed)
+	noteOf(ctx).rows = okRows + failed
 	if err != nil {
 		return err
 	}

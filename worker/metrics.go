@@ -59,7 +59,7 @@ func newMetrics(w *Worker) *metrics {
 		Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 300}},
 		[]string{"queue"})
 	m.perRow = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hokusai_worker_inference_seconds_per_row",
-		Help:    "Model time per scored row of a predict task (the call's time divided by its rows), by model.",
+		Help:    "Model time per row: a predict call's or a batch chunk's scoring time divided by its rows, by model.",
 		Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2}},
 		[]string{"model_id"})
 	m.loads = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hokusai_worker_model_load_seconds",

@@ -156,7 +156,7 @@ func TestMetricsFollowTraffic(t *testing.T) {
 		{"worker", ws, workerBefore, tasks("default:sync", "succeeded"), 2},
 		{"worker", ws, workerBefore, series("hokusai_worker_task_duration_seconds_count", "model_id", "21", "outcome", "succeeded", "queue", "default:sync"), 2},
 		{"worker", ws, workerBefore, series("hokusai_worker_queue_wait_seconds_count", "queue", "default:sync"), 2},
-		{"worker", ws, workerBefore, series("hokusai_worker_inference_seconds_per_row_count", "model_id", "21"), 3},
+		{"worker", ws, workerBefore, series("hokusai_worker_inference_seconds_per_row_count", "model_id", "21"), 3 + chunks},
 	} {
 		if got := c.now[c.name] - c.before[c.name]; got != c.delta {
 			t.Errorf("%s %s moved by %v, want %v", c.tier, c.name, got, c.delta)
