@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/redisproc"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
 )
@@ -196,5 +197,40 @@ func TestMetricsFollowTraffic(t *testing.T) {
 	}, "backlog without a ready worker never flagged:\n%s", scrape(t, s.url))
 	if got := as[series("hokusai_queue_backlog", "pool", "default")]; got != 1 {
 		t.Errorf("backlog %v, want 1", got)
+	}
+}
+
+// With Redis gone, a predict whose key is cached fails to enqueue: the API
+// counts the enqueue error and the rejection, and /metrics still answers,
+// naming the queues it could not read.
+func TestMetricsWhileRedisIsDown(t *testing.T) {
+	own, err := redisproc.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(own.Stop)
+	s := startStack(t, stackOptions{redisURL: own.URL, api: api.Config{KeyCacheTTL: time.Hour}})
+	body := []byte(`{"inputs": ` + lead + `}`)
+	if r := s.do("POST", "/api/v1/models/21/predict", body, nil); r.code != 200 {
+		t.Fatalf("before: %d %s", r.code, r.body)
+	}
+	own.Stop()
+	if r := s.do("POST", "/api/v1/models/21/predict", body, nil); r.code != 503 || r.json(t)["code"] != "queue_unavailable" {
+		t.Fatalf("while down: %d %s", r.code, r.body)
+	}
+	m := samples(scrape(t, s.url))
+	for name, want := range map[string]float64{
+		series("hokusai_api_enqueue_errors_total", "queue", "default:sync"):                                           1,
+		series("hokusai_http_rejected_total", "code", "queue_unavailable"):                                            1,
+		series("hokusai_queue_stats_errors_total", "queue", "default:sync"):                                           1,
+		series("hokusai_queue_stats_errors_total", "queue", "default:batch"):                                          1,
+		series("hokusai_http_requests_total", "code", "503", "method", "POST", "route", "/api/v1/models/:id/predict"): 1,
+	} {
+		if got := m[name]; got != want {
+			t.Errorf("%s = %v, want %v", name, got, want)
+		}
+	}
+	for _, health := range s.health {
+		scrape(t, health)
 	}
 }
