@@ -120,6 +120,8 @@ func (w *Worker) metricsHandler() http.Handler {
 // task's one log line and its metric labels.
 type taskNote struct {
 	requestID, tenant, modelID string
+	batchID                    string
+	chunk                      int
 	outcome                    string // empty: derived from the handler's error
 	rows                       int
 	enqueuedAt                 int64 // Unix ms; 0 when unknown
@@ -140,7 +142,8 @@ func noteOf(ctx context.Context) *taskNote {
 func (w *Worker) noteBatch(h asynq.HandlerFunc) asynq.HandlerFunc {
 	return func(ctx context.Context, t *asynq.Task) error {
 		if p, err := jobs.DecodeBatchChunk(t.Payload()); err == nil {
-			noteOf(ctx).modelID = p.ModelID
+			n := noteOf(ctx)
+			n.modelID, n.batchID, n.chunk = p.ModelID, p.BatchID, p.Chunk
 		}
 		return h(ctx, t)
 	}
@@ -168,9 +171,18 @@ func (w *Worker) observeTask(next asynq.Handler) asynq.Handler {
 			outcome = outcomeRetry
 		}
 		w.metrics.task(taskKey{queue, n.modelID, outcome}, d)
-		attrs := []slog.Attr{slog.String("request_id", n.requestID), slog.String("tenant", n.tenant),
-			slog.String("model_id", n.modelID), slog.String("task_id", taskID), slog.String("queue", queue),
-			slog.String("type", t.Type()), slog.String("outcome", outcome), slog.Int64("duration_us", d.Microseconds())}
+		attrs := make([]slog.Attr, 0, 14)
+		for _, a := range [...]struct{ k, v string }{{"request_id", n.requestID}, {"tenant", n.tenant},
+			{"model_id", n.modelID}, {"batch_id", n.batchID}} {
+			if a.v != "" {
+				attrs = append(attrs, slog.String(a.k, a.v))
+			}
+		}
+		if n.batchID != "" {
+			attrs = append(attrs, slog.Int("chunk", n.chunk))
+		}
+		attrs = append(attrs, slog.String("task_id", taskID), slog.String("queue", queue), slog.String("type", t.Type()),
+			slog.String("outcome", outcome), slog.Int64("duration_us", d.Microseconds()))
 		if n.enqueuedAt > 0 {
 			wait := start.Sub(time.UnixMilli(n.enqueuedAt))
 			w.metrics.queueWait.WithLabelValues(queue).Observe(max(wait, 0).Seconds())

@@ -128,6 +128,17 @@ func TestMetricsFollowTraffic(t *testing.T) {
 			ws[tasks("default:batch", "succeeded")] == chunks
 	}, "worker task counters never settled:\n%s", scrape(t, health))
 	as := samples(scrape(t, s.url))
+	lines := 0
+	for _, l := range strings.Split(s.logs.String(), "\n") {
+		var m map[string]any
+		if json.Unmarshal([]byte(l), &m) == nil && m["msg"] == "task" && m["batch_id"] == batch &&
+			m["queue"] == "default:batch" && m["model_id"] == "21" && m["outcome"] == "succeeded" && m["rows"] != nil {
+			lines++
+		}
+	}
+	if lines != chunks {
+		t.Errorf("%d task lines for the batch's chunks, want %d", lines, chunks)
+	}
 
 	predict := func(code string) string {
 		return series("hokusai_http_requests_total", "code", code, "method", "POST", "route", "/api/v1/models/:id/predict")
