@@ -7,9 +7,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/google/uuid"
 	"golang.org/x/sync/errgroup"
@@ -35,6 +37,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	state := fs.String("state-dir", ".hokusai", "where the private redis-server keeps its files")
 	models := fs.String("models", demoModelDir, "demo model folder (model 21)")
 	logFormat := fs.String("log-format", "text", "json or text")
+	healthAddr := fs.String("health-addr", "", "serve the worker's /livez, /readyz and /metrics here too (off when empty)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -107,9 +110,26 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	printDemo(stdout, ln.Addr(), key, admin)
+	var hln net.Listener
+	if *healthAddr != "" {
+		if hln, err = net.Listen("tcp", *healthAddr); err != nil {
+			return fmt.Errorf("listen on %s: %w", *healthAddr, err)
+		}
+		log.Info("worker health listening", "addr", hln.Addr().String())
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return w.Run(gctx) })
 	g.Go(func() error { return srv.Run(gctx, ln) })
+	if hln != nil {
+		hs := &http.Server{Handler: w.HealthHandler(), ReadHeaderTimeout: 5 * time.Second}
+		g.Go(func() error { <-gctx.Done(); return hs.Close() })
+		g.Go(func() error {
+			if err := hs.Serve(hln); !errors.Is(err, http.ErrServerClosed) {
+				return err
+			}
+			return nil
+		})
+	}
 	if err := g.Wait(); err != nil && !errors.Is(err, context.Canceled) {
 		return err
 	}
