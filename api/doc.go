@@ -7,6 +7,12 @@
 // checked against. Every error, on every path, is JSON with a stable code
 // (errors.go).
 //
+// Operations: /metrics (metrics.go: requests, sync waits, rejections and the
+// queues, on a registry of the server's own), /ops/queues (the asynq
+// dashboard) and /ops/workers behind the admin tokens (ops.go), one log line
+// per request (server.go), and a server span per request when a tracer
+// provider is configured (trace.go).
+//
 // api never holds the HuggingFace token and never loads a model: it must not
 // import worker/... (a test checks the API binary's dependencies). It imports
 // jobs/ and internal/.

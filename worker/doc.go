@@ -8,6 +8,11 @@
 // block on a per-pool wake list (see wake.go) so sync work is picked up in
 // about a millisecond without polling Redis hard.
 //
+// Every task passes through one middleware (metrics.go) that writes its log
+// line and counts it on the worker's own Prometheus registry, served at
+// /metrics beside /readyz; trace.go continues the API's trace from the task's
+// traceparent when a tracer provider is configured.
+//
 // worker never imports api/. It imports jobs/ and internal/ for the contract
 // and plumbing it shares with the API, and worker/... for models.
 package worker
