@@ -655,18 +655,29 @@ func (s *Server) getBatch() echo.HandlerFunc {
 // streaming results.
 const resultsWindow = 8
 
+// resultsPoll is how often a waiting results stream checks for its next chunk.
+const resultsPoll = 20 * time.Millisecond
+
 // getBatchResults answers GET /api/v1/batches/:id/results?format=csv|jsonl,
-// streaming the chunks' results in input order.
+// streaming the chunks' results in input order. With wait=true it starts
+// while the batch runs and writes each chunk as soon as it and those before
+// it are done, so the download overlaps the scoring.
 func (s *Server) getBatchResults() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		b, err := s.batch(c)
 		if err != nil {
 			return err
 		}
+		wait := c.QueryParam("wait") == "true"
 		switch b.Status {
 		case jobs.BatchSucceeded, jobs.BatchPartiallyFailed, jobs.BatchFailed:
+		case jobs.BatchQueued, jobs.BatchRunning:
+			if wait {
+				break
+			}
+			fallthrough
 		default:
-			return &Error{Code: CodeConflict, Detail: fmt.Sprintf("Batch %s is %s; results are ready once it finishes.", b.BatchID, b.Status),
+			return &Error{Code: CodeConflict, Detail: fmt.Sprintf("Batch %s is %s; results are ready once it finishes (or stream them with wait=true).", b.BatchID, b.Status),
 				Extra: map[string]any{"status": b.Status}}
 		}
 		format := c.QueryParam("format")
@@ -686,38 +697,62 @@ func (s *Server) getBatchResults() echo.HandlerFunc {
 		}
 		ctx := c.Request().Context()
 		keys := make([]string, 0, resultsWindow)
-		var w *bufio.Writer
-		for first := 0; first < b.ChunksTotal; first += resultsWindow {
+		c.Response().WriteHeader(http.StatusOK)
+		w := bufio.NewWriterSize(c.Response(), 256<<10)
+		for n := 0; n < b.ChunksTotal; {
 			keys = keys[:0]
-			for n := first; n < min(first+resultsWindow, b.ChunksTotal); n++ {
-				keys = append(keys, jobs.BatchOutKey(b.BatchID, n))
+			for k := n; k < min(n+resultsWindow, b.ChunksTotal); k++ {
+				keys = append(keys, jobs.BatchOutKey(b.BatchID, k))
 			}
 			blobs, err := s.rdb.MGet(ctx, keys...).Result()
 			if err != nil {
-				if w == nil {
-					return s.unavailable(c, err)
-				}
-				return nil // mid-stream: the client sees a short body
+				s.log.Warn("batch results cut short", "batch_id", b.BatchID, "err", err.Error())
+				return w.Flush() // the client sees a short body
 			}
-			if w == nil {
-				c.Response().WriteHeader(http.StatusOK)
-				w = bufio.NewWriterSize(c.Response(), 256<<10)
-			}
-			for i, v := range blobs {
+			missing := false
+			for _, v := range blobs {
 				blob, ok := v.(string)
-				if !ok {
-					s.log.Warn("batch results missing", "batch_id", b.BatchID, "chunk", first+i)
-					return w.Flush()
+				if missing = !ok; missing {
+					break
 				}
-				if err := batchfile.RenderChunk(w, r, []byte(blob), first+i == 0); err != nil {
+				if err := batchfile.RenderChunk(w, r, []byte(blob), n == 0); err != nil {
 					return nil
 				}
+				n++
+			}
+			if missing {
+				if !wait || w.Flush() != nil || !s.awaitChunk(ctx, b.BatchID, n) {
+					s.log.Warn("batch results missing", "batch_id", b.BatchID, "chunk", n)
+					return w.Flush()
+				}
 			}
 		}
-		if w == nil {
-			return c.NoContent(http.StatusOK)
-		}
 		return w.Flush()
+	}
+}
+
+// awaitChunk waits until chunk n's results are stored; false when the batch
+// is canceled or gone, or the caller left.
+func (s *Server) awaitChunk(ctx context.Context, id string, n int) bool {
+	for {
+		pl := s.rdb.Pipeline()
+		out := pl.Exists(ctx, jobs.BatchOutKey(id, n))
+		canceled := pl.HExists(ctx, jobs.BatchKey(id), jobs.BatchFieldCanceled)
+		live := pl.Exists(ctx, jobs.BatchKey(id))
+		if _, err := pl.Exec(ctx); err != nil {
+			return false
+		}
+		switch {
+		case out.Val() == 1:
+			return true
+		case canceled.Val() || live.Val() == 0:
+			return false
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(resultsPoll):
+		}
 	}
 }
 

@@ -45,10 +45,40 @@ wait_ok "http://127.0.0.1:$hport/readyz"
 wait_ok -H "X-API-Key: $HOKUSAI_API_KEY" "$HOKUSAI_API_URL/api/v1/models/21/health"
 sleep 0.5 # the API's view of heartbeats refreshes every 250 ms
 
+# Sync predicts one at a time, one every 2 ms, until $work/stop exists or
+# after $1 seconds; prints the count, p50 and p99 in ms.
+trickle() {
+  /usr/bin/python3 - "$aport" "$HOKUSAI_API_KEY" "$work/stop" "$1" <<'PY'
+import http.client, json, os, sys, time
+port, key, stop, limit = int(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
+body = json.dumps({"inputs": {"company_size": 250, "engagement_score": 82, "website_visits": 14, "email_opens": 9,
+    "content_downloads": 3, "demo_requested": True, "budget_confirmed": True, "industry": "Technology",
+    "decision_timeline": "1-3 months", "title": "VP of Sales"}})
+c = http.client.HTTPConnection("127.0.0.1", port)
+lat, end = [], time.time() + limit
+while time.time() < end and not os.path.exists(stop):
+    t = time.perf_counter()
+    c.request("POST", "/api/v1/models/21/predict", body, {"X-API-Key": key, "Content-Type": "application/json"})
+    r = c.getresponse(); r.read()
+    if r.status == 200:
+        lat.append((time.perf_counter() - t) * 1000)
+    time.sleep(0.002)
+lat.sort()
+print(f"{len(lat)} sync predicts, p50 {lat[len(lat)//2]:.2f} ms, p99 {lat[len(lat)*99//100]:.2f} ms")
+PY
+}
+idle=$(trickle 5)
+trickle 300 >"$work/busy.txt" &
+tpid=$!
+pids+=($tpid)
+
 base=$(mem "$rport" used_memory)
 t0=$(date +%s.%N)
 "$work/bin/hokusai" batch submit "$leads" --model 21 --wait -o "$work/scored.csv" >/dev/null
 t1=$(date +%s.%N)
+touch "$work/stop"
+wait "$tpid"
+echo "sync predict while idle: $idle; during the batch: $(cat "$work/busy.txt")"
 peak=$(mem "$rport" used_memory_peak)
 e2e=$(python3 -c "print(f'{$t1-$t0:.2f}')")
 echo "hokusai: $ROWS rows submit -> results downloaded in ${e2e}s = $(python3 -c "print(f'{$ROWS/($t1-$t0):,.0f}')") rows/s;" \

@@ -22,15 +22,16 @@ import (
 )
 
 // blockRows is how many rows are decoded and scored as one block. Between
-// blocks the handler yields the processor, so sync requests in the same
-// process wait at most one block (well under a millisecond) for a core.
-const blockRows = 128
+// blocks the scorer yields its processor, so a sync request's goroutines in
+// the same process wait at most one block (about 0.1 ms) for one.
+const blockRows = 32
 
-// batchCPU bounds how many chunks this process scores at once: the cores
-// are the process's, whatever the number of workers in it. A batch may use
-// them all (that is what makes it fast); sync work keeps its latency
-// because scorers yield between blocks and the chunk window keeps task
-// slots free.
+// batchCPU bounds how many chunks this process scores at once: its cores,
+// whatever the number of workers in it. Sync work keeps a short wait for a
+// processor because scorers yield between blocks and the chunk window keeps
+// task slots free. Measured on 2 cores (tools/batch-bench.sh), leaving one
+// core out makes a 1M-row batch about a third slower and keeps sync p50 at
+// its idle figure, but sync p99 still triples, so the batch takes them all.
 var batchCPU = make(chan struct{}, runtime.GOMAXPROCS(0))
 
 // Webhook delivery: attempts in one run of the finishing chunk, with

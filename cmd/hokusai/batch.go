@@ -134,7 +134,7 @@ func runBatch(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil || len(pos) != 1 || *out == "" {
 			return errors.New("batch results needs one batch id and -o OUT")
 		}
-		n, err := downloadResults(ctx, c, pos[0], *out, *format)
+		n, err := downloadResults(ctx, c, pos[0], *out, *format, false)
 		if err == nil {
 			fmt.Fprintf(stderr, "wrote %s (%d bytes)\n", *out, n)
 		}
@@ -244,16 +244,31 @@ func batchSubmit(ctx context.Context, c *apiClient, fs *flag.FlagSet, args []str
 	if !*wait {
 		return nil
 	}
+	// The results stream while the batch runs (wait=true), so the file is
+	// complete moments after the last chunk is scored.
+	type download struct {
+		n   int64
+		err error
+	}
+	got := make(chan download, 1)
+	if *out != "" {
+		go func() {
+			n, err := downloadResults(ctx, c, acc.BatchID, *out, *format, true)
+			got <- download{n, err}
+		}()
+	}
 	st, err := waitBatch(ctx, c, acc.BatchID, stderr)
 	if err != nil {
 		return err
 	}
-	if *out != "" && st.Status != "canceled" {
-		n, err := downloadResults(ctx, c, acc.BatchID, *out, *format)
-		if err != nil {
-			return err
+	if *out != "" {
+		d := <-got
+		if d.err != nil {
+			return d.err
 		}
-		fmt.Fprintf(stderr, "wrote %s (%d bytes); %.1fs from submit\n", *out, n, time.Since(start).Seconds())
+		if st.Status != "canceled" {
+			fmt.Fprintf(stderr, "wrote %s (%d bytes); %.1fs from submit\n", *out, d.n, time.Since(start).Seconds())
+		}
 	}
 	if st.Status == "failed" || st.Status == "canceled" {
 		return fmt.Errorf("batch %s %s", acc.BatchID, st.Status)
@@ -350,15 +365,16 @@ func isTerminal(w io.Writer) bool {
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }
 
-// downloadResults streams a finished batch's results into out.
-func downloadResults(ctx context.Context, c *apiClient, id, out, format string) (int64, error) {
+// downloadResults streams a batch's results into out; with wait, while
+// it runs.
+func downloadResults(ctx context.Context, c *apiClient, id, out, format string, wait bool) (int64, error) {
 	if format == "" {
 		format = "csv"
 		if ext := strings.ToLower(filepath.Ext(out)); ext == ".jsonl" || ext == ".ndjson" {
 			format = "jsonl"
 		}
 	}
-	resp, err := c.do(ctx, "GET", "/api/v1/batches/"+url.PathEscape(id)+"/results?format="+url.QueryEscape(format), nil, nil, http.StatusOK)
+	resp, err := c.do(ctx, "GET", "/api/v1/batches/"+url.PathEscape(id)+"/results?format="+url.QueryEscape(format)+"&wait="+strconv.FormatBool(wait), nil, nil, http.StatusOK)
 	if err != nil {
 		return 0, err
 	}

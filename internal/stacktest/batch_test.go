@@ -510,3 +510,19 @@ func TestBatchWorkerKilled(t *testing.T) {
 		t.Errorf("explain=true gave no factors: %v", recs[1])
 	}
 }
+
+// wait=true streams results while the batch runs, each chunk once it and
+// the ones before it are done.
+func TestBatchResultsWait(t *testing.T) {
+	s := startStack(t, smallChunks)
+	bad := map[int]bool{130: true}
+	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 1000, bad), "text/csv", "", nil))
+	if r := s.do("GET", "/api/v1/batches/"+id+"/results?wait=true", nil, nil); r.code != http.StatusOK {
+		t.Fatalf("results?wait=true answered %d: %s", r.code, r.body)
+	} else {
+		checkCSVResults(t, r.body, 1000, bad)
+	}
+	if b := s.batchStatus(id); b.Status != jobs.BatchPartiallyFailed {
+		t.Errorf("status %+v", b)
+	}
+}
