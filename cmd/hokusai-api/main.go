@@ -20,10 +20,8 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/api"
 	"github.com/hokusai-ai/inference-queue/internal/envconf"
-	"github.com/hokusai-ai/inference-queue/internal/logging"
 	"github.com/hokusai-ai/inference-queue/internal/probe"
-	"github.com/hokusai-ai/inference-queue/internal/redisconn"
-	"github.com/hokusai-ai/inference-queue/internal/telemetry"
+	"github.com/hokusai-ai/inference-queue/internal/service"
 )
 
 func main() {
@@ -51,31 +49,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs := flag.NewFlagSet("hokusai-api", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Listen, "listen", cfg.Listen, "address to serve on (HOKUSAI_LISTEN)")
-	redisURL := fs.String("redis-url", env.String("REDIS_URL", redisconn.DefaultURL), "Redis URL (REDIS_URL)")
-	logFormat := fs.String("log-format", env.String("HOKUSAI_LOG_FORMAT", "json"), "json or text (HOKUSAI_LOG_FORMAT)")
-	logLevel := fs.String("log-level", env.String("HOKUSAI_LOG_LEVEL", "info"), "debug, info, warn or error (HOKUSAI_LOG_LEVEL)")
+	common := service.AddFlags(fs, env)
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if err := env.Err(); err != nil {
 		return err
 	}
-	log, err := logging.New(stdout, *logFormat, *logLevel)
+	proc, err := common.Start(ctx, "hokusai-api", getenv, stdout)
 	if err != nil {
 		return err
 	}
-	rdb, err := redisconn.Open(*redisURL, getenv("REDIS_PASSWORD"))
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
-	tp, stopTracing, err := telemetry.Setup(ctx, "hokusai-api", getenv, log)
-	if err != nil {
-		return err
-	}
-	defer stopTracing()
-	cfg.TracerProvider = tp
-	srv, err := api.NewServer(cfg, rdb, log)
+	defer proc.Close()
+	cfg.TracerProvider = proc.Tracer
+	srv, err := api.NewServer(cfg, proc.Redis, proc.Log)
 	if err != nil {
 		return err
 	}

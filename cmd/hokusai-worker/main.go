@@ -21,10 +21,8 @@ import (
 	"time"
 
 	"github.com/hokusai-ai/inference-queue/internal/envconf"
-	"github.com/hokusai-ai/inference-queue/internal/logging"
 	"github.com/hokusai-ai/inference-queue/internal/probe"
-	"github.com/hokusai-ai/inference-queue/internal/redisconn"
-	"github.com/hokusai-ai/inference-queue/internal/telemetry"
+	"github.com/hokusai-ai/inference-queue/internal/service"
 	"github.com/hokusai-ai/inference-queue/worker"
 	"github.com/hokusai-ai/inference-queue/worker/hub"
 	"github.com/hokusai-ai/inference-queue/worker/secret"
@@ -73,37 +71,27 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Pool, "pool", cfg.Pool, "pool whose queues and models to serve (HOKUSAI_POOL)")
 	fs.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address of /livez and /readyz (HOKUSAI_HEALTH_ADDR)")
-	redisURL := fs.String("redis-url", env.String("REDIS_URL", redisconn.DefaultURL), "Redis URL (REDIS_URL)")
+	common := service.AddFlags(fs, env)
 	modelsDir := fs.String("models-dir", env.String("HOKUSAI_MODELS_DIR", "."), "base folder for relative file:// sources (HOKUSAI_MODELS_DIR)")
-	logFormat := fs.String("log-format", env.String("HOKUSAI_LOG_FORMAT", "json"), "json or text (HOKUSAI_LOG_FORMAT)")
-	logLevel := fs.String("log-level", env.String("HOKUSAI_LOG_LEVEL", "info"), "debug, info, warn or error (HOKUSAI_LOG_LEVEL)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if err := env.Err(); err != nil {
 		return err
 	}
-	log, err := logging.New(stdout, *logFormat, *logLevel)
-	if err != nil {
-		return err
-	}
-	rdb, err := redisconn.Open(*redisURL, getenv("REDIS_PASSWORD"))
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
 	sources, err := newSources(ctx, getenv, *modelsDir, env)
 	if err != nil {
 		return err
 	}
-	cfg.Recheck = sources.Recheck
-	tp, stopTracing, err := telemetry.Setup(ctx, "hokusai-worker", getenv, log)
+	proc, err := common.Start(ctx, "hokusai-worker", getenv, stdout)
 	if err != nil {
 		return err
 	}
-	defer stopTracing()
-	cfg.TracerProvider = tp
-	w, err := worker.New(cfg, rdb, sources.Load, log)
+	defer proc.Close()
+	log := proc.Log
+	cfg.Recheck = sources.Recheck
+	cfg.TracerProvider = proc.Tracer
+	w, err := worker.New(cfg, proc.Redis, sources.Load, log)
 	if err != nil {
 		return err
 	}
