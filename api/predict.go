@@ -45,18 +45,20 @@ func (s *Server) predict() echo.HandlerFunc {
 	return func(c echo.Context) error {
 		prefs := parsePrefer(c.Request().Header.Values("Prefer"))
 		if prefs.async {
-			return s.submit(c, jobs.LaneAsync)
+			return s.submit(c, jobs.LaneAsync, 0)
 		}
-		return s.submit(c, jobs.LaneSync)
+		return s.submit(c, jobs.LaneSync, prefs.wait)
 	}
 }
 
 // submitJob answers POST /api/v1/models/:id/jobs.
 func (s *Server) submitJob() echo.HandlerFunc {
-	return func(c echo.Context) error { return s.submit(c, jobs.LaneAsync) }
+	return func(c echo.Context) error { return s.submit(c, jobs.LaneAsync, 0) }
 }
 
-func (s *Server) submit(c echo.Context, lane jobs.Lane) error {
+// submit admits and enqueues a predict; on the sync lane it waits up to the
+// sync timeout, or the caller's shorter preferred wait.
+func (s *Server) submit(c echo.Context, lane jobs.Lane, preferredWait time.Duration) error {
 	spec, req, err := s.admit(c)
 	if err != nil {
 		return err
@@ -74,8 +76,8 @@ func (s *Server) submit(c echo.Context, lane jobs.Lane) error {
 		return c.JSON(http.StatusAccepted, acceptedResponse{RequestID: id, ModelID: spec.ID, Status: "queued", StatusURL: url})
 	}
 	wait := s.cfg.SyncTimeout
-	if w := parsePrefer(c.Request().Header.Values("Prefer")).wait; w > 0 && w < wait {
-		wait = w
+	if preferredWait > 0 && preferredWait < wait {
+		wait = preferredWait
 	}
 	p.ReplyTo = s.replies.channel
 	p.Deadline = time.Now().Add(wait).UnixMilli()
