@@ -238,7 +238,10 @@ func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPaylo
 	}
 	rec, _ := json.Marshal(jobs.JobRecord{Queue: queue, Tenant: p.Tenant, ModelID: spec.ID, CreatedAt: p.EnqueuedAt})
 	_, err = s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, s.cfg.ResultTTL)
+		// asynq keeps a result ResultTTL from completion; the record, written
+		// at enqueue, lives twice that so a job that waited in the queue can
+		// still be found by id for as long as its result exists.
+		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, 2*s.cfg.ResultTTL)
 		pl.LPush(ctx, jobs.WakeKey(spec.Pool), string(lane))
 		pl.LTrim(ctx, jobs.WakeKey(spec.Pool), 0, wakeBacklog-1)
 		return nil
