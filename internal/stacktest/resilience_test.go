@@ -2,7 +2,11 @@ package stacktest
 
 import (
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -131,4 +135,59 @@ func TestRedisRestart(t *testing.T) {
 		last = s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), map[string]string{"Prefer": "wait=2"})
 		return last.code == 200
 	}, "never recovered; last %d %s", last.code, last.body)
+}
+
+// The SIGTERM path of a real hokusai-worker process: it stops taking work,
+// finishes or hands back what it holds, exits 0, and every accepted job
+// still succeeds (the other worker of the pool runs the rest).
+func TestWorkerSIGTERMLosesNothing(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true})
+	bin := filepath.Join(t.TempDir(), "hokusai-worker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/hokusai-worker").CombinedOutput(); err != nil {
+		t.Fatalf("build worker: %v\n%s", err, out)
+	}
+	victim := exec.Command(bin, "--redis-url", srv.URL, "--health-addr", "127.0.0.1:0")
+	victim.Env = append(os.Environ(), "HOME="+t.TempDir(), "HF_HOME="+t.TempDir(), "HOKUSAI_LOG_LEVEL=warn")
+	victim.Stdout, victim.Stderr = s.logs, s.logs
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = victim.Process.Kill(); _ = victim.Wait() })
+	s.waitReady("21")
+	s.startWorker(srv.URL, worker.Config{})
+
+	const n = 400
+	var mu sync.Mutex
+	var ids []string
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for range n / 4 {
+				r := s.do("POST", "/api/v1/models/21/jobs", []byte(`{"inputs": `+lead+`}`), nil)
+				if r.code != 202 {
+					t.Errorf("submit: %d %s", r.code, r.body)
+					return
+				}
+				mu.Lock()
+				ids = append(ids, r.json(t)["request_id"].(string))
+				mu.Unlock()
+			}
+		}()
+	}
+	eventually(t, 30*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(ids) >= n/4 }, "submissions stalled")
+	if err := victim.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	wg.Wait()
+	if err := victim.Wait(); err != nil {
+		t.Errorf("the worker did not exit cleanly on SIGTERM: %v", err)
+	}
+	if len(ids) != n {
+		t.Fatalf("%d of %d accepted", len(ids), n)
+	}
+	for _, id := range ids {
+		s.waitJob(t, id, "succeeded")
+	}
 }
