@@ -181,11 +181,12 @@ func tooLarge(lim BatchConfig) *Error {
 	return errorf(CodeTooLarge, "The batch is over the %d-byte limit; split the file.", lim.MaxBytes)
 }
 
-// batchWindow is how many chunks of one batch are queued at once: two per
-// ready worker, enough to keep every worker's cores busy while leaving the
-// rest of their task slots free for sync and async work (a slot taken by a
-// queued chunk would make a partner's request wait for it).
-func batchWindow(workers int) int { return 2 * max(1, workers) }
+// batchWindow is how many chunks of one batch are queued at once: three per
+// ready worker, one more than a 2-core worker scores at once so the next is
+// always waiting, while the rest of its task slots stay free for sync and
+// async work (a slot taken by a queued chunk would make a partner's request
+// wait for it).
+func batchWindow(workers int) int { return 3 * max(1, workers) }
 
 // batchModel finds the model and its published schema, and refuses early
 // when no worker can serve it.
