@@ -162,22 +162,18 @@ func runBatch(ctx context.Context, args []string, getenv func(string) string, st
 		if err != nil || n < 0 {
 			return fmt.Errorf("batch gen-leads: %q is not a number of rows", pos[0])
 		}
-		w := stdout
-		if *out != "" {
-			f, err := os.Create(*out)
-			if err != nil {
-				return err
-			}
-			defer f.Close()
-			w = f
+		if *out == "" {
+			return leadgen.WriteCSV(stdout, n, *seed, nil)
 		}
-		if err := leadgen.WriteCSV(w, n, *seed, nil); err != nil {
+		f, err := os.Create(*out)
+		if err != nil {
 			return err
 		}
-		if f, ok := w.(*os.File); ok && *out != "" {
-			return f.Close()
+		if err := leadgen.WriteCSV(f, n, *seed, nil); err != nil {
+			f.Close()
+			return err
 		}
-		return nil
+		return f.Close()
 	}
 	return fmt.Errorf("unknown batch command %q\n%s", args[0], batchUsage)
 }
