@@ -113,13 +113,17 @@ func (r *Reader) appendLine() error {
 // record runs to the first newline outside quotes. It returns the record
 // and the rest; both are empty at the end.
 func NextRecord(chunk string, csv bool) (rec, rest string) {
+	quotes := 0
 	for i := 0; ; {
 		j := strings.IndexByte(chunk[i:], '\n')
 		if j < 0 {
 			return chunk, ""
 		}
+		if csv {
+			quotes += strings.Count(chunk[i:i+j], `"`)
+		}
 		i += j
-		if !csv || strings.Count(chunk[:i], `"`)%2 == 0 {
+		if quotes%2 == 0 {
 			return chunk[:i], chunk[i+1:]
 		}
 		i++

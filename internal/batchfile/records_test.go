@@ -201,3 +201,13 @@ func FuzzJSONL(f *testing.F) {
 		}
 	})
 }
+
+// A record of many quoted lines splits in linear time: each line's quotes
+// are counted once.
+func TestNextRecordLongQuotedRecord(t *testing.T) {
+	rec := `"` + strings.Repeat("x\n", 200_000) + `",1`
+	got, rest := NextRecord(rec+"\n2\n", true)
+	if got != rec || rest != "2\n" {
+		t.Fatalf("NextRecord split at %d of %d bytes, rest %q", len(got), len(rec), rest)
+	}
+}
