@@ -167,23 +167,27 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 		return nil
 	}
 	chunkRows, _ := strconv.Atoi(rec[jobs.BatchFieldChunkRows])
-	sc, err := newChunkScorer(m, rec)
-	if err != nil {
-		return fmt.Errorf("batch %s: %v: %w", p.BatchID, err, asynq.SkipRetry)
-	}
-	sc.pause = func() { time.Sleep(blockPause) }
-	select {
-	case batchCPU <- struct{}{}:
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-	began := time.Now()
-	blob, okRows, failed, err := sc.run(ctx, input, p.Chunk*chunkRows)
-	<-batchCPU
-	w.metrics.rows(p.ModelID, time.Since(began), okRows+failed)
-	noteOf(ctx).rows = okRows + failed
-	if err != nil {
-		return err
+	var blob []byte
+	var okRows, failed int
+	if sc, err := newChunkScorer(m, rec); err != nil {
+		// The chunk cannot be read at all (its CSV header no longer fits
+		// the loaded model, say): every row fails, and the batch finishes.
+		blob, failed = unusableChunk(input, p.Chunk*chunkRows, rec[jobs.BatchFieldFormat] == jobs.BatchCSV, err)
+	} else {
+		sc.pause = func() { time.Sleep(blockPause) }
+		select {
+		case batchCPU <- struct{}{}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		began := time.Now()
+		blob, okRows, failed, err = sc.run(ctx, input, p.Chunk*chunkRows)
+		<-batchCPU
+		w.metrics.rows(p.ModelID, time.Since(began), okRows+failed)
+		noteOf(ctx).rows = okRows + failed
+		if err != nil {
+			return err
+		}
 	}
 	b := jobs.BatchKey(p.BatchID)
 	res, err := finishChunk.Run(ctx, w.rdb,
@@ -196,6 +200,21 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 		"first_time", res[0] == 1, "chunks_done", res[1], "duration_us", time.Since(start).Microseconds())
 	return nil
 }
+
+// unusableChunk fails every row of a chunk with why it cannot be scored.
+func unusableChunk(input string, first int, csv bool, cause error) ([]byte, int) {
+	out := batchfile.NewResultWriter(nil, len(input)/4)
+	e := &batchfile.RowError{Code: codeBatchUnusable, Detail: cause.Error()}
+	n := 0
+	for ; input != ""; n++ {
+		_, input = batchfile.NextRecord(input, csv)
+		out.Fail(first+n, "", e)
+	}
+	return out.Bytes(), n
+}
+
+// codeBatchUnusable is the row error of a chunk that cannot be decoded.
+const codeBatchUnusable = "batch_unusable"
 
 // chunkScorer decodes a chunk's records into rows and scores them in blocks.
 type chunkScorer struct {

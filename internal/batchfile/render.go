@@ -17,8 +17,12 @@ type Renderer interface {
 }
 
 // CSVRenderer writes a header row, then per row: its number, its id, one
-// cell per column, and error_code and error_detail (empty when scored).
-type CSVRenderer struct{ buf []byte }
+// cell per column, and error_code and error_detail (empty when scored). A
+// failed row leaves the header's columns empty, whatever its chunk's.
+type CSVRenderer struct {
+	buf   []byte
+	ncols int
+}
 
 // Header writes the header row.
 func (c *CSVRenderer) Header(w *bufio.Writer, cols []Column) error {
@@ -28,7 +32,7 @@ func (c *CSVRenderer) Header(w *bufio.Writer, cols []Column) error {
 		b = appendCSV(b, []byte(col.Name))
 	}
 	b = append(b, ",error_code,error_detail\n"...)
-	c.buf = b
+	c.buf, c.ncols = b, len(cols)
 	_, err := w.Write(b)
 	return err
 }
@@ -39,7 +43,7 @@ func (c *CSVRenderer) Row(w *bufio.Writer, cols []Column, r *Result) error {
 	b = append(b, ',')
 	b = appendCSV(b, r.ID)
 	if r.Failed {
-		for range cols {
+		for range c.ncols {
 			b = append(b, ',')
 		}
 		b = append(b, ',')

@@ -410,6 +410,30 @@ func TestBatchCancel(t *testing.T) {
 	}
 }
 
+// A chunk a worker cannot decode at all (here: a header the model no longer
+// has) fails its rows rather than the task, so the batch still finishes.
+func TestBatchUnusableChunk(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true, api: smallChunks.api})
+	_, stop := s.startWorker(srv.URL, worker.Config{})
+	s.waitReady("21")
+	stop()
+	s.fakeReadyWorker()
+	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 100, nil), "text/csv", "", nil))
+	if err := s.rdb.HSet(t.Context(), jobs.BatchKey(id), jobs.BatchFieldHeader, `["id","colour"]`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s.startWorker(srv.URL, worker.Config{})
+	b := s.waitBatch(id, 30*time.Second)
+	if b.Status != jobs.BatchFailed || b.RowsFailed != 100 {
+		t.Fatalf("status %+v", b)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(s.results(id, "csv"))).ReadAll()
+	if err != nil || len(recs) != 101 || recs[100][0] != "99" || recs[100][len(recs[100])-2] != "batch_unusable" ||
+		!strings.Contains(recs[100][len(recs[100])-1], `"colour"`) {
+		t.Fatalf("results %v (err %v)", recs[len(recs)-1], err)
+	}
+}
+
 func TestBatchWebhook(t *testing.T) {
 	s := startStack(t, smallChunks)
 	secret, err := tenant.WebhookSecret(t.Context(), s.rdb, "acme")
