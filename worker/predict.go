@@ -42,7 +42,7 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 		return err
 	} else if gone != nil {
 		note.outcome = gone.Code
-		return w.finish(ctx, t, p, nil, gone)
+		return w.finish(ctx, p, nil, gone)
 	}
 	m, ok := w.model(p.ModelID)
 	if !ok {
@@ -57,7 +57,7 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 	}
 	if ferr != nil {
 		note.outcome = ferr.Code
-		return w.finish(ctx, t, p, nil, ferr)
+		return w.finish(ctx, p, nil, ferr)
 	}
 	note.rows = len(rows)
 	inference, began := w.span(ctx, "inference"), time.Now()
@@ -67,7 +67,7 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		note.outcome = codeModelFailed
 		w.log.Error("predict failed", "request_id", p.RequestID, "model_id", p.ModelID, "err", err.Error())
-		return w.finish(ctx, t, p, nil, &jobs.Error{Code: codeModelFailed, Detail: "The model could not score this input."})
+		return w.finish(ctx, p, nil, &jobs.Error{Code: codeModelFailed, Detail: "The model could not score this input."})
 	}
 	var predictions any = preds[0]
 	if list {
@@ -82,7 +82,7 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("encode prediction: %w", err)
 	}
-	return w.finish(ctx, t, p, body, nil)
+	return w.finish(ctx, p, body, nil)
 }
 
 type predictResponse struct {
@@ -168,21 +168,32 @@ func parseInputs(m loaded, raw json.RawMessage) (rows []jobs.Row, list bool, _ *
 	return rows, list, nil
 }
 
+// resultKey is the hash asynq v0.26 keeps a task in; its "result" field is
+// what ResultWriter writes and Inspector.GetTaskInfo reads.
+func resultKey(queue, taskID string) string { return "asynq:{" + queue + "}:t:" + taskID }
+
 // finish stores the outcome as the task's result, tells a waiting API
 // process, and turns a failure into a final (not retried) task error.
-func (w *Worker) finish(ctx context.Context, t *asynq.Task, p jobs.PredictPayload, body []byte, fail *jobs.Error) error {
+func (w *Worker) finish(ctx context.Context, p jobs.PredictPayload, body []byte, fail *jobs.Error) error {
 	b, err := json.Marshal(jobs.Outcome{RequestID: p.RequestID, Body: body, Error: fail})
 	if err != nil {
 		return err
 	}
-	if _, err := t.ResultWriter().Write(b); err != nil {
-		return fmt.Errorf("store result of %s: %w", p.RequestID, err)
-	}
-	if p.ReplyTo != "" {
-		if err := w.rdb.Publish(ctx, p.ReplyTo, b).Err(); err != nil {
-			// The result is stored; a caller that misses this reads it by id.
-			w.log.Warn("reply publish failed", "request_id", p.RequestID, "err", err.Error())
+	queue, _ := asynq.GetQueueName(ctx)
+	cmds, err := w.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+		// Where asynq's ResultWriter stores it, with the reply, in one round trip.
+		pl.HSet(ctx, resultKey(queue, p.RequestID), "result", b)
+		if p.ReplyTo != "" {
+			pl.Publish(ctx, p.ReplyTo, b)
 		}
+		return nil
+	})
+	if len(cmds) > 0 && cmds[0].Err() != nil {
+		return fmt.Errorf("store result of %s: %w", p.RequestID, cmds[0].Err())
+	}
+	if err != nil {
+		// The result is stored; a caller that misses the reply reads it by id.
+		w.log.Warn("reply publish failed", "request_id", p.RequestID, "err", err.Error())
 	}
 	if fail != nil {
 		return fmt.Errorf("%s: %w", fail.Code, asynq.SkipRetry)
