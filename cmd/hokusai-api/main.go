@@ -45,6 +45,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		MaxBodyBytes:    env.Int("HOKUSAI_MAX_BODY_BYTES", 0),
 		AdminToken:      env.String("HOKUSAI_ADMIN_TOKEN", ""),
 		AdminWriteToken: env.String("HOKUSAI_ADMIN_WRITE_TOKEN", ""),
+		Batch: api.BatchConfig{
+			MaxBytes:  env.Int("HOKUSAI_BATCH_MAX_BYTES", 0),
+			MaxRows:   int(env.Int("HOKUSAI_BATCH_MAX_ROWS", 0)),
+			ChunkRows: int(env.Int("HOKUSAI_BATCH_CHUNK_ROWS", 0)),
+		},
 	}
 	fs := flag.NewFlagSet("hokusai-api", flag.ContinueOnError)
 	fs.SetOutput(stderr)
