@@ -20,19 +20,27 @@ import (
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
-func connect(getenv func(string) string) (redis.UniversalClient, error) {
-	return redisconn.Open(getenv("REDIS_URL"), getenv("REDIS_PASSWORD"))
+// adminCommands are the commands that work on Redis directly; each gets a
+// client of REDIS_URL.
+var adminCommands = map[string]func(ctx context.Context, rdb redis.UniversalClient, args []string, stdout io.Writer) error{
+	"keys":    runKeys,
+	"models":  runModels,
+	"workers": runWorkers,
 }
 
-func runKeys(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	if len(args) == 0 {
-		return errUsage
-	}
-	rdb, err := connect(getenv)
+func runAdmin(ctx context.Context, name string, args []string, getenv func(string) string, stdout io.Writer) error {
+	rdb, err := redisconn.Open(getenv("REDIS_URL"), getenv("REDIS_PASSWORD"))
 	if err != nil {
 		return err
 	}
 	defer rdb.Close()
+	return adminCommands[name](ctx, rdb, args, stdout)
+}
+
+func runKeys(ctx context.Context, rdb redis.UniversalClient, args []string, stdout io.Writer) error {
+	if len(args) == 0 {
+		return errUsage
+	}
 	switch args[0] {
 	case "create":
 		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
@@ -77,15 +85,10 @@ func runKeys(ctx context.Context, args []string, getenv func(string) string, std
 	return fmt.Errorf("unknown keys command %q", args[0])
 }
 
-func runModels(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
+func runModels(ctx context.Context, rdb redis.UniversalClient, args []string, stdout io.Writer) error {
 	if len(args) == 0 {
 		return errUsage
 	}
-	rdb, err := connect(getenv)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
 	switch args[0] {
 	case "apply":
 		fs := flag.NewFlagSet("models apply", flag.ContinueOnError)
@@ -127,12 +130,7 @@ func runModels(ctx context.Context, args []string, getenv func(string) string, s
 	return fmt.Errorf("unknown models command %q", args[0])
 }
 
-func runWorkers(ctx context.Context, args []string, getenv func(string) string, stdout io.Writer) error {
-	rdb, err := connect(getenv)
-	if err != nil {
-		return err
-	}
-	defer rdb.Close()
+func runWorkers(ctx context.Context, rdb redis.UniversalClient, _ []string, stdout io.Writer) error {
 	ids, err := rdb.ZRange(ctx, jobs.WorkersKey, 0, -1).Result()
 	if err != nil {
 		return fmt.Errorf("read workers: %w", err)

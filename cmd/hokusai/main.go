@@ -59,12 +59,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[1] {
 	case "dev":
 		return runDev(ctx, rest, getenv, stdout, stderr)
-	case "keys":
-		return runKeys(ctx, rest, getenv, stdout)
-	case "models":
-		return runModels(ctx, rest, getenv, stdout)
-	case "workers":
-		return runWorkers(ctx, rest, getenv, stdout)
+	case "keys", "models", "workers":
+		return runAdmin(ctx, args[1], rest, getenv, stdout)
 	case "model":
 		return runModel(ctx, rest, stdin, stdout, stderr)
 	case "batch":
