@@ -23,6 +23,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/internal/wakeup"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -454,10 +455,8 @@ func (u *batchUpload) enqueue(n int) error {
 	if _, err := u.s.client.EnqueueContext(u.ctx, task); err != nil {
 		return u.redisErr(err)
 	}
-	key := jobs.WakeKey(u.spec.Pool)
 	_, _ = u.s.rdb.Pipelined(u.ctx, func(p redis.Pipeliner) error {
-		p.LPush(u.ctx, key, string(jobs.LaneBatch))
-		p.LTrim(u.ctx, key, 0, wakeBacklog-1)
+		wakeup.Push(u.ctx, p, u.spec.Pool, jobs.LaneBatch)
 		return nil
 	})
 	return nil

@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/internal/wakeup"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -34,10 +35,6 @@ type acceptedResponse struct {
 	Status    string `json:"status"`
 	StatusURL string `json:"status_url"`
 }
-
-// wakeBacklog bounds the wake list: more wake-ups than this while every
-// worker is busy buy nothing.
-const wakeBacklog = 64
 
 // predict answers POST /api/v1/models/:id/predict: synchronously unless the
 // caller prefers respond-async.
@@ -242,8 +239,7 @@ func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPaylo
 		// at enqueue, lives twice that so a job that waited in the queue can
 		// still be found by id for as long as its result exists.
 		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, 2*s.cfg.ResultTTL)
-		pl.LPush(ctx, jobs.WakeKey(spec.Pool), string(lane))
-		pl.LTrim(ctx, jobs.WakeKey(spec.Pool), 0, wakeBacklog-1)
+		wakeup.Push(ctx, pl, spec.Pool, lane)
 		return nil
 	})
 	if err != nil {

@@ -31,21 +31,41 @@ const DefaultPool = "default"
 // Queue names the asynq queue of a pool's lane: "{pool}:{lane}".
 func Queue(pool string, lane Lane) string { return pool + ":" + string(lane) }
 
-// Queues returns a pool's queues with the weights workers consume them by.
-func Queues(pool string) map[string]int {
-	return map[string]int{
-		Queue(pool, LaneSync):  6,
-		Queue(pool, LaneAsync): 3,
-		Queue(pool, LaneBatch): 1,
+// Lanes are every lane, in priority order.
+var Lanes = []Lane{LaneSync, LaneAsync, LaneBatch}
+
+// laneWeight is how often workers consume a lane relative to the others.
+var laneWeight = map[Lane]int{LaneSync: 6, LaneAsync: 3, LaneBatch: 1}
+
+// Queues returns a pool's queues with the weights workers consume them by:
+// all three lanes, or only the lanes given.
+func Queues(pool string, lanes ...Lane) map[string]int {
+	if len(lanes) == 0 {
+		lanes = Lanes
 	}
+	q := make(map[string]int, len(lanes))
+	for _, l := range lanes {
+		q[Queue(pool, l)] = laneWeight[l]
+	}
+	return q
+}
+
+// ParseLane reads a lane name.
+func ParseLane(s string) (Lane, error) {
+	if _, ok := laneWeight[Lane(s)]; !ok {
+		return "", fmt.Errorf("lane %q is not sync, async or batch", s)
+	}
+	return Lane(s), nil
 }
 
 // Redis keys both tiers agree on, besides asynq's own.
 const keyPrefix = "hokusai:"
 
-// WakeKey is the list the API pushes to after enqueueing work for a pool and
-// idle workers of that pool block on, so pickup does not wait for a poll.
-func WakeKey(pool string) string { return keyPrefix + "wake:{" + pool + "}" }
+// WakeKey is the list the API pushes to after enqueueing work on a pool's
+// lane and idle workers consuming that lane block on, so pickup does not wait
+// for a poll. Each lane has its own list so a worker never swallows a
+// wake-up meant for a lane it does not serve.
+func WakeKey(pool string, lane Lane) string { return keyPrefix + "wake:{" + pool + "}:" + string(lane) }
 
 // ReplyChannel is the pub/sub channel an API process receives completions on.
 func ReplyChannel(instance string) string { return keyPrefix + "reply:" + instance }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/internal/tenant"
+	"github.com/hokusai-ai/inference-queue/internal/wakeup"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker/model"
 )
@@ -135,17 +136,12 @@ func (w *Worker) queueNext(ctx context.Context, p jobs.BatchChunkPayload, rec ma
 	}
 	// Wake an idle worker of the pool (this one included, once it returns)
 	// rather than leave the chunk to the next poll, up to a second away.
-	key := jobs.WakeKey(rec[jobs.BatchFieldPool])
 	_, err = w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		p.LPush(ctx, key, string(jobs.LaneBatch))
-		p.LTrim(ctx, key, 0, wakeBacklog-1)
+		wakeup.Push(ctx, p, rec[jobs.BatchFieldPool], jobs.LaneBatch)
 		return nil
 	})
 	return err
 }
-
-// wakeBacklog bounds the wake list, as the API does.
-const wakeBacklog = 64
 
 // scoreChunk scores the chunk's rows and stores the results.
 func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec map[string]string) error {

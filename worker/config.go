@@ -19,6 +19,10 @@ type Config struct {
 	// Pool is the pool whose queues and models this worker serves.
 	// Env HOKUSAI_POOL, default "default".
 	Pool string
+	// Lanes are the lanes of the pool this worker consumes. Env HOKUSAI_LANES
+	// (comma-separated), default all three. A batch-only worker run at a low
+	// CPU priority keeps batches from slowing partners' sync calls.
+	Lanes []jobs.Lane
 	// HealthAddr is where /livez, /readyz and /metrics listen.
 	// Env HOKUSAI_HEALTH_ADDR, default ":8081".
 	HealthAddr string
@@ -56,6 +60,9 @@ type Config struct {
 func (c Config) WithDefaults() Config {
 	if c.Pool == "" {
 		c.Pool = jobs.DefaultPool
+	}
+	if len(c.Lanes) == 0 {
+		c.Lanes = jobs.Lanes
 	}
 	if c.HealthAddr == "" {
 		c.HealthAddr = ":8081"

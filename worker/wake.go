@@ -27,8 +27,7 @@ import (
 type wakeHook struct {
 	rdb     redis.UniversalClient
 	pool    string
-	key     string
-	queues  int
+	lanes   []jobs.Lane
 	timeout time.Duration
 	ctx     context.Context // canceled at shutdown so no BLPOP outlives it
 
@@ -91,7 +90,7 @@ func (h *wakeHook) roundEmpty(q string) bool {
 	defer h.mu.Unlock()
 	h.fails = 0
 	h.empty[q] = true
-	if len(h.empty) < h.queues {
+	if len(h.empty) < len(h.lanes) {
 		return false
 	}
 	clear(h.empty)
@@ -105,7 +104,7 @@ func (h *wakeHook) block() (string, bool) {
 	// to honour shutdown.
 	deadline := time.Now().Add(h.timeout)
 	for h.ctx.Err() == nil && time.Now().Before(deadline) {
-		kv, err := h.rdb.BLPop(h.ctx, time.Second, h.key).Result()
+		kv, err := h.rdb.BLPop(h.ctx, time.Second, h.keys()...).Result()
 		switch {
 		case err == nil:
 			if h.wakes != nil {
@@ -129,7 +128,7 @@ func (h *wakeHook) block() (string, bool) {
 // and completes it on the right queue.
 func (h *wakeHook) retarget(ctx context.Context, next redis.ProcessHook, cmd redis.Cmder, from, to string) error {
 	orig, ok := cmd.(*redis.Cmd)
-	if _, known := jobs.Queues(h.pool)[to]; !ok || !known {
+	if _, known := jobs.Queues(h.pool, h.lanes...)[to]; !ok || !known {
 		return redis.Nil
 	}
 	args := slices.Clone(cmd.Args())
@@ -147,6 +146,15 @@ func (h *wakeHook) retarget(ctx context.Context, next redis.ProcessHook, cmd red
 		h.reset(0)
 	}
 	return err
+}
+
+// keys are the wake lists of the lanes this worker consumes.
+func (h *wakeHook) keys() []string {
+	keys := make([]string, len(h.lanes))
+	for i, l := range h.lanes {
+		keys[i] = jobs.WakeKey(h.pool, l)
+	}
+	return keys
 }
 
 // pause backs off 50ms, 100ms, ... up to 1s while dequeues keep failing.

@@ -93,7 +93,7 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 func (w *Worker) Run(ctx context.Context) error {
 	hookCtx, stopHook := context.WithCancel(context.Background())
 	defer stopHook()
-	w.wake = &wakeHook{rdb: w.rdb, pool: w.cfg.Pool, key: jobs.WakeKey(w.cfg.Pool), queues: len(jobs.Queues(w.cfg.Pool)),
+	w.wake = &wakeHook{rdb: w.rdb, pool: w.cfg.Pool, lanes: w.cfg.Lanes,
 		timeout: w.cfg.WakeTimeout, ctx: hookCtx, empty: map[string]bool{}, wakes: func() { w.wakeups.Add(1) },
 		closed: w.gated}
 	w.rdb.AddHook(w.wake)
@@ -108,7 +108,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	}
 	srv := asynq.NewServerFromRedisClient(w.rdb, asynq.Config{
 		Concurrency:       w.cfg.Concurrency,
-		Queues:            jobs.Queues(w.cfg.Pool),
+		Queues:            jobs.Queues(w.cfg.Pool, w.cfg.Lanes...),
 		TaskCheckInterval: w.cfg.PollInterval,
 		ShutdownTimeout:   w.cfg.ShutdownTimeout,
 		Logger:            asynqLogger{w.log.With("component", "asynq")},
@@ -122,7 +122,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
-	w.log.Info("worker consuming", "queues", jobs.Queues(w.cfg.Pool), "models", w.modelIDs())
+	w.log.Info("worker consuming", "queues", jobs.Queues(w.cfg.Pool, w.cfg.Lanes...), "models", w.modelIDs())
 
 	reload := time.NewTicker(5 * time.Second)
 	defer reload.Stop()

@@ -17,12 +17,14 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hokusai-ai/inference-queue/internal/envconf"
 	"github.com/hokusai-ai/inference-queue/internal/probe"
 	"github.com/hokusai-ai/inference-queue/internal/service"
+	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
 	"github.com/hokusai-ai/inference-queue/worker/hub"
 	"github.com/hokusai-ai/inference-queue/worker/secret"
@@ -73,11 +75,19 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&cfg.HealthAddr, "health-addr", cfg.HealthAddr, "address of /livez and /readyz (HOKUSAI_HEALTH_ADDR)")
 	common := service.AddFlags(fs, env)
 	modelsDir := fs.String("models-dir", env.String("HOKUSAI_MODELS_DIR", "."), "base folder for relative file:// sources (HOKUSAI_MODELS_DIR)")
+	lanes := fs.String("lanes", env.String("HOKUSAI_LANES", "sync,async,batch"), "lanes of the pool to consume (HOKUSAI_LANES)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
 	if err := env.Err(); err != nil {
 		return err
+	}
+	for _, name := range strings.Split(*lanes, ",") {
+		lane, err := jobs.ParseLane(strings.TrimSpace(name))
+		if err != nil {
+			return err
+		}
+		cfg.Lanes = append(cfg.Lanes, lane)
 	}
 	sources, err := newSources(ctx, getenv, *modelsDir, env)
 	if err != nil {

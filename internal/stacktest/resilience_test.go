@@ -14,6 +14,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/api"
 	"github.com/hokusai-ai/inference-queue/internal/redisproc"
+	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
 )
 
@@ -189,5 +190,26 @@ func TestWorkerSIGTERMLosesNothing(t *testing.T) {
 	}
 	for _, id := range ids {
 		s.waitJob(t, id, "succeeded")
+	}
+}
+
+// A worker that consumes only the batch lane never takes, nor swallows the
+// wake-up of, sync work: the sync worker is woken for it.
+func TestLanesKeepWakeUpsApart(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true})
+	batchOnly, _ := s.startWorker(srv.URL, worker.Config{Lanes: []jobs.Lane{jobs.LaneBatch}, WakeTimeout: time.Minute})
+	syncOnly, _ := s.startWorker(srv.URL, worker.Config{Lanes: []jobs.Lane{jobs.LaneSync, jobs.LaneAsync}, WakeTimeout: time.Minute})
+	s.waitReady("21")
+	time.Sleep(100 * time.Millisecond) // let both block on their wake lists
+	for range 5 {
+		if r := s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), map[string]string{"Prefer": "wait=10"}); r.code != 200 {
+			t.Fatalf("status %d: %s", r.code, r.body)
+		}
+	}
+	if n := batchOnly.Wakeups(); n != 0 {
+		t.Errorf("the batch-only worker was woken %d times by sync work", n)
+	}
+	if n := syncOnly.Wakeups(); n == 0 {
+		t.Error("the sync worker was never woken")
 	}
 }
