@@ -7,6 +7,7 @@
 #     core, without queue or HTTP (go test ./worker -bench BatchInProcess).
 #  3. Celery: ../shared/peers/celery_batch.py on the same file (CELERY=0 skips;
 #     needs python3-celery python3-redis python3-xgboost python3-fastapi).
+# SPLIT=1 runs batch on a second worker (HOKUSAI_LANES=batch) under nice 19.
 # ROWS (default 1,000,000) synthetic leads are written under /tmp, never in
 # the repository. Every process started here is stopped by its PID on exit.
 set -euo pipefail
@@ -37,8 +38,17 @@ printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: f
 "$work/bin/hokusai" models apply -f "$work/registry.yaml" >/dev/null
 export HOKUSAI_API_KEY=$("$work/bin/hokusai" keys create --tenant bench)
 export HOKUSAI_API_URL="http://127.0.0.1:$aport"
-HOKUSAI_LOG_LEVEL=warn "$work/bin/hokusai-worker" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
-pids+=($!)
+if [ "${SPLIT:-0}" = 1 ]; then
+  # Sync and async on one worker; batch on another at the lowest CPU priority,
+  # so partners' calls take the cores first.
+  HOKUSAI_LOG_LEVEL=warn HOKUSAI_LANES=sync,async "$work/bin/hokusai-worker" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
+  pids+=($!)
+  HOKUSAI_LOG_LEVEL=warn HOKUSAI_LANES=batch nice -n 19 "$work/bin/hokusai-worker" --health-addr "127.0.0.1:0" >"$work/batch-worker.log" 2>&1 &
+  pids+=($!)
+else
+  HOKUSAI_LOG_LEVEL=warn "$work/bin/hokusai-worker" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
+  pids+=($!)
+fi
 HOKUSAI_LOG_LEVEL=warn "$work/bin/hokusai-api" --listen "127.0.0.1:$aport" >"$work/api.log" 2>&1 &
 pids+=($!)
 wait_ok "http://127.0.0.1:$hport/readyz"
