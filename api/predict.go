@@ -226,26 +226,20 @@ func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPaylo
 	if err != nil {
 		return err
 	}
+	rec, _ := json.Marshal(jobs.JobRecord{Queue: queue, Tenant: p.Tenant, ModelID: spec.ID, CreatedAt: p.EnqueuedAt})
+	ctx = withFollowUp(ctx, func(pl redis.Pipeliner) {
+		// asynq keeps a result ResultTTL from completion; the record lives
+		// twice that so a job that waited in the queue can still be found by
+		// id for as long as its result exists.
+		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, 2*s.cfg.ResultTTL)
+		wakeup.Push(ctx, pl, spec.Pool, lane)
+	})
 	if _, err := s.client.EnqueueContext(ctx, task); err != nil {
 		if errors.Is(err, asynq.ErrTaskIDConflict) {
 			return errorf(CodeConflict, "Request %s was already submitted.", p.RequestID)
 		}
 		s.metrics.enqueue.WithLabelValues(queue).Inc()
 		return s.unavailable(c, err)
-	}
-	rec, _ := json.Marshal(jobs.JobRecord{Queue: queue, Tenant: p.Tenant, ModelID: spec.ID, CreatedAt: p.EnqueuedAt})
-	_, err = s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		// asynq keeps a result ResultTTL from completion; the record, written
-		// at enqueue, lives twice that so a job that waited in the queue can
-		// still be found by id for as long as its result exists.
-		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, 2*s.cfg.ResultTTL)
-		wakeup.Push(ctx, pl, spec.Pool, lane)
-		return nil
-	})
-	if err != nil {
-		// The task is queued and will run; only lookups by id and the fast
-		// wake-up are missing. Say so in the log rather than fail the caller.
-		s.log.Warn("job record not written", "request_id", p.RequestID, "err", err.Error())
 	}
 	return nil
 }

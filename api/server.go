@@ -46,6 +46,7 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 		return nil, err
 	}
 	rdb.AddHook(memGuard{})
+	rdb.AddHook(followUpHook{rdb: rdb})
 	s := &Server{
 		cfg: cfg, rdb: rdb, log: log,
 		client:  asynq.NewClientFromRedisClient(rdb),
