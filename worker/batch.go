@@ -127,7 +127,7 @@ func (w *Worker) queueNext(ctx context.Context, p jobs.BatchChunkPayload, rec ma
 	if err != nil {
 		return err
 	}
-	_, err = asynq.NewClientFromRedisClient(w.rdb).EnqueueContext(ctx, task)
+	_, err = w.enqueuer.EnqueueContext(ctx, task)
 	if errors.Is(err, asynq.ErrTaskIDConflict) {
 		return nil
 	}

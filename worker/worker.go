@@ -53,6 +53,8 @@ type Worker struct {
 	load LoadFunc
 	log  *slog.Logger
 	wake *wakeHook
+	// enqueuer queues a batch's next chunks.
+	enqueuer *asynq.Client
 
 	mu      sync.RWMutex
 	models  map[string]loaded
@@ -80,7 +82,7 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 	}
 	w := &Worker{cfg: cfg, rdb: rdb, load: load, log: log.With("worker_id", cfg.ID, "pool", cfg.Pool),
 		models: map[string]loaded{}, state: jobs.StateStarting, started: time.Now().UTC(),
-		changed: make(chan struct{}, 1)}
+		changed: make(chan struct{}, 1), enqueuer: asynq.NewClientFromRedisClient(rdb)}
 	w.metrics = newMetrics(w)
 	if cfg.TracerProvider != nil {
 		w.tracer = cfg.TracerProvider.Tracer("github.com/hokusai-ai/inference-queue/worker")
