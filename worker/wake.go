@@ -25,11 +25,15 @@ import (
 // dequeue errors, since asynq retries those without sleeping and would spin
 // while Redis is down.
 type wakeHook struct {
-	rdb     redis.UniversalClient
-	pool    string
-	lanes   []jobs.Lane
-	timeout time.Duration
-	ctx     context.Context // canceled at shutdown so no BLPOP outlives it
+	rdb   redis.UniversalClient
+	pool  string
+	lanes []jobs.Lane
+	// wakeKeys and queueSet are derived from pool and lanes once, since the
+	// dequeue path reads them on every wake-up.
+	wakeKeys []string
+	queueSet map[string]int
+	timeout  time.Duration
+	ctx      context.Context // canceled at shutdown so no BLPOP outlives it
 
 	mu     sync.Mutex
 	empty  map[string]bool // queues found empty since the last task or block
@@ -104,7 +108,7 @@ func (h *wakeHook) block() (string, bool) {
 	// to honour shutdown.
 	deadline := time.Now().Add(h.timeout)
 	for h.ctx.Err() == nil && time.Now().Before(deadline) {
-		kv, err := h.rdb.BLPop(h.ctx, time.Second, h.keys()...).Result()
+		kv, err := h.rdb.BLPop(h.ctx, time.Second, h.wakeKeys...).Result()
 		switch {
 		case err == nil:
 			if h.wakes != nil {
@@ -128,7 +132,7 @@ func (h *wakeHook) block() (string, bool) {
 // and completes it on the right queue.
 func (h *wakeHook) retarget(ctx context.Context, next redis.ProcessHook, cmd redis.Cmder, from, to string) error {
 	orig, ok := cmd.(*redis.Cmd)
-	if _, known := jobs.Queues(h.pool, h.lanes...)[to]; !ok || !known {
+	if _, known := h.queueSet[to]; !ok || !known {
 		return redis.Nil
 	}
 	args := slices.Clone(cmd.Args())
@@ -148,13 +152,14 @@ func (h *wakeHook) retarget(ctx context.Context, next redis.ProcessHook, cmd red
 	return err
 }
 
-// keys are the wake lists of the lanes this worker consumes.
-func (h *wakeHook) keys() []string {
-	keys := make([]string, len(h.lanes))
-	for i, l := range h.lanes {
-		keys[i] = jobs.WakeKey(h.pool, l)
+// newWakeHook returns the hook for a worker of pool consuming lanes.
+func newWakeHook(ctx context.Context, rdb redis.UniversalClient, pool string, lanes []jobs.Lane, timeout time.Duration) *wakeHook {
+	h := &wakeHook{rdb: rdb, pool: pool, lanes: lanes, timeout: timeout, ctx: ctx,
+		empty: map[string]bool{}, queueSet: jobs.Queues(pool, lanes...)}
+	for _, l := range lanes {
+		h.wakeKeys = append(h.wakeKeys, jobs.WakeKey(pool, l))
 	}
-	return keys
+	return h
 }
 
 // pause backs off 50ms, 100ms, ... up to 1s while dequeues keep failing.

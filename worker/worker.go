@@ -95,9 +95,9 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 func (w *Worker) Run(ctx context.Context) error {
 	hookCtx, stopHook := context.WithCancel(context.Background())
 	defer stopHook()
-	w.wake = &wakeHook{rdb: w.rdb, pool: w.cfg.Pool, lanes: w.cfg.Lanes,
-		timeout: w.cfg.WakeTimeout, ctx: hookCtx, empty: map[string]bool{}, wakes: func() { w.wakeups.Add(1) },
-		closed: w.gated}
+	w.wake = newWakeHook(hookCtx, w.rdb, w.cfg.Pool, w.cfg.Lanes, w.cfg.WakeTimeout)
+	w.wake.wakes = func() { w.wakeups.Add(1) }
+	w.wake.closed = w.gated
 	w.rdb.AddHook(w.wake)
 
 	hbDone := make(chan struct{})
