@@ -3,6 +3,7 @@ package redisconn
 import (
 	"context"
 	"fmt"
+	"net"
 	"net/url"
 	"strings"
 	"time"
@@ -35,7 +36,7 @@ func Open(rawURL, password string) (redis.UniversalClient, error) {
 		}
 		return redis.NewFailoverClient(&redis.FailoverOptions{
 			MasterName: master, SentinelAddrs: strings.Split(u.Host, ","), Password: pw,
-			DialTimeout: 2 * time.Second,
+			DialTimeout: 2 * time.Second, Dialer: dialPlain(2 * time.Second),
 		}), nil
 	}
 	opt, err := redis.ParseURL(rawURL)
@@ -47,8 +48,33 @@ func Open(rawURL, password string) (redis.UniversalClient, error) {
 	}
 	opt.DialTimeout = 2 * time.Second
 	opt.PoolSize = 64
+	if opt.TLSConfig == nil {
+		opt.Dialer = dialPlain(opt.DialTimeout)
+	}
 	return redis.NewClient(opt), nil
 }
+
+// dialPlain dials TCP and hides the connection's file descriptor from
+// go-redis. go-redis probes every connection it takes from its pool with a
+// non-blocking MSG_PEEK read, one extra system call per command or
+// pipeline (about a tenth of each tier's system calls under load). Without
+// the descriptor it skips the probe, as it does for TLS connections: a
+// connection the server closed then fails on use, and go-redis discards it
+// and retries the command on a new one (MaxRetries), while idle connections
+// are still closed after ConnMaxIdleTime.
+func dialPlain(timeout time.Duration) func(ctx context.Context, network, addr string) (net.Conn, error) {
+	d := &net.Dialer{Timeout: timeout, KeepAlive: 5 * time.Minute}
+	return func(ctx context.Context, network, addr string) (net.Conn, error) {
+		c, err := d.DialContext(ctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		return plainConn{c}, nil
+	}
+}
+
+// plainConn is a net.Conn without SyscallConn.
+type plainConn struct{ net.Conn }
 
 // Ping checks the server answers within a second.
 func Ping(ctx context.Context, rdb redis.UniversalClient) error {

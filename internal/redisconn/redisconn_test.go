@@ -1,11 +1,19 @@
 package redisconn
 
 import (
+	"context"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/internal/redistest"
 )
+
+var srv *redistest.Server
+
+func TestMain(m *testing.M) { redistest.Main(m, &srv) }
 
 func TestOpen(t *testing.T) {
 	for _, tc := range []struct {
@@ -43,5 +51,45 @@ func TestOpenErrorsHidePasswords(t *testing.T) {
 		if strings.Contains(err.Error(), "s3cr3tpw") {
 			t.Errorf("%s: error shows the password: %v", u, err)
 		}
+	}
+}
+
+// Connections hide their descriptor from go-redis (so it skips its
+// per-command MSG_PEEK probe), and a connection the server dropped is
+// replaced on use without the caller seeing an error.
+func TestPlainConnections(t *testing.T) {
+	if srv == nil {
+		t.Skip("no redis-server available")
+	}
+	ctx := context.Background()
+	rdb, err := Open(srv.URL, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rdb.Close()
+	c, err := rdb.(*redis.Client).Options().Dialer(ctx, "tcp", rdb.(*redis.Client).Options().Addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := c.(syscall.Conn); ok {
+		t.Error("dialed connection still exposes SyscallConn")
+	}
+	c.Close()
+	for i := range 20 {
+		if err := rdb.Set(ctx, "k", i, 0).Err(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	admin := redistest.Client(t, srv)
+	if n, err := admin.ClientKillByFilter(ctx, "TYPE", "normal", "SKIPME", "yes").Result(); err != nil || n == 0 {
+		t.Fatalf("CLIENT KILL: %d %v", n, err)
+	}
+	for i := range 20 {
+		if err := rdb.Incr(ctx, "n").Err(); err != nil {
+			t.Fatalf("command %d after the server dropped the connections: %v", i, err)
+		}
+	}
+	if n := admin.Get(ctx, "n").Val(); n != "20" {
+		t.Errorf("n = %s after 20 INCRs, want 20 (a retried command ran twice or not at all)", n)
 	}
 }
