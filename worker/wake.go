@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"errors"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -13,30 +14,41 @@ import (
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
-// wakeHook is a go-redis hook on the client handed to asynq. asynq v0.26
-// polls: after a round in which every queue was empty it sleeps
-// TaskCheckInterval. The hook watches asynq's dequeue script; when a whole
-// round came back empty it blocks on the pool's wake list (BLPOP, up to
-// timeout) before letting the round end, so an idle worker costs a few Redis
-// commands a second and wakes within a round trip of the API's push. The
-// wake-up names the lane that has work, and the hook runs the same dequeue
-// script against that lane's queue at once, so the task is taken in the same
-// round rather than after asynq's sleep and a new round. It also pauses after
-// dequeue errors, since asynq retries those without sleeping and would spin
-// while Redis is down.
+// wakeHook is a go-redis hook on the client handed to asynq. It changes how
+// asynq v0.26 takes tasks in two ways, watching asynq's dequeue script.
+//
+// One round trip a round: asynq tries its queues one script call at a time,
+// in a weighted random order, so a worker whose traffic is all sync spends a
+// second (and third) round trip on the empty async and batch queues about
+// four rounds in ten, on the one goroutine that takes every task. The hook
+// answers the first call of a round by running dequeueAny over all of the
+// worker's queues in one call: the queue asynq drew first, then the others
+// in a weighted random order of its own (so each queue leads as often as
+// asynq would make it), and answers the round's remaining calls itself
+// when that found nothing.
+//
+// Wake-ups instead of polling: asynq sleeps TaskCheckInterval after an
+// empty round. When a round came back empty the hook blocks on the pool's
+// wake lists (BLPOP, up to timeout) first, so an idle worker costs a few
+// Redis commands a second and wakes within a round trip of the API's push.
+// The wake-up names the lane that has work, and the hook dequeues from that
+// lane's queue at once, so the task is taken in the same round.
+//
+// It also pauses after dequeue errors, since asynq retries those without
+// sleeping and would spin while Redis is down. Only asynq's processor
+// goroutine dequeues, so rounds never interleave.
 type wakeHook struct {
-	rdb   redis.UniversalClient
-	pool  string
-	lanes []jobs.Lane
-	// wakeKeys and queueSet are derived from pool and lanes once, since the
-	// dequeue path reads them on every wake-up.
+	rdb  redis.UniversalClient
+	pool string
+	// wakeKeys and weights are derived from pool and lanes once, since the
+	// dequeue path reads them on every round.
 	wakeKeys []string
-	queueSet map[string]int
+	weights  map[string]int // queue -> asynq weight
 	timeout  time.Duration
 	ctx      context.Context // canceled at shutdown so no BLPOP outlives it
 
 	mu     sync.Mutex
-	empty  map[string]bool // queues found empty since the last task or block
+	skip   int // calls left in a round already found empty
 	fails  int
 	wakes  func()      // counts wake-ups; for metrics and tests
 	closed func() bool // while true, no task is taken (the worker is not ready)
@@ -63,18 +75,23 @@ func (h *wakeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 			cmd.SetErr(redis.Nil)
 			return redis.Nil
 		}
-		err := next(ctx, cmd)
+		if h.skipped() {
+			cmd.SetErr(redis.Nil)
+			return redis.Nil
+		}
+		err := h.dequeue(ctx, next, cmd, q, h.order(q))
+		if errors.Is(err, redis.Nil) {
+			if lane, woken := h.block(); woken {
+				if to := jobs.Queue(h.pool, jobs.Lane(lane)); h.weights[to] > 0 {
+					err = h.dequeue(ctx, next, cmd, q, []string{to})
+				}
+			}
+		}
 		switch {
 		case err == nil:
 			h.reset(0)
 		case errors.Is(err, redis.Nil):
-			if h.roundEmpty(q) {
-				if lane, woken := h.block(); woken {
-					return h.retarget(ctx, next, cmd, q, jobs.Queue(h.pool, jobs.Lane(lane)))
-				}
-			}
-		case strings.HasPrefix(err.Error(), "NOSCRIPT"):
-			// go-redis retries with EVAL; not a failure.
+			h.reset(len(h.weights) - 1)
 		default:
 			h.pause()
 		}
@@ -82,23 +99,51 @@ func (h *wakeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	}
 }
 
-func (h *wakeHook) reset(fails int) {
+// skipped reports whether this call belongs to a round already found empty,
+// counting it off.
+func (h *wakeHook) skipped() bool {
 	h.mu.Lock()
-	clear(h.empty)
-	h.fails = fails
+	defer h.mu.Unlock()
+	if h.skip == 0 {
+		return false
+	}
+	h.skip--
+	return true
+}
+
+// reset ends a round: skip calls are left in it (its queues found empty),
+// and dequeues work again.
+func (h *wakeHook) reset(skip int) {
+	h.mu.Lock()
+	h.skip, h.fails = skip, 0
 	h.mu.Unlock()
 }
 
-func (h *wakeHook) roundEmpty(q string) bool {
-	h.mu.Lock()
-	defer h.mu.Unlock()
-	h.fails = 0
-	h.empty[q] = true
-	if len(h.empty) < len(h.lanes) {
-		return false
+// order is first, then the worker's other queues drawn one by one with
+// probability proportional to their weights, as asynq orders a round.
+func (h *wakeHook) order(first string) []string {
+	out := make([]string, 1, len(h.weights))
+	out[0] = first
+	total := 0
+	for q, w := range h.weights {
+		if q != first {
+			total += w
+		}
 	}
-	clear(h.empty)
-	return true
+	for len(out) < len(h.weights) {
+		r := rand.IntN(total)
+		for q, w := range h.weights {
+			if slices.Contains(out, q) {
+				continue
+			}
+			if r -= w; r < 0 {
+				out = append(out, q)
+				total -= w
+				break
+			}
+		}
+	}
+	return out
 }
 
 // block waits for a wake-up and returns the lane it names.
@@ -126,36 +171,79 @@ func (h *wakeHook) block() (string, bool) {
 	return "", false
 }
 
-// retarget runs asynq's dequeue script, whose call for queue from came back
-// empty, against queue to, and hands its answer to asynq as if from had had
-// the task. asynq reads the task's queue from the task itself, so it leases
-// and completes it on the right queue.
-func (h *wakeHook) retarget(ctx context.Context, next redis.ProcessHook, cmd redis.Cmder, from, to string) error {
+// dequeueAny takes the first task of the first of its queues (four keys
+// each: pending, paused, active, lease) that is not paused and has one, with
+// the same writes asynq v0.26's own dequeue script makes for one queue:
+// pending -> active list, state active, pending_since dropped, lease until
+// ARGV[1]; ARGV[1+i] is queue i's task key prefix. It returns the task's
+// encoded message, or nil.
+var dequeueAny = redis.NewScript(dequeueAnySource)
+
+const dequeueAnySource = `
+for i = 1, #KEYS, 4 do
+	if redis.call("EXISTS", KEYS[i+1]) == 0 then
+		local id = redis.call("RPOPLPUSH", KEYS[i], KEYS[i+2])
+		if id then
+			local key = ARGV[1 + (i + 3) / 4] .. id
+			redis.call("HSET", key, "state", "active")
+			redis.call("HDEL", key, "pending_since")
+			redis.call("ZADD", KEYS[i+3], ARGV[1], id)
+			return redis.call("HGET", key, "msg")
+		end
+	end
+end
+return nil`
+
+// dequeue answers asynq's dequeue call cmd, made for queue from, with
+// dequeueAny over queues in order, and hands its answer to asynq as if
+// from had had the task. asynq reads the task's queue from the task itself,
+// so it leases and completes it on the right queue. It runs through next,
+// below this hook, and falls back from EVALSHA to EVAL as go-redis does.
+func (h *wakeHook) dequeue(ctx context.Context, next redis.ProcessHook, cmd redis.Cmder, from string, queues []string) error {
+	// asynq's call: evalsha SHA 4 pending paused active lease leaseUntil prefix.
 	orig, ok := cmd.(*redis.Cmd)
-	if _, known := h.queueSet[to]; !ok || !known {
-		return redis.Nil
+	args := cmd.Args()
+	if !ok || len(args) != 9 {
+		return next(ctx, cmd) // not the call shape dequeueQueue vouched for
 	}
-	args := slices.Clone(cmd.Args())
-	old, repl := "asynq:{"+from+"}", "asynq:{"+to+"}"
-	for i := 3; i < len(args); i++ {
-		if str, ok := args[i].(string); ok {
-			args[i] = strings.Replace(str, old, repl, 1)
+	names := make([]string, 0, 5)
+	for _, a := range append(args[3:7:7], args[8]) {
+		if s, ok := a.(string); ok {
+			names = append(names, s)
 		}
 	}
-	again := redis.NewCmd(ctx, args...)
-	err := next(ctx, again)
-	orig.SetVal(again.Val())
-	orig.SetErr(err)
-	if err == nil {
-		h.reset(0)
+	if len(names) != 5 {
+		return next(ctx, cmd)
 	}
-	return err
+	keys, prefixes := make([]any, 0, 4*len(queues)), make([]any, 0, len(queues))
+	old := "asynq:{" + from + "}"
+	for _, q := range queues {
+		repl := "asynq:{" + q + "}"
+		for _, k := range names[:4] {
+			keys = append(keys, strings.Replace(k, old, repl, 1))
+		}
+		prefixes = append(prefixes, strings.Replace(names[4], old, repl, 1))
+	}
+	run := func(name, script string) *redis.Cmd {
+		c := redis.NewCmd(ctx, slices.Concat([]any{name, script, len(keys)}, keys, []any{args[7]}, prefixes)...)
+		if err := next(ctx, c); err != nil {
+			c.SetErr(err) // hooks below this one return errors, not set them
+		}
+		return c
+	}
+	c := run("evalsha", dequeueAny.Hash())
+	if err := c.Err(); err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT") {
+		c = run("eval", dequeueAnySource)
+	}
+	orig.SetVal(c.Val())
+	orig.SetErr(c.Err())
+	return c.Err()
 }
 
 // newWakeHook returns the hook for a worker of pool consuming lanes.
 func newWakeHook(ctx context.Context, rdb redis.UniversalClient, pool string, lanes []jobs.Lane, timeout time.Duration) *wakeHook {
-	h := &wakeHook{rdb: rdb, pool: pool, lanes: lanes, timeout: timeout, ctx: ctx,
-		empty: map[string]bool{}, queueSet: jobs.Queues(pool, lanes...)}
+	h := &wakeHook{rdb: rdb, pool: pool, timeout: timeout, ctx: ctx,
+		weights: jobs.Queues(pool, lanes...)}
 	for _, l := range lanes {
 		h.wakeKeys = append(h.wakeKeys, jobs.WakeKey(pool, l))
 	}
