@@ -166,3 +166,22 @@ type Outcome struct {
 	Body  json.RawMessage `json:"body,omitempty"`
 	Error *Error          `json:"error,omitempty"`
 }
+
+// EncodeOutcome encodes o as json.Marshal does. A success (a body, no
+// error) is framed by hand: Marshal would re-scan the body, which the
+// worker has just written and which can be large.
+func EncodeOutcome(o Outcome) ([]byte, error) {
+	if o.Error != nil || len(o.Body) == 0 {
+		return json.Marshal(o)
+	}
+	id, err := json.Marshal(o.RequestID)
+	if err != nil {
+		return nil, err
+	}
+	b := make([]byte, 0, len(o.Body)+len(id)+32)
+	b = append(b, `{"request_id":`...)
+	b = append(b, id...)
+	b = append(b, `,"body":`...)
+	b = append(b, o.Body...)
+	return append(b, '}'), nil
+}
