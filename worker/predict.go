@@ -6,11 +6,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hokusai-ai/inference-queue/internal/jsonw"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -69,34 +71,59 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 		w.log.Error("predict failed", "request_id", p.RequestID, "model_id", p.ModelID, "err", err.Error())
 		return w.finish(ctx, p, nil, &jobs.Error{Code: codeModelFailed, Detail: "The model could not score this input."})
 	}
-	var predictions any = preds[0]
-	if list {
-		predictions = preds
-	}
-	body, err := json.Marshal(predictResponse{
-		ModelID:     p.ModelID,
-		Predictions: predictions,
-		Metadata:    metadata{APIVersion: APIVersion, RequestID: p.RequestID, ModelRevision: m.info.Revision, Rows: len(rows)},
-		Timestamp:   time.Now().UTC().Format(time.RFC3339Nano),
-	})
+	body, err := predictBody(p, m.info.Revision, preds, list)
 	if err != nil {
 		return fmt.Errorf("encode prediction: %w", err)
 	}
 	return w.finish(ctx, p, body, nil)
 }
 
-type predictResponse struct {
-	ModelID     string   `json:"model_id"`
-	Predictions any      `json:"predictions"`
-	Metadata    metadata `json:"metadata"`
-	Timestamp   string   `json:"timestamp"`
+// predictBody writes the predict response partners get, by hand rather
+// than through reflection (it is written once per request):
+//
+//	{"model_id", "predictions": one object or a list, "metadata":
+//	 {"api_version", "request_id", "model_revision", "rows"}, "timestamp"}
+func predictBody(p jobs.PredictPayload, revision string, preds []any, list bool) ([]byte, error) {
+	b := make([]byte, 0, 384*len(preds)+256)
+	b = append(b, `{"model_id":`...)
+	b = jsonw.String(b, p.ModelID)
+	b = append(b, `,"predictions":`...)
+	if list {
+		b = append(b, '[')
+	}
+	var err error
+	for i, v := range preds {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		if b, err = appendValue(b, v); err != nil {
+			return nil, err
+		}
+	}
+	if list {
+		b = append(b, ']')
+	}
+	b = append(b, `,"metadata":{"api_version":`...)
+	b = jsonw.String(b, APIVersion)
+	b = append(b, `,"request_id":`...)
+	b = jsonw.String(b, p.RequestID)
+	b = append(b, `,"model_revision":`...)
+	b = jsonw.String(b, revision)
+	b = append(b, `,"rows":`...)
+	b = strconv.AppendInt(b, int64(len(preds)), 10)
+	b = append(b, `},"timestamp":"`...)
+	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+	return append(b, `"}`...), nil
 }
 
-type metadata struct {
-	APIVersion    string `json:"api_version"`
-	RequestID     string `json:"request_id"`
-	ModelRevision string `json:"model_revision"`
-	Rows          int    `json:"rows"`
+// appendValue appends one prediction: through its own AppendJSON when it
+// has one (the engine's predictions do), else encoding/json.
+func appendValue(b []byte, v any) ([]byte, error) {
+	if a, ok := v.(interface{ AppendJSON([]byte) ([]byte, error) }); ok {
+		return a.AppendJSON(b)
+	}
+	j, err := json.Marshal(v)
+	return append(b, j...), err
 }
 
 // abandoned decides whether nobody wants this task's result any more: a sync
@@ -175,7 +202,7 @@ func resultKey(queue, taskID string) string { return "asynq:{" + queue + "}:t:" 
 // finish stores the outcome as the task's result, tells a waiting API
 // process, and turns a failure into a final (not retried) task error.
 func (w *Worker) finish(ctx context.Context, p jobs.PredictPayload, body []byte, fail *jobs.Error) error {
-	b, err := json.Marshal(jobs.Outcome{RequestID: p.RequestID, Body: body, Error: fail})
+	b, err := jobs.EncodeOutcome(jobs.Outcome{RequestID: p.RequestID, Body: body, Error: fail})
 	if err != nil {
 		return err
 	}

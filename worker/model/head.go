@@ -1,9 +1,10 @@
 package model
 
 import (
-	"bytes"
-	"encoding/json"
 	"math"
+	"strconv"
+
+	"github.com/hokusai-ai/inference-queue/internal/jsonw"
 )
 
 // Prediction is the head's answer for one row. Which fields are set
@@ -51,70 +52,68 @@ type Factor struct {
 }
 
 // MarshalJSON writes the task's fields under the names partners already use.
-func (p Prediction) MarshalJSON() ([]byte, error) {
-	factors := p.Factors
-	if factors == nil {
-		factors = []string{}
-	}
-	details := p.FactorDetails
-	if details == nil {
-		details = []Factor{}
-	}
+func (p Prediction) MarshalJSON() ([]byte, error) { return p.AppendJSON(nil) }
+
+// AppendJSON appends what MarshalJSON writes to b, without reflection: the
+// worker writes a response per request, a batch one per row.
+func (p Prediction) AppendJSON(b []byte) ([]byte, error) {
+	var err error
 	switch p.Task {
 	case TaskLeadScoring:
-		return json.Marshal(struct {
-			LeadScore             int      `json:"lead_score"`
-			ConversionProbability float64  `json:"conversion_probability"`
-			Recommendation        string   `json:"recommendation"`
-			Confidence            float64  `json:"confidence"`
-			Factors               []string `json:"factors"`
-			FactorDetails         []Factor `json:"factor_details"`
-		}{p.LeadScore, p.ConversionProbability, p.Recommendation, p.Confidence, factors, details})
+		b = append(b, `{"lead_score":`...)
+		b = strconv.AppendInt(b, int64(p.LeadScore), 10)
+		b = append(b, `,"conversion_probability":`...)
+		if b, err = jsonw.Float(b, p.ConversionProbability); err != nil {
+			return nil, err
+		}
+		b = append(b, `,"recommendation":`...)
+		b = jsonw.String(b, p.Recommendation)
+		b = append(b, `,"confidence":`...)
+		b, err = jsonw.Float(b, p.Confidence)
 	case TaskClassification:
-		return json.Marshal(struct {
-			Label         string     `json:"label"`
-			Probabilities classProbs `json:"probabilities"`
-			Confidence    float64    `json:"confidence"`
-			Factors       []string   `json:"factors"`
-			FactorDetails []Factor   `json:"factor_details"`
-		}{p.Label, classProbs{p.Classes, p.Probabilities}, p.Confidence, factors, details})
+		b = append(b, `{"label":`...)
+		b = jsonw.String(b, p.Label)
+		b = append(b, `,"probabilities":{`...)
+		for i, name := range p.Classes {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = jsonw.String(b, name)
+			b = append(b, ':')
+			if b, err = jsonw.Float(b, p.Probabilities[i]); err != nil {
+				return nil, err
+			}
+		}
+		b = append(b, `},"confidence":`...)
+		b, err = jsonw.Float(b, p.Confidence)
 	default:
-		return json.Marshal(struct {
-			Value         float64  `json:"value"`
-			Factors       []string `json:"factors"`
-			FactorDetails []Factor `json:"factor_details"`
-		}{p.Value, factors, details})
+		b = append(b, `{"value":`...)
+		b, err = jsonw.Float(b, p.Value)
 	}
-}
-
-// classProbs marshals as an object from class label to probability, in
-// class order.
-type classProbs struct {
-	classes []string
-	p       []float64
-}
-
-func (c classProbs) MarshalJSON() ([]byte, error) {
-	var b bytes.Buffer
-	b.WriteByte('{')
-	for i, name := range c.classes {
+	if err != nil {
+		return nil, err
+	}
+	b = append(b, `,"factors":[`...)
+	for i, f := range p.Factors {
 		if i > 0 {
-			b.WriteByte(',')
+			b = append(b, ',')
 		}
-		key, err := json.Marshal(name)
-		if err != nil {
-			return nil, err
-		}
-		val, err := json.Marshal(c.p[i])
-		if err != nil {
-			return nil, err
-		}
-		b.Write(key)
-		b.WriteByte(':')
-		b.Write(val)
+		b = jsonw.String(b, f)
 	}
-	b.WriteByte('}')
-	return b.Bytes(), nil
+	b = append(b, `],"factor_details":[`...)
+	for i, f := range p.FactorDetails {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"feature":`...)
+		b = jsonw.String(b, f.Feature)
+		b = append(b, `,"contribution":`...)
+		if b, err = jsonw.Float(b, f.Contribution); err != nil {
+			return nil, err
+		}
+		b = append(b, '}')
+	}
+	return append(b, "]}"...), nil
 }
 
 // headWriter fills the Predictions of one PredictFeatures call, carving

@@ -428,6 +428,10 @@ func TestPredictionJSON(t *testing.T) {
 			Probabilities: []float64{0.75, 0.25}, Confidence: 0.75},
 			`{"label":"b","probabilities":{"b":0.75,"a":0.25},"confidence":0.75,"factors":[],"factor_details":[]}`},
 		{"regression", Prediction{Task: TaskRegression, Value: 3.5}, `{"value":3.5,"factors":[],"factor_details":[]}`},
+		{"escaped text, tiny and huge numbers", Prediction{Task: TaskRegression, Value: -2.5e-7,
+			Factors: []string{`Title "VP" <&> (-)`, "Größe (+)"}, FactorDetails: []Factor{{"t", 1e21}, {"g", 0}}},
+			`{"value":-2.5e-7,"factors":["Title \"VP\" \u003c\u0026\u003e (-)","Größe (+)"],` +
+				`"factor_details":[{"feature":"t","contribution":1e+21},{"feature":"g","contribution":0}]}`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -438,7 +442,13 @@ func TestPredictionJSON(t *testing.T) {
 			if string(b) != tt.want {
 				t.Errorf("got  %s\nwant %s", b, tt.want)
 			}
+			if b, err := tt.p.AppendJSON([]byte("[")); err != nil || string(b) != "["+tt.want {
+				t.Errorf("AppendJSON after a prefix: %s %v", b, err)
+			}
 		})
+	}
+	if _, err := json.Marshal(Prediction{Task: TaskRegression, Value: math.NaN()}); err == nil {
+		t.Error("NaN value marshaled")
 	}
 }
 
