@@ -101,7 +101,15 @@ func (w *Worker) handleBatchChunk(ctx context.Context, t *asynq.Task) error {
 	}
 	if !done {
 		if err := w.scoreChunk(ctx, p, rec); err != nil {
-			return err
+			if !lastAttempt(ctx) || ctx.Err() != nil {
+				return err // retried, or back to the queue on shutdown
+			}
+			// Archiving the task would leave the batch running for ever:
+			// fail the chunk's rows instead, so the batch finishes and says so.
+			log.Error("chunk failed on its last attempt", "err", err.Error())
+			if err := w.failChunk(ctx, p, rec); err != nil {
+				return err
+			}
 		}
 	}
 	if err := w.queueNext(ctx, p, rec); err != nil {
@@ -185,6 +193,11 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 			return err
 		}
 	}
+	return w.storeChunk(ctx, p, blob, okRows, failed, start)
+}
+
+// storeChunk stores a chunk's results once (see finishChunk).
+func (w *Worker) storeChunk(ctx context.Context, p jobs.BatchChunkPayload, blob []byte, okRows, failed int, start time.Time) error {
 	b := jobs.BatchKey(p.BatchID)
 	res, err := finishChunk.Run(ctx, w.rdb,
 		[]string{b, jobs.BatchDoneKey(p.BatchID), jobs.BatchOutKey(p.BatchID, p.Chunk), jobs.BatchInKey(p.BatchID, p.Chunk)},
@@ -197,10 +210,38 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 	return nil
 }
 
+// lastAttempt reports whether a failure of this task run is final.
+func lastAttempt(ctx context.Context) bool {
+	retried, ok1 := asynq.GetRetryCount(ctx)
+	most, ok2 := asynq.GetMaxRetry(ctx)
+	return ok1 && ok2 && retried >= most
+}
+
+// failChunk stores every row of a chunk that failed all its attempts as a
+// row error; the cause stays in the worker's log.
+func (w *Worker) failChunk(ctx context.Context, p jobs.BatchChunkPayload, rec map[string]string) error {
+	input, err := w.rdb.Get(ctx, jobs.BatchInKey(p.BatchID, p.Chunk)).Result()
+	if errors.Is(err, redis.Nil) {
+		return nil // canceled or expired meanwhile
+	}
+	if err != nil {
+		return err
+	}
+	chunkRows, _ := strconv.Atoi(rec[jobs.BatchFieldChunkRows])
+	most, _ := asynq.GetMaxRetry(ctx)
+	blob, failed := failRows(input, p.Chunk*chunkRows, rec[jobs.BatchFieldFormat] == jobs.BatchCSV, &batchfile.RowError{
+		Code: codeChunkFailed, Detail: fmt.Sprintf("Scoring this row's chunk failed %d times; submit these rows again.", most+1)})
+	return w.storeChunk(ctx, p, blob, 0, failed, time.Now())
+}
+
 // unusableChunk fails every row of a chunk with why it cannot be scored.
 func unusableChunk(input string, first int, csv bool, cause error) ([]byte, int) {
+	return failRows(input, first, csv, &batchfile.RowError{Code: codeBatchUnusable, Detail: cause.Error()})
+}
+
+// failRows fails every row of a chunk with e.
+func failRows(input string, first int, csv bool, e *batchfile.RowError) ([]byte, int) {
 	out := batchfile.NewResultWriter(nil, len(input)/4)
-	e := &batchfile.RowError{Code: codeBatchUnusable, Detail: cause.Error()}
 	n := 0
 	for ; input != ""; n++ {
 		_, input = batchfile.NextRecord(input, csv)
@@ -209,8 +250,12 @@ func unusableChunk(input string, first int, csv bool, cause error) ([]byte, int)
 	return out.Bytes(), n
 }
 
-// codeBatchUnusable is the row error of a chunk that cannot be decoded.
-const codeBatchUnusable = "batch_unusable"
+// Row errors of whole chunks: one that cannot be decoded, one that failed
+// every attempt.
+const (
+	codeBatchUnusable = "batch_unusable"
+	codeChunkFailed   = "chunk_failed"
+)
 
 // chunkScorer decodes a chunk's records into rows and scores them in blocks.
 type chunkScorer struct {

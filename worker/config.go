@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/hibiken/asynq"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -43,6 +44,11 @@ type Config struct {
 	// up to MaxRetryInterval. Defaults 1s and 30s.
 	RetryInterval    time.Duration
 	MaxRetryInterval time.Duration
+	// TaskRetryDelay is the pause before a failed task's first retry; it
+	// doubles per retry up to 64 times itself (1s: retries 1s, 2s, ... then
+	// every 64s, so a batch chunk's ten retries end within about six
+	// minutes). Env HOKUSAI_TASK_RETRY_DELAY, default 1s.
+	TaskRetryDelay time.Duration
 	// Recheck, when set, is asked every RecheckInterval while the worker
 	// serves; reasons it returns (a revoked token, say) stop consumption until
 	// a later check returns none. Default interval 1m.
@@ -85,6 +91,9 @@ func (c Config) WithDefaults() Config {
 	if c.MaxRetryInterval == 0 {
 		c.MaxRetryInterval = 30 * time.Second
 	}
+	if c.TaskRetryDelay == 0 {
+		c.TaskRetryDelay = time.Second
+	}
 	if c.RecheckInterval == 0 {
 		c.RecheckInterval = time.Minute
 	}
@@ -93,6 +102,13 @@ func (c Config) WithDefaults() Config {
 		c.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
 	}
 	return c
+}
+
+// retryDelay is asynq's RetryDelayFunc: TaskRetryDelay doubled per retry
+// so far, up to 64 times it. (asynq's default grows as n^4 seconds, so a
+// task's tenth retry would come hours after the first failure.)
+func (c Config) retryDelay(n int, _ error, _ *asynq.Task) time.Duration {
+	return c.TaskRetryDelay << min(max(n, 0), 6)
 }
 
 // Validate reports what is wrong with c, as sentences.
@@ -106,6 +122,9 @@ func (c Config) Validate() error {
 	}
 	if c.PollInterval <= 0 {
 		errs = append(errs, errors.New("poll interval must be positive"))
+	}
+	if c.TaskRetryDelay < 0 {
+		errs = append(errs, fmt.Errorf("task retry delay %s is negative", c.TaskRetryDelay))
 	}
 	return errors.Join(errs...)
 }

@@ -112,10 +112,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		Concurrency:       w.cfg.Concurrency,
 		Queues:            jobs.Queues(w.cfg.Pool, w.cfg.Lanes...),
 		TaskCheckInterval: w.cfg.PollInterval,
-		ShutdownTimeout:   w.cfg.ShutdownTimeout,
-		Logger:            asynqLogger{w.log.With("component", "asynq")},
-		LogLevel:          asynq.WarnLevel,
-		BaseContext:       func() context.Context { return context.Background() },
+		RetryDelayFunc:    w.cfg.retryDelay,
+		// Retries wait in asynq's retry set until this check moves them back;
+		// its default, 5s, would stretch 1s retry delays to 5s.
+		DelayedTaskCheckInterval: min(max(w.cfg.TaskRetryDelay, 10*time.Millisecond), 5*time.Second),
+		ShutdownTimeout:          w.cfg.ShutdownTimeout,
+		Logger:                   asynqLogger{w.log.With("component", "asynq")},
+		LogLevel:                 asynq.WarnLevel,
+		BaseContext:              func() context.Context { return context.Background() },
 	})
 	mux := asynq.NewServeMux()
 	mux.Use(w.observeTask)

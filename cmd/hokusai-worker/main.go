@@ -67,6 +67,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		HealthAddr:      env.String("HOKUSAI_HEALTH_ADDR", ":8081"),
 		Concurrency:     int(env.Int("HOKUSAI_CONCURRENCY", 0)),
 		ShutdownTimeout: env.Duration("HOKUSAI_SHUTDOWN_TIMEOUT", 0),
+		TaskRetryDelay:  env.Duration("HOKUSAI_TASK_RETRY_DELAY", 0),
 		RecheckInterval: env.Duration("HOKUSAI_TOKEN_RECHECK", 0),
 	}
 	fs := flag.NewFlagSet("hokusai-worker", flag.ContinueOnError)

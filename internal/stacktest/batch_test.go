@@ -26,6 +26,7 @@ import (
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/internal/leadgen"
+	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/internal/tenant"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
@@ -431,6 +432,46 @@ func TestBatchUnusableChunk(t *testing.T) {
 	if err != nil || len(recs) != 101 || recs[100][0] != "99" || recs[100][len(recs[100])-2] != "batch_unusable" ||
 		!strings.Contains(recs[100][len(recs[100])-1], `"colour"`) {
 		t.Fatalf("results %v (err %v)", recs[len(recs)-1], err)
+	}
+}
+
+// A chunk that fails every attempt (here: the registry moved its model to
+// another pool, so the only worker of its queue never has it) fails its
+// rows as chunk_failed instead of leaving the batch running for ever.
+func TestBatchChunkFailingEveryAttempt(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true, api: smallChunks.api})
+	_, stop := s.startWorker(srv.URL, worker.Config{})
+	s.waitReady("21")
+	stop()
+	s.fakeReadyWorker()
+	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 100, nil), "text/csv", "", nil))
+	moved := []registry.Spec{
+		{ID: "21", Source: "file://" + demoModel(t), Pool: "elsewhere"},
+		{ID: "22", Source: "file://" + demoModel(t)},
+	}
+	for i := range moved {
+		moved[i] = moved[i].WithDefaults()
+	}
+	if err := registry.Apply(t.Context(), s.rdb, moved); err != nil {
+		t.Fatal(err)
+	}
+	// asynq times retries in whole seconds: ten retries take about ten.
+	s.startWorker(srv.URL, worker.Config{TaskRetryDelay: time.Millisecond})
+	b := s.waitBatch(id, 30*time.Second)
+	if b.Status != jobs.BatchFailed || b.RowsFailed != 100 || b.RowsDone != 100 {
+		t.Fatalf("status %+v", b)
+	}
+	recs, err := csv.NewReader(bytes.NewReader(s.results(id, "csv"))).ReadAll()
+	if err != nil || len(recs) != 101 {
+		t.Fatalf("%d result rows (err %v)", len(recs), err)
+	}
+	for _, r := range recs[1:] {
+		if r[len(r)-2] != "chunk_failed" {
+			t.Fatalf("row %v, want the chunk_failed error", r)
+		}
+	}
+	if !strings.Contains(s.logs.String(), "chunk failed on its last attempt") {
+		t.Error("the worker did not log the chunk's failure")
 	}
 }
 
