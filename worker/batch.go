@@ -612,7 +612,7 @@ func (w *Worker) postWebhook(ctx context.Context, url, secret string, body []byt
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "hokusai-webhook/1")
 	req.Header.Set(tenant.SignatureHeader, tenant.Sign(secret, body))
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := w.webhooks.Do(req)
 	if err != nil {
 		a.Error = err.Error()
 		return a

@@ -49,6 +49,10 @@ type Config struct {
 	// every 64s, so a batch chunk's ten retries end within about six
 	// minutes). Env HOKUSAI_TASK_RETRY_DELAY, default 1s.
 	TaskRetryDelay time.Duration
+	// WebhookAllowPrivate lets batch webhooks reach loopback, private and
+	// link-local addresses; off, they go to public addresses only. For
+	// development and tests. Env HOKUSAI_WEBHOOK_ALLOW_PRIVATE=1.
+	WebhookAllowPrivate bool
 	// Recheck, when set, is asked every RecheckInterval while the worker
 	// serves; reasons it returns (a revoked token, say) stop consumption until
 	// a later check returns none. Default interval 1m.

@@ -55,6 +55,7 @@ type Worker struct {
 	wake *wakeHook
 	// enqueuer queues a batch's next chunks.
 	enqueuer *asynq.Client
+	webhooks *http.Client // see newWebhookClient
 
 	mu      sync.RWMutex
 	models  map[string]loaded
@@ -82,7 +83,8 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 	}
 	w := &Worker{cfg: cfg, rdb: rdb, load: load, log: log.With("worker_id", cfg.ID, "pool", cfg.Pool),
 		models: map[string]loaded{}, state: jobs.StateStarting, started: time.Now().UTC(),
-		changed: make(chan struct{}, 1), enqueuer: asynq.NewClientFromRedisClient(rdb)}
+		changed: make(chan struct{}, 1), enqueuer: asynq.NewClientFromRedisClient(rdb),
+		webhooks: newWebhookClient(cfg.WebhookAllowPrivate)}
 	w.metrics = newMetrics(w)
 	if cfg.TracerProvider != nil {
 		w.tracer = cfg.TracerProvider.Tracer("github.com/hokusai-ai/inference-queue/worker")

@@ -102,7 +102,8 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	sources := worker.NewSources(worker.SourcesConfig{})
-	w, err := worker.New(worker.Config{}, workerRDB, sources.Load, log.With("tier", "worker"))
+	// Local development: webhooks may go to a receiver on this machine.
+	w, err := worker.New(worker.Config{WebhookAllowPrivate: true}, workerRDB, sources.Load, log.With("tier", "worker"))
 	if err != nil {
 		return err
 	}

@@ -52,5 +52,20 @@ func (e *Env) Int(name string, def int64) int64 {
 	return n
 }
 
+// Bool parses 1/true/yes or 0/false/no; unset gives def.
+func (e *Env) Bool(name string, def bool) bool {
+	switch v := e.getenv(name); v {
+	case "":
+		return def
+	case "1", "true", "yes":
+		return true
+	case "0", "false", "no":
+		return false
+	default:
+		e.errs = append(e.errs, fmt.Errorf("%s=%q is not 1/true/yes or 0/false/no", name, v))
+		return def
+	}
+}
+
 // Err joins every parse error so far.
 func (e *Env) Err() error { return errors.Join(e.errs...) }

@@ -137,6 +137,7 @@ func (s *stack) startWorkerWith(url string, cfg worker.Config, sources *worker.S
 	cfg.ShutdownTimeout = 5 * time.Second
 	cfg.RetryInterval = 50 * time.Millisecond
 	cfg.MaxRetryInterval = 200 * time.Millisecond
+	cfg.WebhookAllowPrivate = true // the receivers are on loopback
 	cfg.TracerProvider = s.tracer
 	log := slog.New(slog.NewJSONHandler(s.logs, nil))
 	w, err := worker.New(cfg, newRedis(s.t, url), sources.Load, log.With("tier", "worker"))
