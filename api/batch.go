@@ -18,6 +18,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
@@ -571,6 +572,8 @@ type batchResponse struct {
 	CallbackURL string         `json:"callback_url,omitempty"`
 	Webhook     *webhookStatus `json:"webhook,omitempty"`
 	ResultsURL  string         `json:"results_url"`
+
+	pool string // the model's pool when the batch was submitted
 }
 
 type webhookStatus struct {
@@ -600,7 +603,8 @@ func (s *Server) batch(c echo.Context) (*batchResponse, error) {
 		RowsDone: num(jobs.BatchFieldOK) + num(jobs.BatchFieldFailed), ChunksTotal: num(jobs.BatchFieldChunks), ChunksDone: done,
 		CreatedAt: stamp(rec[jobs.BatchFieldCreated]), StartedAt: stamp(rec[jobs.BatchFieldStarted]),
 		FinishedAt: stamp(rec[jobs.BatchFieldFinished]), CanceledAt: stamp(rec[jobs.BatchFieldCanceled]),
-		CallbackURL: rec[jobs.BatchFieldCallback], ResultsURL: "/api/v1/batches/" + id + "/results"}
+		CallbackURL: rec[jobs.BatchFieldCallback], ResultsURL: "/api/v1/batches/" + id + "/results",
+		pool: rec[jobs.BatchFieldPool]}
 	if out.CallbackURL != "" {
 		out.Webhook = &webhookStatus{DeliveredAt: stamp(rec[jobs.BatchFieldHookDone]), Attempts: []jobs.WebhookAttempt{}}
 		for _, h := range hooksCmd.Val() {
@@ -766,6 +770,10 @@ func (s *Server) cancelBatch() echo.HandlerFunc {
 		}
 		switch b.Status {
 		case jobs.BatchCanceled:
+			// Again, in case the first cancel could not queue the webhook.
+			if err := s.notifyCanceled(c.Request().Context(), b); err != nil {
+				return s.unavailable(c, err)
+			}
 			return c.JSON(http.StatusOK, b)
 		case jobs.BatchSucceeded, jobs.BatchPartiallyFailed, jobs.BatchFailed:
 			return errorf(CodeConflict, "Batch %s already %s; there is nothing to cancel.", b.BatchID, b.Status)
@@ -786,7 +794,27 @@ func (s *Server) cancelBatch() echo.HandlerFunc {
 		if err != nil {
 			return s.unavailable(c, err)
 		}
+		if err := s.notifyCanceled(ctx, b); err != nil {
+			return s.unavailable(c, err)
+		}
 		b.Status, b.CanceledAt, b.ETASeconds = jobs.BatchCanceled, stamp(strconv.FormatInt(now, 10)), nil
 		return c.JSON(http.StatusOK, b)
 	}
+}
+
+// notifyCanceled queues the webhook of canceled batch b, if it has a
+// callback, once whatever the number of calls: a worker posts it, since
+// the API makes no outbound calls.
+func (s *Server) notifyCanceled(ctx context.Context, b *batchResponse) error {
+	if b.CallbackURL == "" {
+		return nil
+	}
+	task, err := jobs.NewBatchNotifyTask(b.BatchID, b.pool)
+	if err != nil {
+		return err
+	}
+	if _, err := s.client.EnqueueContext(ctx, task); err != nil && !errors.Is(err, asynq.ErrTaskIDConflict) {
+		return err
+	}
+	return nil
 }

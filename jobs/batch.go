@@ -8,8 +8,13 @@ import (
 	"github.com/hibiken/asynq"
 )
 
-// TypeBatchChunk scores one chunk of a batch.
-const TypeBatchChunk = "hokusai:batch_chunk"
+// Batch task types: TypeBatchChunk scores one chunk of a batch;
+// TypeBatchNotify sends a canceled batch's webhook (a finished batch's is
+// sent by the chunk that finishes it).
+const (
+	TypeBatchChunk  = "hokusai:batch_chunk"
+	TypeBatchNotify = "hokusai:batch_notify"
+)
 
 // Batch input formats, as the API stores them in the batch record.
 const (
@@ -153,4 +158,40 @@ func BatchStatus(rec map[string]string, done int) string {
 		return BatchRunning
 	}
 	return BatchQueued
+}
+
+// BatchNotifyPayload is the body of a batch notify task.
+type BatchNotifyPayload struct {
+	BatchID string `json:"batch_id"`
+}
+
+// BatchNotifyRetries is how often a notify task whose webhook keeps failing
+// runs again; each run makes up to four attempts, so twelve in all, as a
+// finished batch's webhook gets.
+const BatchNotifyRetries = 2
+
+// NewBatchNotifyTask builds the notify task of a canceled batch on the
+// pool's batch lane, once per batch.
+func NewBatchNotifyTask(batchID, pool string) (*asynq.Task, error) {
+	if batchID == "" {
+		return nil, fmt.Errorf("batch notify payload needs a batch id")
+	}
+	b, err := json.Marshal(BatchNotifyPayload{BatchID: batchID})
+	if err != nil {
+		return nil, fmt.Errorf("encode batch notify payload: %w", err)
+	}
+	return asynq.NewTask(TypeBatchNotify, b,
+		asynq.TaskID("notify:"+batchID),
+		asynq.Queue(Queue(pool, LaneBatch)),
+		asynq.MaxRetry(BatchNotifyRetries),
+	), nil
+}
+
+// DecodeBatchNotify reads a batch notify task's payload.
+func DecodeBatchNotify(b []byte) (BatchNotifyPayload, error) {
+	var p BatchNotifyPayload
+	if err := json.Unmarshal(b, &p); err != nil || p.BatchID == "" {
+		return p, fmt.Errorf("batch notify payload lacks a batch id")
+	}
+	return p, nil
 }

@@ -532,11 +532,33 @@ func (w *Worker) maybeNotify(ctx context.Context, p jobs.BatchChunkPayload) erro
 	if err != nil {
 		return err
 	}
-	if rec[jobs.BatchFieldFinisher] != strconv.Itoa(p.Chunk) || rec[jobs.BatchFieldCallback] == "" ||
-		rec[jobs.BatchFieldHookDone] != "" || rec[jobs.BatchFieldCanceled] != "" {
+	if rec[jobs.BatchFieldFinisher] != strconv.Itoa(p.Chunk) || rec[jobs.BatchFieldCanceled] != "" {
+		return nil // another chunk's, or the cancel's notify task's
+	}
+	return w.deliverWebhook(ctx, p.BatchID, rec)
+}
+
+// handleBatchNotify sends a canceled batch's webhook.
+func (w *Worker) handleBatchNotify(ctx context.Context, t *asynq.Task) error {
+	p, err := jobs.DecodeBatchNotify(t.Payload())
+	if err != nil {
+		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
+	}
+	rec, err := w.rdb.HGetAll(ctx, jobs.BatchKey(p.BatchID)).Result()
+	if err != nil || rec[jobs.BatchFieldCanceled] == "" {
+		return err // expired, or not canceled: nothing to announce here
+	}
+	return w.deliverWebhook(ctx, p.BatchID, rec)
+}
+
+// deliverWebhook posts batch id's summary to its callback, if it has one
+// not yet delivered, recording every attempt; it fails (for asynq to run
+// it again later) when a run's attempts all failed and some are left.
+func (w *Worker) deliverWebhook(ctx context.Context, id string, rec map[string]string) error {
+	if rec[jobs.BatchFieldCallback] == "" || rec[jobs.BatchFieldHookDone] != "" {
 		return nil
 	}
-	attempts, err := w.rdb.LLen(ctx, jobs.BatchHooksKey(p.BatchID)).Result()
+	attempts, err := w.rdb.LLen(ctx, jobs.BatchHooksKey(id)).Result()
 	if err != nil {
 		return err
 	}
@@ -547,21 +569,21 @@ func (w *Worker) maybeNotify(ctx context.Context, p jobs.BatchChunkPayload) erro
 	if err != nil {
 		return err
 	}
-	ttl, err := w.rdb.PTTL(ctx, jobs.BatchKey(p.BatchID)).Result()
+	ttl, err := w.rdb.PTTL(ctx, jobs.BatchKey(id)).Result()
 	if err != nil || ttl <= 0 {
 		return err // expired meanwhile: nothing left to announce
 	}
-	body, _ := json.Marshal(summarize(p.BatchID, rec))
+	body, _ := json.Marshal(summarize(id, rec))
 	backoff := webhookFirstBackoff
 	for i := range webhookAttemptsPerRun {
 		n := int(attempts) + i + 1
 		a := w.postWebhook(ctx, rec[jobs.BatchFieldCallback], secret, body, n)
 		b, _ := json.Marshal(a)
 		pl := w.rdb.TxPipeline()
-		pl.RPush(ctx, jobs.BatchHooksKey(p.BatchID), b)
-		pl.PExpire(ctx, jobs.BatchHooksKey(p.BatchID), ttl)
+		pl.RPush(ctx, jobs.BatchHooksKey(id), b)
+		pl.PExpire(ctx, jobs.BatchHooksKey(id), ttl)
 		if a.Status >= 200 && a.Status < 300 {
-			pl.HSet(ctx, jobs.BatchKey(p.BatchID), jobs.BatchFieldHookDone, a.At)
+			pl.HSet(ctx, jobs.BatchKey(id), jobs.BatchFieldHookDone, a.At)
 		}
 		if _, err := pl.Exec(ctx); err != nil {
 			return err
@@ -569,7 +591,7 @@ func (w *Worker) maybeNotify(ctx context.Context, p jobs.BatchChunkPayload) erro
 		if a.Status >= 200 && a.Status < 300 {
 			return nil
 		}
-		w.log.Warn("webhook failed", "batch_id", p.BatchID, "attempt", n, "status", a.Status, "err", a.Error)
+		w.log.Warn("webhook failed", "batch_id", id, "attempt", n, "status", a.Status, "err", a.Error)
 		if n >= webhookMaxAttempts {
 			return nil
 		}
@@ -580,7 +602,7 @@ func (w *Worker) maybeNotify(ctx context.Context, p jobs.BatchChunkPayload) erro
 		}
 		backoff *= 2
 	}
-	return fmt.Errorf("webhook of batch %s not delivered after %d attempts", p.BatchID, int(attempts)+webhookAttemptsPerRun)
+	return fmt.Errorf("webhook of batch %s not delivered after %d attempts", id, int(attempts)+webhookAttemptsPerRun)
 }
 
 func summarize(id string, rec map[string]string) batchSummary {
@@ -592,8 +614,12 @@ func summarize(id string, rec map[string]string) batchSummary {
 		}
 		return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
 	}
-	return batchSummary{Event: "batch.completed", BatchID: id, ModelID: rec[jobs.BatchFieldModel],
-		Status: jobs.BatchStatus(rec, num(jobs.BatchFieldChunks)), RowsTotal: num(jobs.BatchFieldRows),
+	status, event := jobs.BatchStatus(rec, num(jobs.BatchFieldChunks)), "batch.completed"
+	if status == jobs.BatchCanceled {
+		event = "batch.canceled"
+	}
+	return batchSummary{Event: event, BatchID: id, ModelID: rec[jobs.BatchFieldModel],
+		Status: status, RowsTotal: num(jobs.BatchFieldRows),
 		RowsDone: num(jobs.BatchFieldOK) + num(jobs.BatchFieldFailed), RowsFailed: num(jobs.BatchFieldFailed),
 		StartedAt: stamp(jobs.BatchFieldStarted), FinishedAt: stamp(jobs.BatchFieldFinished),
 		StatusURL: "/api/v1/batches/" + id, ResultsURL: "/api/v1/batches/" + id + "/results"}

@@ -127,6 +127,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	mux.Use(w.observeTask)
 	mux.HandleFunc(jobs.TypePredict, w.handlePredict)
 	mux.HandleFunc(jobs.TypeBatchChunk, w.noteBatch(w.handleBatchChunk))
+	mux.HandleFunc(jobs.TypeBatchNotify, w.handleBatchNotify)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}

@@ -525,6 +525,55 @@ func TestBatchWebhook(t *testing.T) {
 // second worker carries on, and the killed one's chunks come back after
 // asynq's 30 s lease (swept by the recoverer of a worker started after it),
 // so every row is in the results exactly once.
+// Canceling a batch that has a callback sends one signed batch.canceled
+// webhook, from a worker, however often the cancel is repeated.
+func TestBatchCancelWebhook(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true, api: smallChunks.api})
+	_, stop := s.startWorker(srv.URL, worker.Config{})
+	s.waitReady("21")
+	stop()
+	s.fakeReadyWorker() // accepted, but nothing runs until a worker starts
+	secret, err := tenant.WebhookSecret(t.Context(), s.rdb, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan map[string]any, 4)
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		var summary map[string]any
+		if tenant.Verify(secret, body, r.Header.Get(tenant.SignatureHeader)) && json.Unmarshal(body, &summary) == nil {
+			got <- summary
+		} else {
+			got <- nil
+		}
+	}))
+	defer hook.Close()
+	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 200, nil), "text/csv", "?callback_url="+hook.URL, nil))
+	for range 2 {
+		if r := s.do("DELETE", "/api/v1/batches/"+id, nil, nil); r.code != http.StatusOK {
+			t.Fatalf("cancel answered %d", r.code)
+		}
+	}
+	s.startWorker(srv.URL, worker.Config{})
+	select {
+	case summary := <-got:
+		if summary == nil || summary["event"] != "batch.canceled" || summary["status"] != jobs.BatchCanceled || summary["batch_id"] != id {
+			t.Fatalf("webhook %v, want a signed batch.canceled summary", summary)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatalf("no webhook after the cancel; logs:\n%s", s.logs)
+	}
+	eventually(t, 10*time.Second, func() bool {
+		b := s.batchStatus(id)
+		return b.Webhook != nil && b.Webhook.DeliveredAt != nil && len(b.Webhook.Attempts) == 1
+	}, "delivery not recorded: %+v", s.batchStatus(id))
+	select {
+	case extra := <-got:
+		t.Fatalf("a second webhook: %v", extra)
+	case <-time.After(time.Second):
+	}
+}
+
 func TestBatchWorkerKilled(t *testing.T) {
 	if testing.Short() {
 		t.Skip("waits out asynq's 30 s lease")
