@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"runtime"
+	"slices"
 	"strconv"
 	"time"
 
@@ -178,7 +179,12 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 		// the loaded model, say): every row fails, and the batch finishes.
 		blob, failed = unusableChunk(input, p.Chunk*chunkRows, rec[jobs.BatchFieldFormat] == jobs.BatchCSV, err)
 	} else {
-		sc.pause = func() { time.Sleep(blockPause) }
+		if !slices.Equal(w.cfg.Lanes, []jobs.Lane{jobs.LaneBatch}) {
+			// The pauses let this worker's own predicts through (see
+			// blockPause). A batch-only worker has none: run it in the idle
+			// CPU class to let other processes' work through instead.
+			sc.pause = func() { time.Sleep(blockPause) }
+		}
 		select {
 		case batchCPU <- struct{}{}:
 		case <-ctx.Done():
