@@ -7,8 +7,8 @@
 #     core, without queue or HTTP (go test ./worker -bench BatchInProcess).
 #  3. Celery: ../shared/peers/celery_batch.py on the same file (CELERY=0 skips;
 #     needs python3-celery python3-redis python3-xgboost python3-fastapi).
-# SPLIT=1 runs batch on a second worker (HOKUSAI_LANES=batch) in the idle CPU
-# class (chrt --idle 0, SCHED_IDLE): sync work preempts it as soon as it wakes.
+# SPLIT=1 runs batch on a second worker (HOKUSAI_LANES=batch), which puts itself
+# in the idle CPU class (SCHED_IDLE): sync work preempts it as soon as it wakes.
 # ROWS (default 1,000,000) synthetic leads are written under /tmp, never in
 # the repository. Every process started here is stopped by its PID on exit.
 set -euo pipefail
@@ -40,11 +40,11 @@ printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: f
 export HOKUSAI_API_KEY=$("$work/bin/hokusai" keys create --tenant bench)
 export HOKUSAI_API_URL="http://127.0.0.1:$aport"
 if [ "${SPLIT:-0}" = 1 ]; then
-  # Sync and async on one worker; batch on another in the idle CPU class,
-  # so partners' calls take the cores first.
+  # Sync and async on one worker; batch on another, in the idle CPU class by
+  # default, so partners' calls take the cores first.
   HOKUSAI_LOG_LEVEL=warn HOKUSAI_LANES=sync,async "$work/bin/hokusai-worker" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
   pids+=($!)
-  HOKUSAI_LOG_LEVEL=warn HOKUSAI_LANES=batch chrt --idle 0 "$work/bin/hokusai-worker" --health-addr "127.0.0.1:0" >"$work/batch-worker.log" 2>&1 &
+  HOKUSAI_LOG_LEVEL=warn HOKUSAI_LANES=batch "$work/bin/hokusai-worker" --health-addr "127.0.0.1:0" >"$work/batch-worker.log" 2>&1 &
   pids+=($!)
 else
   HOKUSAI_LOG_LEVEL=warn "$work/bin/hokusai-worker" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &

@@ -17,10 +17,12 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/hokusai-ai/inference-queue/internal/cpuclass"
 	"github.com/hokusai-ai/inference-queue/internal/envconf"
 	"github.com/hokusai-ai/inference-queue/internal/probe"
 	"github.com/hokusai-ai/inference-queue/internal/service"
@@ -78,6 +80,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	common := service.AddFlags(fs, env)
 	modelsDir := fs.String("models-dir", env.String("HOKUSAI_MODELS_DIR", "."), "base folder for relative file:// sources (HOKUSAI_MODELS_DIR)")
 	lanes := fs.String("lanes", env.String("HOKUSAI_LANES", "sync,async,batch"), "lanes of the pool to consume (HOKUSAI_LANES)")
+	class := fs.String("cpu-class", env.String("HOKUSAI_CPU_CLASS", ""), "normal, or idle to run only on cycles other processes leave (HOKUSAI_CPU_CLASS; default idle for a batch-only worker)")
 	if err := fs.Parse(args[1:]); err != nil {
 		return err
 	}
@@ -91,6 +94,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 		cfg.Lanes = append(cfg.Lanes, lane)
 	}
+	explicit := *class != ""
+	if !explicit {
+		*class = cpuclass.Normal
+		if slices.Equal(cfg.Lanes, []jobs.Lane{jobs.LaneBatch}) {
+			*class = cpuclass.Idle // batch yields the cores to sync work beside it
+		}
+	}
+	if _, err := cpuclass.Parse(*class); err != nil {
+		return err
+	}
+	classErr := cpuclass.Set(*class)
+	if classErr != nil && explicit {
+		return classErr
+	}
 	sources, err := newSources(ctx, getenv, *modelsDir, env)
 	if err != nil {
 		return err
@@ -101,6 +118,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer proc.Close()
 	log := proc.Log
+	if classErr != nil {
+		log.Warn("cpu class not set; running at normal priority", "class", *class, "err", classErr.Error())
+	} else {
+		log.Info("cpu class", "class", *class, "lanes", cfg.Lanes)
+	}
 	cfg.Recheck = sources.Recheck
 	cfg.TracerProvider = proc.Tracer
 	w, err := worker.New(cfg, proc.Redis, sources.Load, log)

@@ -1,0 +1,28 @@
+package cpuclass
+
+import "fmt"
+
+// Classes a process can ask for.
+const (
+	Normal = "normal"
+	Idle   = "idle"
+)
+
+// Parse checks a class name.
+func Parse(s string) (string, error) {
+	switch s {
+	case Normal, Idle:
+		return s, nil
+	}
+	return "", fmt.Errorf("CPU class %q is not normal or idle", s)
+}
+
+// Set moves every thread of the process to class; threads started later
+// inherit it from the thread that starts them. Normal changes nothing: a
+// process cannot raise its class back without privilege.
+func Set(class string) error {
+	if class != Idle {
+		return nil
+	}
+	return setIdle()
+}
