@@ -18,8 +18,9 @@ import (
 
 const (
 	composeFile = "../docker-compose.yml"
-	// tokenService is the only compose service that may see the HF token.
-	tokenService = "worker"
+	// tokenServices are the compose services that may see the HF token:
+	// the workers (sync/async, and batch).
+	tokenServices = "worker batch-worker"
 	// tokenSecret is the compose secret holding the HF token.
 	tokenSecret = "hf_token"
 )
@@ -71,10 +72,38 @@ func checkCompose(p *types.Project, models []registry.Spec) []string {
 	checkComposeHealth(p, &c)
 	checkComposeRedis(p, &c)
 	checkComposeModels(p, models, &c)
+	checkComposeLanes(p, &c)
 	return c.list
 }
 
-// checkComposeToken: only the worker gets the token, and only as the secret.
+// checkComposeLanes: the worker services together consume every lane, so
+// no kind of work is accepted and never run.
+func checkComposeLanes(p *types.Project, c *findings) {
+	covered := map[string]bool{}
+	for _, name := range strings.Fields(tokenServices) {
+		svc, ok := p.Services[name]
+		if !ok {
+			continue // checkComposeModels reports it
+		}
+		lanes := "sync,async,batch" // the worker's default
+		if v := svc.Environment["HOKUSAI_LANES"]; v != nil {
+			lanes = *v
+		}
+		if i := slices.Index(svc.Command, "--lanes"); i >= 0 && i+1 < len(svc.Command) {
+			lanes = svc.Command[i+1]
+		}
+		for _, l := range strings.Split(lanes, ",") {
+			covered[strings.TrimSpace(l)] = true
+		}
+	}
+	for _, lane := range []string{"sync", "async", "batch"} {
+		if !covered[lane] {
+			c.add("no worker service consumes the %s lane", lane)
+		}
+	}
+}
+
+// checkComposeToken: only the workers get the token, and only as the secret.
 func checkComposeToken(p *types.Project, c *findings) {
 	tokenFiles := map[string]bool{}
 	for name, s := range p.Secrets {
@@ -89,7 +118,7 @@ func checkComposeToken(p *types.Project, c *findings) {
 	}
 	for _, name := range sortedKeys(p.Services) {
 		svc := p.Services[name]
-		if name == tokenService {
+		if slices.Contains(strings.Fields(tokenServices), name) {
 			if !slices.ContainsFunc(svc.Secrets, func(s types.ServiceSecretConfig) bool { return s.Source == tokenSecret }) {
 				c.add("service %s lacks the %s secret", name, tokenSecret)
 			}
@@ -102,7 +131,7 @@ func checkComposeToken(p *types.Project, c *findings) {
 		}
 		for _, s := range svc.Secrets {
 			if s.Source == tokenSecret || namesHFToken(s.Source) || namesHFToken(s.Target) {
-				c.add("service %s receives secret %s; the HF token belongs to %s only", name, s.Source, tokenService)
+				c.add("service %s receives secret %s; the HF token belongs to %s only", name, s.Source, tokenServices)
 			}
 		}
 		for _, cfg := range svc.Configs {
@@ -112,7 +141,7 @@ func checkComposeToken(p *types.Project, c *findings) {
 		}
 		for key := range svc.Environment {
 			if namesHFToken(key) {
-				c.add("service %s has %s in its environment; the HF token belongs to %s only", name, key, tokenService)
+				c.add("service %s has %s in its environment; the HF token belongs to %s only", name, key, tokenServices)
 			}
 		}
 		for _, v := range svc.Volumes {
@@ -178,20 +207,22 @@ func checkComposeRedis(p *types.Project, c *findings) {
 // checkComposeModels: every file:// model of the registry seed is inside a
 // read-only mount of the worker.
 func checkComposeModels(p *types.Project, models []registry.Spec, c *findings) {
-	worker, ok := p.Services[tokenService]
-	if !ok {
-		c.add("there is no %s service", tokenService)
-		return
-	}
-	for _, m := range models {
-		path, isFile := strings.CutPrefix(m.Source, "file://")
-		if !isFile {
+	for _, name := range strings.Fields(tokenServices) {
+		worker, ok := p.Services[name]
+		if !ok {
+			c.add("there is no %s service", name)
 			continue
 		}
-		if !slices.ContainsFunc(worker.Volumes, func(v types.ServiceVolumeConfig) bool {
-			return v.ReadOnly && (path == v.Target || strings.HasPrefix(path, strings.TrimSuffix(v.Target, "/")+"/"))
-		}) {
-			c.add("model %s (%s) is not inside a read-only mount of service %s", m.ID, m.Source, tokenService)
+		for _, m := range models {
+			path, isFile := strings.CutPrefix(m.Source, "file://")
+			if !isFile {
+				continue
+			}
+			if !slices.ContainsFunc(worker.Volumes, func(v types.ServiceVolumeConfig) bool {
+				return v.ReadOnly && (path == v.Target || strings.HasPrefix(path, strings.TrimSuffix(v.Target, "/")+"/"))
+			}) {
+				c.add("model %s (%s) is not inside a read-only mount of service %s", m.ID, m.Source, name)
+			}
 		}
 	}
 }
@@ -284,6 +315,8 @@ func TestComposeChecksCatchRegressions(t *testing.T) {
 		{"worker starts before redis is healthy", setKey("worker", "depends_on", []any{"redis", "init"}), `depends on redis with condition "service_started"`},
 		{"demo model not mounted", deleteKey("worker", "volumes"), "model 21 (file:///models/sales-lead-scoring) is not inside a read-only mount"},
 		{"demo model mounted writable", setKey("worker", "volumes", []any{"./models:/models"}), "is not inside a read-only mount"},
+		{"batch lane left out", setKey("batch-worker", "command", []any{"--lanes", "async"}), "no worker service consumes the batch lane"},
+		{"batch worker loses the secret", deleteKey("batch-worker", "secrets"), "service batch-worker lacks the hf_token secret"},
 	}
 	src, err := os.ReadFile(composeFile)
 	if err != nil {
