@@ -177,7 +177,7 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 	if sc, err := newChunkScorer(m, rec); err != nil {
 		// The chunk cannot be read at all (its CSV header no longer fits
 		// the loaded model, say): every row fails, and the batch finishes.
-		blob, failed = unusableChunk(input, p.Chunk*chunkRows, rec[jobs.BatchFieldFormat] == jobs.BatchCSV, err)
+		blob, failed = unusableChunk(input, p.Chunk*chunkRows, rec, err)
 	} else {
 		if !slices.Equal(w.cfg.Lanes, []jobs.Lane{jobs.LaneBatch}) {
 			// The pauses let this worker's own predicts through (see
@@ -235,23 +235,29 @@ func (w *Worker) failChunk(ctx context.Context, p jobs.BatchChunkPayload, rec ma
 	}
 	chunkRows, _ := strconv.Atoi(rec[jobs.BatchFieldChunkRows])
 	most, _ := asynq.GetMaxRetry(ctx)
-	blob, failed := failRows(input, p.Chunk*chunkRows, rec[jobs.BatchFieldFormat] == jobs.BatchCSV, &batchfile.RowError{
+	blob, failed := failRows(input, p.Chunk*chunkRows, rec, &batchfile.RowError{
 		Code: codeChunkFailed, Detail: fmt.Sprintf("Scoring this row's chunk failed %d times; submit these rows again.", most+1)})
 	return w.storeChunk(ctx, p, blob, 0, failed, time.Now())
 }
 
 // unusableChunk fails every row of a chunk with why it cannot be scored.
-func unusableChunk(input string, first int, csv bool, cause error) ([]byte, int) {
-	return failRows(input, first, csv, &batchfile.RowError{Code: codeBatchUnusable, Detail: cause.Error()})
+func unusableChunk(input string, first int, rec map[string]string, cause error) ([]byte, int) {
+	return failRows(input, first, rec, &batchfile.RowError{Code: codeBatchUnusable, Detail: cause.Error()})
 }
 
-// failRows fails every row of a chunk with e.
-func failRows(input string, first int, csv bool, e *batchfile.RowError) ([]byte, int) {
+// failRows fails every row of a chunk of batch rec with e, keeping each
+// row's id so partners can still match it.
+func failRows(input string, first int, rec map[string]string, e *batchfile.RowError) ([]byte, int) {
+	csv := rec[jobs.BatchFieldFormat] == jobs.BatchCSV
+	var header []string
+	_ = json.Unmarshal([]byte(rec[jobs.BatchFieldHeader]), &header) // none: no ids
+	ids := batchfile.NewIDReader(header, csv)
 	out := batchfile.NewResultWriter(nil, len(input)/4)
 	n := 0
 	for ; input != ""; n++ {
-		_, input = batchfile.NextRecord(input, csv)
-		out.Fail(first+n, "", e)
+		var r string
+		r, input = batchfile.NextRecord(input, csv)
+		out.Fail(first+n, ids.ID(r), e)
 	}
 	return out.Bytes(), n
 }

@@ -165,3 +165,48 @@ func invalid(errs []jobs.FieldError) *RowError {
 	}
 	return &RowError{Code: "invalid_input", Detail: strings.Join(parts, "; "), Fields: errs}
 }
+
+// IDReader reads each record's id without a schema, for the rows of a
+// chunk that fails before its records are decoded.
+type IDReader struct {
+	csv    bool
+	col    int // the CSV header's id column, or -1
+	fields []string
+}
+
+// NewIDReader reads ids from CSV records under header, or (csv false) from
+// JSON objects' "id".
+func NewIDReader(header []string, csv bool) *IDReader {
+	r := &IDReader{csv: csv, col: -1}
+	for c, name := range header {
+		if strings.TrimSpace(strings.TrimPrefix(name, "\ufeff")) == IDColumn {
+			r.col = c
+		}
+	}
+	return r
+}
+
+// ID returns rec's id as Decoder does (a JSON id that is not a string as
+// its JSON text), or "" when it has none or the record cannot be read.
+func (r *IDReader) ID(rec string) string {
+	if r.csv {
+		var err error
+		if r.fields, err = SplitCSV(rec, r.fields); err != nil || r.col < 0 || r.col >= len(r.fields) {
+			return ""
+		}
+		return r.fields[r.col]
+	}
+	var obj map[string]json.RawMessage
+	if json.Unmarshal([]byte(rec), &obj) != nil {
+		return ""
+	}
+	raw, ok := obj[IDColumn]
+	if !ok || len(raw) == 0 {
+		return ""
+	}
+	var s string
+	if raw[0] == '"' && json.Unmarshal(raw, &s) == nil {
+		return s
+	}
+	return string(raw)
+}

@@ -85,3 +85,36 @@ func TestJSONDecoder(t *testing.T) {
 		}
 	}
 }
+
+// IDReader finds the same ids as the decoders, valid row or not.
+func TestIDReaderMatchesDecoders(t *testing.T) {
+	s := testSchema(t)
+	header := []string{"company_size", "id", "decision_timeline"}
+	d, err := NewCSVDecoder(s, header)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids := NewIDReader(header, true)
+	row := make(jobs.Row, len(s.Fields))
+	for _, rec := range []string{`3,lead-1,Immediate`, `-5,"lead,2",Immediate`, `x,lead-3,Never`, `1,lead-4`, `,,`} {
+		want, _ := d.CSV(rec, row)
+		if got := ids.ID(rec); got != want || (rec != `,,` && got == "") {
+			t.Errorf("CSV %q: id %q, decoder %q", rec, got, want)
+		}
+	}
+	if got := NewIDReader([]string{"company_size"}, true).ID("3"); got != "" {
+		t.Errorf("no id column: %q", got)
+	}
+	j := NewJSONDecoder(s)
+	ids = NewIDReader(nil, false)
+	for _, rec := range []string{`{"id": "a", "company_size": 3, "decision_timeline": "Immediate"}`, `{"id": 17, "colour": 1}`,
+		`{"id": null}`, `{"company_size": 3}`, `{"id": "q\"uote"}`} {
+		want, _ := j.JSON([]byte(rec), row)
+		if got := ids.ID(rec); got != want {
+			t.Errorf("JSON %s: id %q, decoder %q", rec, got, want)
+		}
+	}
+	if got := ids.ID(`{`); got != "" {
+		t.Errorf("malformed line: id %q", got)
+	}
+}

@@ -465,9 +465,9 @@ func TestBatchChunkFailingEveryAttempt(t *testing.T) {
 	if err != nil || len(recs) != 101 {
 		t.Fatalf("%d result rows (err %v)", len(recs), err)
 	}
-	for _, r := range recs[1:] {
-		if r[len(r)-2] != "chunk_failed" {
-			t.Fatalf("row %v, want the chunk_failed error", r)
+	for i, r := range recs[1:] {
+		if r[0] != strconv.Itoa(i) || r[1] != "L"+strconv.Itoa(i) || r[len(r)-2] != "chunk_failed" {
+			t.Fatalf("row %v, want row %d, id L%d and the chunk_failed error", r, i, i)
 		}
 	}
 	if !strings.Contains(s.logs.String(), "chunk failed on its last attempt") {
