@@ -9,7 +9,6 @@ import (
 	"io"
 	"net/http"
 	"runtime"
-	"slices"
 	"strconv"
 	"time"
 
@@ -179,7 +178,7 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 		// the loaded model, say): every row fails, and the batch finishes.
 		blob, failed = unusableChunk(input, p.Chunk*chunkRows, rec, err)
 	} else {
-		if !slices.Equal(w.cfg.Lanes, []jobs.Lane{jobs.LaneBatch}) {
+		if !w.cfg.BatchOnly() {
 			// The pauses let this worker's own predicts through (see
 			// blockPause). A batch-only worker has none: run it in the idle
 			// CPU class to let other processes' work through instead.
@@ -249,8 +248,7 @@ func unusableChunk(input string, first int, rec map[string]string, cause error) 
 // row's id so partners can still match it.
 func failRows(input string, first int, rec map[string]string, e *batchfile.RowError) ([]byte, int) {
 	csv := rec[jobs.BatchFieldFormat] == jobs.BatchCSV
-	var header []string
-	_ = json.Unmarshal([]byte(rec[jobs.BatchFieldHeader]), &header) // none: no ids
+	header, _ := batchHeader(rec) // none: no ids
 	ids := batchfile.NewIDReader(header, csv)
 	out := batchfile.NewResultWriter(nil, len(input)/4)
 	n := 0
@@ -285,13 +283,22 @@ type chunkScorer struct {
 	pause   func()             // between blocks; nil: none
 }
 
+// batchHeader reads a CSV batch's header from its record.
+func batchHeader(rec map[string]string) ([]string, error) {
+	var header []string
+	if err := json.Unmarshal([]byte(rec[jobs.BatchFieldHeader]), &header); err != nil {
+		return nil, fmt.Errorf("the batch record's header is not a JSON list: %v", err)
+	}
+	return header, nil
+}
+
 func newChunkScorer(m loaded, rec map[string]string) (*chunkScorer, error) {
 	sc := &chunkScorer{csv: rec[jobs.BatchFieldFormat] == jobs.BatchCSV, explain: rec[jobs.BatchFieldExplain] == "1",
 		schema: &m.info.Schema, model: m.model}
 	if sc.csv {
-		var header []string
-		if err := json.Unmarshal([]byte(rec[jobs.BatchFieldHeader]), &header); err != nil {
-			return nil, fmt.Errorf("the batch record's header is not a JSON list: %v", err)
+		header, err := batchHeader(rec)
+		if err != nil {
+			return nil, err
 		}
 		d, err := batchfile.NewCSVDecoder(sc.schema, header)
 		if err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"time"
 
 	"github.com/google/uuid"
@@ -107,6 +108,10 @@ func (c Config) WithDefaults() Config {
 	}
 	return c
 }
+
+// BatchOnly reports whether the worker consumes the batch lane alone: it
+// then runs in the idle CPU class by default and scores without pauses.
+func (c Config) BatchOnly() bool { return slices.Equal(c.Lanes, []jobs.Lane{jobs.LaneBatch}) }
 
 // retryDelay is asynq's RetryDelayFunc: TaskRetryDelay doubled per retry
 // so far, up to 64 times it. (asynq's default grows as n^4 seconds, so a

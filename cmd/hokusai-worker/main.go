@@ -17,7 +17,6 @@ import (
 	"net/http/pprof"
 	"os"
 	"os/signal"
-	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -97,7 +96,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	explicit := *class != ""
 	if !explicit {
 		*class = cpuclass.Normal
-		if slices.Equal(cfg.Lanes, []jobs.Lane{jobs.LaneBatch}) {
+		if cfg.BatchOnly() {
 			*class = cpuclass.Idle // batch yields the cores to sync work beside it
 		}
 	}
