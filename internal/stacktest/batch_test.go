@@ -48,7 +48,7 @@ func (s *stack) submitBatch(body []byte, ctype, query string, headers map[string
 func (s *stack) acceptedBatch(r reply) string {
 	s.t.Helper()
 	if r.code != http.StatusAccepted {
-		s.t.Fatalf("submit answered %d: %s", r.code, r.body)
+		s.t.Fatalf("submit answered %d: %s; logs:\n%s", r.code, r.body, s.logs)
 	}
 	id, _ := r.json(s.t)["batch_id"].(string)
 	return id
