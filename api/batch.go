@@ -23,6 +23,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
+	"github.com/hokusai-ai/inference-queue/internal/pace"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/internal/wakeup"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -42,6 +43,13 @@ type BatchConfig struct {
 	// 10 ms of scoring), small enough that a 1M-row batch spreads over all
 	// workers and reports progress often.
 	ChunkRows int
+	// PaceBurst and PacePause pace the API's share of a batch (splitting the
+	// upload into chunks, rendering the results): while a sync predict is in
+	// flight, each PaceBurst of that work is followed by a PacePause sleep,
+	// so the predict's next step finds a core. Defaults 100us and 500us;
+	// a negative PaceBurst turns pacing off.
+	PaceBurst time.Duration
+	PacePause time.Duration
 }
 
 func (c BatchConfig) withDefaults() BatchConfig {
@@ -57,12 +65,21 @@ func (c BatchConfig) withDefaults() BatchConfig {
 	if c.ChunkRows == 0 {
 		c.ChunkRows = 4096
 	}
+	if c.PaceBurst == 0 {
+		c.PaceBurst = 100 * time.Microsecond
+	}
+	if c.PacePause == 0 {
+		c.PacePause = 500 * time.Microsecond
+	}
 	return c
 }
 
 func (c BatchConfig) validate() error {
 	if c.ChunkRows < 1 || c.MaxRows < 1 || c.MaxBytes < 1 || c.MaxRecordBytes < 1 {
 		return errors.New("batch limits and chunk size must be positive")
+	}
+	if c.PacePause < 0 {
+		return errors.New("the batch pace pause must not be negative")
 	}
 	return nil
 }
@@ -100,6 +117,7 @@ type batchUpload struct {
 	rows    int
 	chunks  int
 	window  int // chunks of this batch queued at once
+	pace    *pace.Pacer
 }
 
 // submitBatch answers POST /api/v1/models/:id/batches.
@@ -121,12 +139,14 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		if req.ContentLength > lim.MaxBytes {
 			return tooLarge(lim)
 		}
-		// The idempotency hash covers everything that shapes the batch.
+		// The idempotency hash covers everything that shapes the batch; a
+		// body without a key is not hashed.
 		h := sha256.New()
 		fmt.Fprintf(h, "%s\n%s\n%s\n%t\n", spec.ID, format, callback, explain)
-		body := &limitedBody{r: io.TeeReader(req.Body, h), left: lim.MaxBytes}
+		body := &limitedBody{r: req.Body, left: lim.MaxBytes}
 		idem := strings.TrimSpace(req.Header.Get("Idempotency-Key"))
 		if idem != "" {
+			body.r = io.TeeReader(req.Body, h)
 			if prior, err := s.priorBatch(c, idem); err != nil {
 				return err
 			} else if prior != nil {
@@ -134,7 +154,7 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 			}
 		}
 		u := &batchUpload{s: s, ctx: req.Context(), id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.ResultTTL,
-			window: batchWindow(s.state.get().readyWorkers(spec.ID))}
+			window: batchWindow(s.state.get().readyWorkers(spec.ID)), pace: s.batchPacer()}
 		rec := map[string]any{
 			jobs.BatchFieldTenant: tenantOf(c), jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
 			jobs.BatchFieldChunkRows: lim.ChunkRows, jobs.BatchFieldCreated: time.Now().UnixMilli(),
@@ -189,6 +209,20 @@ func tooLarge(lim BatchConfig) *Error {
 // async work (a slot taken by a queued chunk would make a partner's request
 // wait for it).
 func batchWindow(workers int) int { return 3 * max(1, workers) }
+
+// syncRecent is how long after a sync predict batch work keeps pacing
+// itself: partners' calls come in streams, and the next one's arrival is
+// what a running burst would delay.
+const syncRecent = time.Second
+
+// batchPacer paces one upload or results stream: full speed while no sync
+// predict has come in for syncRecent, giving way while they do.
+func (s *Server) batchPacer() *pace.Pacer {
+	lim := s.cfg.Batch
+	return &pace.Pacer{Burst: lim.PaceBurst, Pause: lim.PacePause, Busy: func() bool {
+		return time.Now().UnixNano()-s.lastSync.Load() < int64(syncRecent)
+	}}
+}
 
 // batchModel finds the model and its published schema, and refuses early
 // when no worker can serve it.
@@ -416,6 +450,7 @@ func (u *batchUpload) add(rec []byte) error {
 	u.chunk.Write(rec)
 	u.chunk.WriteByte('\n')
 	u.rows++
+	u.pace.Step()
 	u.inChunk++
 	return nil
 }
@@ -701,6 +736,7 @@ func (s *Server) getBatchResults() echo.HandlerFunc {
 		}
 		ctx := c.Request().Context()
 		keys := make([]string, 0, resultsWindow)
+		pc := s.batchPacer()
 		c.Response().WriteHeader(http.StatusOK)
 		w := bufio.NewWriterSize(c.Response(), 256<<10)
 		for n := 0; n < b.ChunksTotal; {
@@ -719,7 +755,7 @@ func (s *Server) getBatchResults() echo.HandlerFunc {
 				if missing = !ok; missing {
 					break
 				}
-				if err := batchfile.RenderChunk(w, r, []byte(blob), n == 0); err != nil {
+				if err := batchfile.RenderChunk(w, r, []byte(blob), n == 0, pc); err != nil {
 					return nil
 				}
 				n++

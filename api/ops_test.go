@@ -16,6 +16,13 @@ import (
 
 func startServer(t *testing.T, cfg Config) string {
 	t.Helper()
+	_, base := serve(t, cfg)
+	return base
+}
+
+// serve runs a Server on a loopback listener until the test ends.
+func serve(t *testing.T, cfg Config) (*Server, string) {
+	t.Helper()
 	s, err := NewServer(cfg, redistest.Client(t, srv), slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
@@ -28,7 +35,7 @@ func startServer(t *testing.T, cfg Config) string {
 	done := make(chan error)
 	go func() { done <- s.Run(ctx, ln) }()
 	t.Cleanup(func() { cancel(); <-done })
-	return "http://" + ln.Addr().String()
+	return s, "http://" + ln.Addr().String()
 }
 
 // The operator pages: off without a token, Basic or Bearer admin auth,

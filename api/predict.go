@@ -44,6 +44,7 @@ func (s *Server) predict() echo.HandlerFunc {
 		if prefs.async {
 			return s.submit(c, jobs.LaneAsync, 0)
 		}
+		s.lastSync.Store(time.Now().UnixNano())
 		return s.submit(c, jobs.LaneSync, prefs.wait)
 	}
 }

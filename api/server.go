@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -36,6 +37,9 @@ type Server struct {
 	metrics *metrics
 	ops     *ops         // nil when /ops is off
 	tracer  trace.Tracer // nil when tracing is off
+	// lastSync is when the latest sync predict arrived (Unix ns); batch work
+	// paces itself while partners are calling (see batchPacer).
+	lastSync atomic.Int64
 }
 
 // NewServer builds the API on rdb. Call Run to serve. It adds a hook to rdb

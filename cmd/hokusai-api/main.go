@@ -49,6 +49,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			MaxBytes:  env.Int("HOKUSAI_BATCH_MAX_BYTES", 0),
 			MaxRows:   int(env.Int("HOKUSAI_BATCH_MAX_ROWS", 0)),
 			ChunkRows: int(env.Int("HOKUSAI_BATCH_CHUNK_ROWS", 0)),
+			PaceBurst: env.Duration("HOKUSAI_BATCH_PACE_BURST", 0),
+			PacePause: env.Duration("HOKUSAI_BATCH_PACE_PAUSE", 0),
 		},
 	}
 	fs := flag.NewFlagSet("hokusai-api", flag.ContinueOnError)

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/hokusai-ai/inference-queue/internal/pace"
 )
 
 // Renderer writes decoded results as one output format.
@@ -171,8 +173,8 @@ func appendJSONString(b, s []byte) []byte {
 }
 
 // RenderChunk writes one chunk's results with r, after the header when
-// first is set.
-func RenderChunk(w *bufio.Writer, r Renderer, blob []byte, first bool) error {
+// first is set, a step of p a row.
+func RenderChunk(w *bufio.Writer, r Renderer, blob []byte, first bool, p *pace.Pacer) error {
 	rr, err := NewResultReader(blob)
 	if err != nil {
 		return err
@@ -190,5 +192,6 @@ func RenderChunk(w *bufio.Writer, r Renderer, blob []byte, first bool) error {
 		if err := r.Row(w, rr.Cols, res); err != nil {
 			return err
 		}
+		p.Step()
 	}
 }

@@ -34,7 +34,7 @@ func TestResultsRender(t *testing.T) {
 
 	var out bytes.Buffer
 	bw := bufio.NewWriter(&out)
-	if err := RenderChunk(bw, &CSVRenderer{}, w.Bytes(), true); err != nil {
+	if err := RenderChunk(bw, &CSVRenderer{}, w.Bytes(), true, nil); err != nil {
 		t.Fatal(err)
 	}
 	bw.Flush()
@@ -53,7 +53,7 @@ func TestResultsRender(t *testing.T) {
 	}
 
 	out.Reset()
-	if err := RenderChunk(bw, &JSONLRenderer{}, w.Bytes(), true); err != nil {
+	if err := RenderChunk(bw, &JSONLRenderer{}, w.Bytes(), true, nil); err != nil {
 		t.Fatal(err)
 	}
 	bw.Flush()
