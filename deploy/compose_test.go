@@ -73,6 +73,7 @@ func checkCompose(p *types.Project, models []registry.Spec) []string {
 	checkComposeRedis(p, &c)
 	checkComposeModels(p, models, &c)
 	checkComposeLanes(p, &c)
+	checkComposeBatchWeight(p, &c)
 	return c.list
 }
 
@@ -85,14 +86,7 @@ func checkComposeLanes(p *types.Project, c *findings) {
 		if !ok {
 			continue // checkComposeModels reports it
 		}
-		lanes := "sync,async,batch" // the worker's default
-		if v := svc.Environment["HOKUSAI_LANES"]; v != nil {
-			lanes = *v
-		}
-		if i := slices.Index(svc.Command, "--lanes"); i >= 0 && i+1 < len(svc.Command) {
-			lanes = svc.Command[i+1]
-		}
-		for _, l := range strings.Split(lanes, ",") {
+		for _, l := range strings.Split(serviceLanes(svc), ",") {
 			covered[strings.TrimSpace(l)] = true
 		}
 	}
@@ -101,6 +95,37 @@ func checkComposeLanes(p *types.Project, c *findings) {
 			c.add("no worker service consumes the %s lane", lane)
 		}
 	}
+}
+
+// batchShares is the most CPU weight a batch-only service may have: its
+// idle-class threads rank only against their own container, so the
+// container itself must give way to the services partners wait on.
+const batchShares = 16
+
+// checkComposeBatchWeight: a worker service that consumes only the batch
+// lane runs with a low CPU weight.
+func checkComposeBatchWeight(p *types.Project, c *findings) {
+	for _, name := range strings.Fields(tokenServices) {
+		svc, ok := p.Services[name]
+		if !ok || serviceLanes(svc) != "batch" {
+			continue
+		}
+		if svc.CPUShares == 0 || svc.CPUShares > batchShares {
+			c.add("batch-only service %s has cpu_shares %d; give it at most %d so sync work goes first", name, svc.CPUShares, batchShares)
+		}
+	}
+}
+
+// serviceLanes is the --lanes a worker service runs with.
+func serviceLanes(svc types.ServiceConfig) string {
+	lanes := "sync,async,batch" // the worker's default
+	if v := svc.Environment["HOKUSAI_LANES"]; v != nil {
+		lanes = *v
+	}
+	if i := slices.Index(svc.Command, "--lanes"); i >= 0 && i+1 < len(svc.Command) {
+		lanes = svc.Command[i+1]
+	}
+	return lanes
 }
 
 // checkComposeToken: only the workers get the token, and only as the secret.
@@ -317,6 +342,8 @@ func TestComposeChecksCatchRegressions(t *testing.T) {
 		{"demo model mounted writable", setKey("worker", "volumes", []any{"./models:/models"}), "is not inside a read-only mount"},
 		{"batch lane left out", setKey("batch-worker", "command", []any{"--lanes", "async"}), "no worker service consumes the batch lane"},
 		{"batch worker loses the secret", deleteKey("batch-worker", "secrets"), "service batch-worker lacks the hf_token secret"},
+		{"batch worker at full CPU weight", deleteKey("batch-worker", "cpu_shares"), "batch-only service batch-worker has cpu_shares 0"},
+		{"batch worker at a high CPU weight", setKey("batch-worker", "cpu_shares", 512), "batch-only service batch-worker has cpu_shares 512"},
 	}
 	src, err := os.ReadFile(composeFile)
 	if err != nil {
