@@ -77,7 +77,8 @@ wait_ok -H "X-API-Key: $HOKUSAI_API_KEY" "$HOKUSAI_API_URL/api/v1/models/21/heal
 sleep 0.5 # the API's view of heartbeats refreshes every 250 ms
 
 # Sync predicts one at a time, one every 2 ms, until $work/stop exists or
-# after $1 seconds; prints the count, p50 and p99 in ms.
+# after $1 seconds; prints one line a 200 answer: its start (Unix seconds)
+# and its latency in ms.
 trickle() {
   /usr/bin/python3 - "$aport" "$HOKUSAI_API_KEY" "$work/stop" "$1" <<'PY'
 import http.client, json, os, sys, time
@@ -86,19 +87,28 @@ body = json.dumps({"inputs": {"company_size": 250, "engagement_score": 82, "webs
     "content_downloads": 3, "demo_requested": True, "budget_confirmed": True, "industry": "Technology",
     "decision_timeline": "1-3 months", "title": "VP of Sales"}})
 c = http.client.HTTPConnection("127.0.0.1", port)
-lat, end = [], time.time() + limit
+end = time.time() + limit
 while time.time() < end and not os.path.exists(stop):
-    t = time.perf_counter()
+    start, t = time.time(), time.perf_counter()
     c.request("POST", "/api/v1/models/21/predict", body, {"X-API-Key": key, "Content-Type": "application/json"})
     r = c.getresponse(); r.read()
     if r.status == 200:
-        lat.append((time.perf_counter() - t) * 1000)
+        print(f"{start:.6f} {(time.perf_counter() - t) * 1000:.3f}")
     time.sleep(0.002)
-lat.sort()
+PY
+}
+# latency FILE [FROM TO]: count, p50 and p99 of the samples that started
+# between FROM and TO (Unix seconds), or of all of them.
+latency() {
+  python3 - "$@" <<'PY'
+import sys
+lo, hi = (float(sys.argv[2]), float(sys.argv[3])) if len(sys.argv) > 3 else (0, float("inf"))
+lat = sorted(float(l.split()[1]) for l in open(sys.argv[1]) if lo <= float(l.split()[0]) <= hi)
 print(f"{len(lat)} sync predicts, p50 {lat[len(lat)//2]:.2f} ms, p99 {lat[len(lat)*99//100]:.2f} ms")
 PY
 }
-idle=$(trickle 5)
+trickle 5 >"$work/idle.txt"
+idle=$(latency "$work/idle.txt")
 trickle 300 >"$work/busy.txt" &
 tpid=$!
 pids+=($tpid)
@@ -109,7 +119,8 @@ t0=$(date +%s.%N)
 t1=$(date +%s.%N)
 touch "$work/stop"
 wait "$tpid"
-busy=$(cat "$work/busy.txt")
+# Only the predicts sent while the batch ran, from submit to the last result byte.
+busy=$(latency "$work/busy.txt" "$t0" "$t1")
 p99() { sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' <<<"$1"; }
 echo "sync predict while idle: $idle; during the batch: $busy; p99 $(python3 -c "print(f'{$(p99 "$busy")/$(p99 "$idle"):.1f}')")x idle"
 peak=$(mem "$rport" used_memory_peak)
