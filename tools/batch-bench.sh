@@ -12,6 +12,8 @@
 # As docker-compose's cpu_shares: 2 does for its container, the bench also puts
 # that worker in a CPU cgroup of weight 2 when it can (root, cgroup v1 cpu or
 # v2), since SCHED_IDLE ranks threads only within their own group.
+# FLOOR=1 runs no batch: one idle-class busy loop a core, in that cgroup, for
+# 3.2 s, to show what sync p99 does when the cores are merely busy.
 # ROWS (default 1,000,000) synthetic leads are written under /tmp, never in
 # the repository. Every process started here is stopped by its PID on exit.
 set -euo pipefail
@@ -48,16 +50,20 @@ printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: f
 "$work/bin/hokusai" models apply -f "$work/registry.yaml" >/dev/null
 export HOKUSAI_API_KEY=$("$work/bin/hokusai" keys create --tenant bench)
 export HOKUSAI_API_URL="http://127.0.0.1:$aport"
-# low_weight_group PID: move PID into a new CPU cgroup of the lowest weight.
+# low_weight_group: make a new CPU cgroup of the lowest weight ($cgroup), as
+# docker-compose's cpu_shares: 2 gives the batch-worker container.
 low_weight_group() {
   local g
   if [ -w /sys/fs/cgroup/cpu ] && g=/sys/fs/cgroup/cpu/hokusai-bench-$$ && mkdir "$g" 2>/dev/null; then
-    echo 2 >"$g/cpu.shares" && echo "$1" >"$g/cgroup.procs" && cgroup=$g
+    echo 2 >"$g/cpu.shares" && cgroup=$g
   elif grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null && g=/sys/fs/cgroup/hokusai-bench-$$ && mkdir "$g" 2>/dev/null; then
-    echo 1 >"$g/cpu.weight" && echo "$1" >"$g/cgroup.procs" && cgroup=$g
+    echo 1 >"$g/cpu.weight" && cgroup=$g
   fi
-  if [ -n "$cgroup" ]; then echo "batch worker in CPU cgroup $cgroup (lowest weight)"; else echo "batch worker: no CPU cgroup (not root?); it runs at its group's weight"; fi
+  if [ -n "$cgroup" ]; then echo "batch work in CPU cgroup $cgroup (lowest weight)"; else echo "no CPU cgroup (not root?): batch work runs at its group's weight"; fi
 }
+# into_group PID: move PID into $cgroup, if there is one.
+into_group() { [ -z "$cgroup" ] || echo "$1" >"$cgroup/cgroup.procs"; }
+[ "${SPLIT:-0}" = 1 ] || [ "${FLOOR:-0}" = 1 ] && low_weight_group
 if [ "${SPLIT:-0}" = 1 ]; then
   # Sync and async on one worker; batch on another, in the idle CPU class by
   # default, so partners' calls take the cores first.
@@ -65,7 +71,7 @@ if [ "${SPLIT:-0}" = 1 ]; then
   pids+=($!)
   HOKUSAI_LOG_LEVEL=warn HOKUSAI_LANES=batch "$work/bin/hokusai-worker" --health-addr "127.0.0.1:0" >"$work/batch-worker.log" 2>&1 &
   pids+=($!)
-  low_weight_group $!
+  into_group $!
 else
   HOKUSAI_LOG_LEVEL=warn "$work/bin/hokusai-worker" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
   pids+=($!)
@@ -113,6 +119,24 @@ trickle 300 >"$work/busy.txt" &
 tpid=$!
 pids+=($tpid)
 
+if [ "${FLOOR:-0}" = 1 ]; then
+  # The floor: no batch, only one busy loop a core in the idle CPU class (in the
+  # lowest-weight group), for as long as a batch runs here. What sync p99 does
+  # then is what preempting busy cores costs on this machine.
+  t0=$(date +%s.%N)
+  for _ in $(seq "$(nproc)"); do
+    sh -c "[ -z '$cgroup' ] || echo \$\$ >'$cgroup/cgroup.procs'; exec chrt --idle 0 timeout 3.2 sh -c 'while :; do :; done'" &
+    pids+=($!)
+  done
+  wait "${pids[@]: -$(nproc)}" || true
+  t1=$(date +%s.%N)
+  touch "$work/stop"
+  wait "$tpid"
+  busy=$(latency "$work/busy.txt" "$t0" "$t1")
+  p99() { sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' <<<"$1"; }
+  echo "floor: sync predict while idle: $idle; with $(nproc) idle-class busy loops: $busy; p99 $(python3 -c "print(f'{$(p99 "$busy")/$(p99 "$idle"):.1f}')")x idle"
+  exit 0
+fi
 base=$(mem "$rport" used_memory)
 t0=$(date +%s.%N)
 "$work/bin/hokusai" batch submit "$leads" --model 21 --wait -o "$work/scored.csv" >/dev/null
