@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
+	"github.com/hokusai-ai/inference-queue/internal/cpuclass"
 	"github.com/hokusai-ai/inference-queue/internal/tenant"
 	"github.com/hokusai-ai/inference-queue/internal/wakeup"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -178,10 +179,14 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 		// the loaded model, say): every row fails, and the batch finishes.
 		blob, failed = unusableChunk(input, p.Chunk*chunkRows, rec, err)
 	} else {
-		if !w.cfg.BatchOnly() {
+		if w.cfg.BatchOnly() {
+			// No predicts of its own to let through: between blocks it only
+			// offers its core to whatever the kernel has queued there (a
+			// sync predict's next step, in another process).
+			sc.pause = cpuclass.Yield
+		} else {
 			// The pauses let this worker's own predicts through (see
-			// blockPause). A batch-only worker has none: run it in the idle
-			// CPU class to let other processes' work through instead.
+			// blockPause).
 			sc.pause = func() { time.Sleep(blockPause) }
 		}
 		select {

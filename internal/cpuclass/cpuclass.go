@@ -26,3 +26,11 @@ func Set(class string) error {
 	}
 	return setIdle()
 }
+
+// Yield offers the calling thread's core to any task the kernel has queued
+// on it, and returns at once when there is none (about a microsecond).
+// Idle-class work calls it every few hundred microseconds: a core busy with
+// such work is handed to a waking sync predict at the next Yield, instead of
+// whenever the kernel's preemption of the busy core gets through (up to a
+// 4 ms tick on a virtual machine; see docs/operations.md).
+func Yield() { yield() }

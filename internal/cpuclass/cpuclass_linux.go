@@ -61,3 +61,5 @@ func policy(tid int) int {
 	}
 	return int(p)
 }
+
+func yield() { syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }
