@@ -44,10 +44,10 @@ type BatchConfig struct {
 	// workers and reports progress often.
 	ChunkRows int
 	// PaceBurst and PacePause pace the API's share of a batch (splitting the
-	// upload into chunks, rendering the results): while a sync predict is in
-	// flight, each PaceBurst of that work is followed by a PacePause sleep,
-	// so the predict's next step finds a core. Defaults 100us and 500us;
-	// a negative PaceBurst turns pacing off.
+	// upload into chunks, rendering the results): while sync predicts are
+	// coming in (one in the last second), each PaceBurst of that work is
+	// followed by a PacePause sleep, so a predict's next step finds a core.
+	// Defaults 250us and 500us; a negative PaceBurst turns pacing off.
 	PaceBurst time.Duration
 	PacePause time.Duration
 }
@@ -66,7 +66,7 @@ func (c BatchConfig) withDefaults() BatchConfig {
 		c.ChunkRows = 4096
 	}
 	if c.PaceBurst == 0 {
-		c.PaceBurst = 100 * time.Microsecond
+		c.PaceBurst = 250 * time.Microsecond
 	}
 	if c.PacePause == 0 {
 		c.PacePause = 500 * time.Microsecond

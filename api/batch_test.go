@@ -19,8 +19,8 @@ func TestBatchPacingFollowsSyncTraffic(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := s.batchPacer()
-	if p.Burst != 100*time.Microsecond || p.Pause != 500*time.Microsecond {
-		t.Fatalf("default pace %v/%v, want 100us/500us", p.Burst, p.Pause)
+	if p.Burst != 250*time.Microsecond || p.Pause != 500*time.Microsecond {
+		t.Fatalf("default pace %v/%v, want 250us/500us", p.Burst, p.Pause)
 	}
 	if p.Busy() {
 		t.Fatal("batch work paced before any sync predict")

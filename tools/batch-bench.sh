@@ -7,11 +7,13 @@
 #     core, without queue or HTTP (go test ./worker -bench BatchInProcess).
 #  3. Celery: ../shared/peers/celery_batch.py on the same file (CELERY=0 skips;
 #     needs python3-celery python3-redis python3-xgboost python3-fastapi).
-# SPLIT=1 runs batch on a second worker (HOKUSAI_LANES=batch), which puts itself
-# in the idle CPU class (SCHED_IDLE): sync work preempts it as soon as it wakes.
-# As docker-compose's cpu_shares: 2 does for its container, the bench also puts
-# that worker in a CPU cgroup of weight 2 when it can (root, cgroup v1 cpu or
-# v2), since SCHED_IDLE ranks threads only within their own group.
+# The services run as docker-compose runs them: a worker for the sync and
+# async lanes and a batch-only worker (HOKUSAI_LANES=batch), which puts its
+# threads in the idle CPU class (SCHED_IDLE) and offers its core between
+# blocks of rows. As compose's cpu_shares: 2 does for its container, the bench
+# puts that worker in a CPU cgroup of the lowest weight when it can (root,
+# cgroup v1 cpu or v2), since SCHED_IDLE ranks threads only within their group.
+# SPLIT=0 runs one worker for all lanes instead.
 # FLOOR=1 runs no batch: one idle-class busy loop a core, in that cgroup, for
 # 3.2 s, to show what sync p99 does when the cores are merely busy.
 # ROWS (default 1,000,000) synthetic leads are written under /tmp, never in
@@ -63,8 +65,8 @@ low_weight_group() {
 }
 # into_group PID: move PID into $cgroup, if there is one.
 into_group() { [ -z "$cgroup" ] || echo "$1" >"$cgroup/cgroup.procs"; }
-[ "${SPLIT:-0}" = 1 ] || [ "${FLOOR:-0}" = 1 ] && low_weight_group
-if [ "${SPLIT:-0}" = 1 ]; then
+{ [ "${SPLIT:-1}" = 1 ] || [ "${FLOOR:-0}" = 1 ]; } && low_weight_group
+if [ "${SPLIT:-1}" = 1 ]; then
   # Sync and async on one worker; batch on another, in the idle CPU class by
   # default, so partners' calls take the cores first.
   HOKUSAI_LOG_LEVEL=warn HOKUSAI_LANES=sync,async "$work/bin/hokusai-worker" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
