@@ -24,7 +24,8 @@ import (
 )
 
 // blockRows is how many rows are decoded and scored as one block (about a
-// fifth of a millisecond of work); a scorer pauses between blocks.
+// fifth of a millisecond of work); a scorer pauses, or a batch-only one
+// yields its core, between blocks.
 const blockRows = 64
 
 // blockPause is the scorer's pause between blocks. A goroutine that only

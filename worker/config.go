@@ -110,7 +110,8 @@ func (c Config) WithDefaults() Config {
 }
 
 // BatchOnly reports whether the worker consumes the batch lane alone: it
-// then runs in the idle CPU class by default and scores without pauses.
+// then runs in the idle CPU class by default and, between blocks of rows,
+// offers its core to other processes (cpuclass.Yield) instead of pausing.
 func (c Config) BatchOnly() bool { return slices.Equal(c.Lanes, []jobs.Lane{jobs.LaneBatch}) }
 
 // retryDelay is asynq's RetryDelayFunc: TaskRetryDelay doubled per retry
