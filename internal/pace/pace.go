@@ -4,20 +4,18 @@ import "time"
 
 // Pacer paces one run of work. Call Step once per unit of work (a record, a
 // row); after each burst of Burst it sleeps for Pause if Busy reports
-// latency-sensitive work in flight (always, when Busy is nil), so the run
-// goes at full speed while nothing waits on it and gives way otherwise. A
-// nil Pacer, or one with no Burst, never pauses. A Pacer is not safe for
-// concurrent use.
+// latency-sensitive work to give way to (always, when Busy is nil), so the
+// run goes at full speed while there is none. A nil Pacer, or one with no
+// Burst, never pauses. A Pacer is not safe for concurrent use.
 type Pacer struct {
 	Burst time.Duration
 	Pause time.Duration
 	Busy  func() bool
-
-	steps int
-	since time.Time
 	// Pauses counts the pauses taken.
 	Pauses int
 
+	steps int
+	since time.Time
 	now   func() time.Time    // nil: time.Now
 	sleep func(time.Duration) // nil: time.Sleep
 }
