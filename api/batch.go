@@ -47,7 +47,8 @@ type BatchConfig struct {
 	// upload into chunks, rendering the results): while sync predicts are
 	// coming in (one in the last second), each PaceBurst of that work is
 	// followed by a PacePause sleep, so a predict's next step finds a core.
-	// Defaults 250us and 500us; a negative PaceBurst turns pacing off.
+	// Zero takes the defaults, 250us and 500us; a negative PaceBurst turns
+	// pacing off.
 	PaceBurst time.Duration
 	PacePause time.Duration
 }
@@ -139,13 +140,12 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		if req.ContentLength > lim.MaxBytes {
 			return tooLarge(lim)
 		}
-		// The idempotency hash covers everything that shapes the batch; a
-		// body without a key is not hashed.
-		h := sha256.New()
-		fmt.Fprintf(h, "%s\n%s\n%s\n%t\n", spec.ID, format, callback, explain)
 		body := &limitedBody{r: req.Body, left: lim.MaxBytes}
 		idem := strings.TrimSpace(req.Header.Get("Idempotency-Key"))
+		var h hash.Hash // with a key: covers everything that shapes the batch
 		if idem != "" {
+			h = sha256.New()
+			fmt.Fprintf(h, "%s\n%s\n%s\n%t\n", spec.ID, format, callback, explain)
 			body.r = io.TeeReader(req.Body, h)
 			if prior, err := s.priorBatch(c, idem); err != nil {
 				return err
@@ -450,8 +450,8 @@ func (u *batchUpload) add(rec []byte) error {
 	u.chunk.Write(rec)
 	u.chunk.WriteByte('\n')
 	u.rows++
-	u.pace.Step()
 	u.inChunk++
+	u.pace.Step()
 	return nil
 }
 

@@ -45,6 +45,7 @@ func (s *Server) predict() echo.HandlerFunc {
 			return s.submit(c, jobs.LaneAsync, 0)
 		}
 		s.lastSync.Store(time.Now().UnixNano())
+		defer func() { s.lastSync.Store(time.Now().UnixNano()) }() // a long wait counts to its end
 		return s.submit(c, jobs.LaneSync, prefs.wait)
 	}
 }

@@ -86,8 +86,8 @@ func checkComposeLanes(p *types.Project, c *findings) {
 		if !ok {
 			continue // checkComposeModels reports it
 		}
-		for _, l := range strings.Split(serviceLanes(svc), ",") {
-			covered[strings.TrimSpace(l)] = true
+		for _, l := range serviceLanes(svc) {
+			covered[l] = true
 		}
 	}
 	for _, lane := range []string{"sync", "async", "batch"} {
@@ -102,12 +102,12 @@ func checkComposeLanes(p *types.Project, c *findings) {
 // container itself must give way to the services partners wait on.
 const batchShares = 16
 
-// checkComposeBatchWeight: a worker service that consumes only the batch
-// lane runs with a low CPU weight.
+// checkComposeBatchWeight: any service that consumes only the batch lane
+// runs with a low CPU weight.
 func checkComposeBatchWeight(p *types.Project, c *findings) {
-	for _, name := range strings.Fields(tokenServices) {
-		svc, ok := p.Services[name]
-		if !ok || serviceLanes(svc) != "batch" {
+	for _, name := range sortedKeys(p.Services) {
+		svc := p.Services[name]
+		if !slices.Equal(serviceLanes(svc), []string{"batch"}) {
 			continue
 		}
 		if svc.CPUShares == 0 || svc.CPUShares > batchShares {
@@ -116,16 +116,29 @@ func checkComposeBatchWeight(p *types.Project, c *findings) {
 	}
 }
 
-// serviceLanes is the --lanes a worker service runs with.
-func serviceLanes(svc types.ServiceConfig) string {
+// serviceLanes is the set of lanes a worker service consumes, sorted, as
+// the worker reads them: --lanes (or --lanes=) over HOKUSAI_LANES over the
+// default, comma-separated, blanks ignored.
+func serviceLanes(svc types.ServiceConfig) []string {
 	lanes := "sync,async,batch" // the worker's default
 	if v := svc.Environment["HOKUSAI_LANES"]; v != nil {
 		lanes = *v
 	}
-	if i := slices.Index(svc.Command, "--lanes"); i >= 0 && i+1 < len(svc.Command) {
-		lanes = svc.Command[i+1]
+	for i, arg := range svc.Command {
+		if v, ok := strings.CutPrefix(arg, "--lanes="); ok {
+			lanes = v
+		} else if arg == "--lanes" && i+1 < len(svc.Command) {
+			lanes = svc.Command[i+1]
+		}
 	}
-	return lanes
+	var set []string
+	for _, l := range strings.Split(lanes, ",") {
+		if l = strings.TrimSpace(l); l != "" && !slices.Contains(set, l) {
+			set = append(set, l)
+		}
+	}
+	slices.Sort(set)
+	return set
 }
 
 // checkComposeToken: only the workers get the token, and only as the secret.
@@ -344,6 +357,7 @@ func TestComposeChecksCatchRegressions(t *testing.T) {
 		{"batch worker loses the secret", deleteKey("batch-worker", "secrets"), "service batch-worker lacks the hf_token secret"},
 		{"batch worker at full CPU weight", deleteKey("batch-worker", "cpu_shares"), "batch-only service batch-worker has cpu_shares 0"},
 		{"batch worker at a high CPU weight", setKey("batch-worker", "cpu_shares", 512), "batch-only service batch-worker has cpu_shares 512"},
+		{"second batch service at full weight", setKey("worker", "command", []any{"--lanes= batch"}), "batch-only service worker has cpu_shares 0"},
 	}
 	src, err := os.ReadFile(composeFile)
 	if err != nil {

@@ -57,9 +57,11 @@ export HOKUSAI_API_URL="http://127.0.0.1:$aport"
 low_weight_group() {
   local g
   if [ -w /sys/fs/cgroup/cpu ] && g=/sys/fs/cgroup/cpu/hokusai-bench-$$ && mkdir "$g" 2>/dev/null; then
-    echo 2 >"$g/cpu.shares" && cgroup=$g
+    cgroup=$g
+    echo 2 >"$g/cpu.shares"
   elif grep -qw cpu /sys/fs/cgroup/cgroup.subtree_control 2>/dev/null && g=/sys/fs/cgroup/hokusai-bench-$$ && mkdir "$g" 2>/dev/null; then
-    echo 1 >"$g/cpu.weight" && cgroup=$g
+    cgroup=$g
+    echo 1 >"$g/cpu.weight"
   fi
   if [ -n "$cgroup" ]; then echo "batch work in CPU cgroup $cgroup (lowest weight)"; else echo "no CPU cgroup (not root?): batch work runs at its group's weight"; fi
 }
@@ -112,9 +114,12 @@ latency() {
 import sys
 lo, hi = (float(sys.argv[2]), float(sys.argv[3])) if len(sys.argv) > 3 else (0, float("inf"))
 lat = sorted(float(l.split()[1]) for l in open(sys.argv[1]) if lo <= float(l.split()[0]) <= hi)
+if not lat:
+    sys.exit("batch-bench: no sync predict succeeded in the window")
 print(f"{len(lat)} sync predicts, p50 {lat[len(lat)//2]:.2f} ms, p99 {lat[len(lat)*99//100]:.2f} ms")
 PY
 }
+p99() { sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' <<<"$1"; }
 trickle 5 >"$work/idle.txt"
 idle=$(latency "$work/idle.txt")
 trickle 300 >"$work/busy.txt" &
@@ -127,7 +132,7 @@ if [ "${FLOOR:-0}" = 1 ]; then
   # then is what preempting busy cores costs on this machine.
   t0=$(date +%s.%N)
   for _ in $(seq "$(nproc)"); do
-    sh -c "[ -z '$cgroup' ] || echo \$\$ >'$cgroup/cgroup.procs'; exec chrt --idle 0 timeout 3.2 sh -c 'while :; do :; done'" &
+    sh -c "{ [ -z '$cgroup' ] || echo \$\$ >'$cgroup/cgroup.procs'; } && exec chrt --idle 0 timeout 3.2 sh -c 'while :; do :; done'" &
     pids+=($!)
   done
   wait "${pids[@]: -$(nproc)}" || true
@@ -135,7 +140,6 @@ if [ "${FLOOR:-0}" = 1 ]; then
   touch "$work/stop"
   wait "$tpid"
   busy=$(latency "$work/busy.txt" "$t0" "$t1")
-  p99() { sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' <<<"$1"; }
   echo "floor: sync predict while idle: $idle; with $(nproc) idle-class busy loops: $busy; p99 $(python3 -c "print(f'{$(p99 "$busy")/$(p99 "$idle"):.1f}')")x idle"
   exit 0
 fi
@@ -147,7 +151,6 @@ touch "$work/stop"
 wait "$tpid"
 # Only the predicts sent while the batch ran, from submit to the last result byte.
 busy=$(latency "$work/busy.txt" "$t0" "$t1")
-p99() { sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' <<<"$1"; }
 echo "sync predict while idle: $idle; during the batch: $busy; p99 $(python3 -c "print(f'{$(p99 "$busy")/$(p99 "$idle"):.1f}')")x idle"
 peak=$(mem "$rport" used_memory_peak)
 e2e=$(python3 -c "print(f'{$t1-$t0:.2f}')")

@@ -3,7 +3,8 @@ package pace
 import "time"
 
 // Pacer paces one run of work. Call Step once per unit of work (a record, a
-// row); after each burst of Burst it sleeps for Pause if Busy reports
+// row); once Burst has passed since the last pause it sleeps for Pause if
+// Busy reports
 // latency-sensitive work to give way to (always, when Busy is nil), so the
 // run goes at full speed while there is none. A nil Pacer, or one with no
 // Burst, never pauses. A Pacer is not safe for concurrent use.
@@ -11,13 +12,12 @@ type Pacer struct {
 	Burst time.Duration
 	Pause time.Duration
 	Busy  func() bool
-	// Pauses counts the pauses taken.
-	Pauses int
 
-	steps int
-	since time.Time
-	now   func() time.Time    // nil: time.Now
-	sleep func(time.Duration) // nil: time.Sleep
+	steps  int
+	since  time.Time // the burst's start
+	pauses int
+	now    func() time.Time    // nil: time.Now
+	sleep  func(time.Duration) // nil: time.Sleep
 }
 
 // checkEvery is how many steps pass between looks at the clock: a unit of
@@ -48,7 +48,7 @@ func (p *Pacer) Step() {
 			// so a sleep lasts at least Pause and, when nothing else in the
 			// process is running, up to about a millisecond.
 			sleep(p.Pause)
-			p.Pauses++
+			p.pauses++
 			now = clock()
 		}
 		p.since = now
