@@ -30,8 +30,10 @@ func firstAllowedCPU() (int, error) {
 	return 0, fmt.Errorf("no CPU allowed")
 }
 
-// pin pins the calling thread to cpu.
-func pin(cpu int) error {
+// lockAndPin locks the calling goroutine to its thread for good and pins
+// the thread to cpu.
+func lockAndPin(cpu int) error {
+	runtime.LockOSThread()
 	var m cpuMask
 	m[cpu/64] = 1 << (cpu % 64)
 	if _, _, errno := syscall.RawSyscall(syscall.SYS_SCHED_SETAFFINITY, 0, unsafe.Sizeof(m), uintptr(unsafe.Pointer(&m))); errno != 0 {
@@ -71,13 +73,9 @@ func TestYieldGivesTheCoreToAQueuedTask(t *testing.T) {
 	var stop atomic.Bool
 	spinning := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
-		if err := pin(cpu); err != nil {
-			spinning <- err
-			return
-		}
-		spinning <- nil
-		for !stop.Load() {
+		err := lockAndPin(cpu)
+		spinning <- err
+		for err == nil && !stop.Load() {
 		}
 	}()
 	if err := <-spinning; err != nil {
@@ -88,8 +86,7 @@ func TestYieldGivesTheCoreToAQueuedTask(t *testing.T) {
 	done := make(chan result, 1)
 	failed := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread()
-		if err := pin(cpu); err != nil {
+		if err := lockAndPin(cpu); err != nil {
 			failed <- err
 			return
 		}
