@@ -411,15 +411,22 @@ func TestBatchCancel(t *testing.T) {
 	}
 }
 
-// A chunk a worker cannot decode at all (here: a header the model no longer
-// has) fails its rows rather than the task, so the batch still finishes.
-func TestBatchUnusableChunk(t *testing.T) {
+// queuedBatch submits a 100-row CSV batch to a stack whose only worker has
+// published model 21 and stopped, so the batch waits in its queue until the
+// test starts a worker.
+func queuedBatch(t *testing.T) (*stack, string) {
 	s := startStack(t, stackOptions{noWorker: true, api: smallChunks.api})
 	_, stop := s.startWorker(srv.URL, worker.Config{})
 	s.waitReady("21")
 	stop()
 	s.fakeReadyWorker()
-	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 100, nil), "text/csv", "", nil))
+	return s, s.acceptedBatch(s.submitBatch(leadsCSV(t, 100, nil), "text/csv", "", nil))
+}
+
+// A chunk a worker cannot decode at all (here: a header the model no longer
+// has) fails its rows rather than the task, so the batch still finishes.
+func TestBatchUnusableChunk(t *testing.T) {
+	s, id := queuedBatch(t)
 	if err := s.rdb.HSet(t.Context(), jobs.BatchKey(id), jobs.BatchFieldHeader, `["id","colour"]`).Err(); err != nil {
 		t.Fatal(err)
 	}
@@ -439,12 +446,7 @@ func TestBatchUnusableChunk(t *testing.T) {
 // another pool, so the only worker of its queue never has it) fails its
 // rows as chunk_failed instead of leaving the batch running for ever.
 func TestBatchChunkFailingEveryAttempt(t *testing.T) {
-	s := startStack(t, stackOptions{noWorker: true, api: smallChunks.api})
-	_, stop := s.startWorker(srv.URL, worker.Config{})
-	s.waitReady("21")
-	stop()
-	s.fakeReadyWorker()
-	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 100, nil), "text/csv", "", nil))
+	s, id := queuedBatch(t)
 	moved := []registry.Spec{
 		{ID: "21", Source: "file://" + demoModel(t), Pool: "elsewhere"},
 		{ID: "22", Source: "file://" + demoModel(t)},
