@@ -455,29 +455,32 @@ func (u *batchUpload) add(rec []byte) error {
 	return nil
 }
 
-// storeChunk stores a chunk's input and says whether its task may be queued
-// now: chunk n runs once chunk n-window is done (the worker finishing that
-// one queues n if it is stored by then). Both sides decide inside a script,
-// so exactly one of them queues it.
-var storeChunk = redis.NewScript(`
-redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-local prev = tonumber(ARGV[3]) - tonumber(ARGV[4])
-if prev < 0 or redis.call('SISMEMBER', KEYS[2], prev) == 1 then return 1 end
-return 0
-`)
-
-// store writes the current chunk, queueing its task when the window allows.
+// store writes the current chunk, queueing its task when the window allows:
+// chunk n runs once chunk n-window is done. The worker finishing that chunk
+// adds it to the done set, then queues n if n's input exists (queueNext); here
+// the input is written, then the done set read, in one pipeline. Each side
+// writes before it reads, so at least one of them sees the other's write and
+// queues n (both may; the task id makes it once). A plain SET takes the blob
+// as Redis parsed it, where a script would copy it twice and hold Redis
+// meanwhile.
 func (u *batchUpload) store() error {
 	n := u.chunks
-	now, err := storeChunk.Run(u.ctx, u.s.rdb, []string{jobs.BatchInKey(u.id, n), jobs.BatchDoneKey(u.id)},
-		u.chunk.Bytes(), u.ttl.Milliseconds(), n, u.window).Int()
+	prev := n - u.window
+	var done *redis.BoolCmd
+	_, err := u.s.rdb.Pipelined(u.ctx, func(p redis.Pipeliner) error {
+		p.Set(u.ctx, jobs.BatchInKey(u.id, n), u.chunk.Bytes(), u.ttl)
+		if prev >= 0 {
+			done = p.SIsMember(u.ctx, jobs.BatchDoneKey(u.id), prev)
+		}
+		return nil
+	})
 	if err != nil {
 		return u.redisErr(err)
 	}
 	u.chunk.Reset()
 	u.inChunk = 0
 	u.chunks++
-	if now == 1 {
+	if done == nil || done.Val() {
 		return u.enqueue(n)
 	}
 	return nil
@@ -488,7 +491,9 @@ func (u *batchUpload) enqueue(n int) error {
 	if err != nil {
 		return err
 	}
-	if _, err := u.s.client.EnqueueContext(u.ctx, task); err != nil {
+	if _, err := u.s.client.EnqueueContext(u.ctx, task); errors.Is(err, asynq.ErrTaskIDConflict) {
+		return nil // the worker finishing chunk n-window queued it first
+	} else if err != nil {
 		return u.redisErr(err)
 	}
 	_, _ = u.s.rdb.Pipelined(u.ctx, func(p redis.Pipeliner) error {

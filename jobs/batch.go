@@ -28,6 +28,7 @@ const (
 //	hokusai:batch:{id}          hash: the record (see the Batch* field names)
 //	hokusai:batch:{id}:in:N     string: chunk N's input records, raw CSV or JSONL lines
 //	hokusai:batch:{id}:out:N    string: chunk N's results (internal/batchfile encoding)
+//	hokusai:batch:{id}:out:N:staged:RUN  string: one task run's results before they are stored
 //	hokusai:batch:{id}:done     set: indices of chunks whose results are stored
 //	hokusai:batch:{id}:hooks    list: webhook attempts, JSON, oldest first
 func batchBase(id string) string { return keyPrefix + "batch:{" + id + "}" }
@@ -40,6 +41,12 @@ func BatchInKey(id string, n int) string { return batchBase(id) + ":in:" + strco
 
 // BatchOutKey holds chunk n's results.
 func BatchOutKey(id string, n int) string { return batchBase(id) + ":out:" + strconv.Itoa(n) }
+
+// BatchStagedOutKey holds chunk n's results as one run of its task wrote
+// them, until that run's finish moves them to BatchOutKey (or drops them).
+func BatchStagedOutKey(id string, n int, run string) string {
+	return BatchOutKey(id, n) + ":staged:" + run
+}
 
 // BatchDoneKey is the set of finished chunk indices: counts derive from it,
 // so a chunk finished twice counts once.
