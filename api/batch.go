@@ -154,7 +154,7 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 			}
 		}
 		u := &batchUpload{s: s, ctx: req.Context(), id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.ResultTTL,
-			window: batchWindow(s.state.get().readyWorkers(spec.ID)), pace: s.batchPacer()}
+			window: batchWindow(s.state.get().readyWorkers(spec.ID, jobs.LaneBatch)), pace: s.batchPacer()}
 		rec := map[string]any{
 			jobs.BatchFieldTenant: tenantOf(c), jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
 			jobs.BatchFieldChunkRows: lim.ChunkRows, jobs.BatchFieldCreated: time.Now().UnixMilli(),
@@ -233,8 +233,8 @@ func (s *Server) batchModel(c echo.Context) (registry.Spec, *jobs.Schema, error)
 		return spec, nil, errorf(CodeModelNotFound, "Model %s not found.", c.Param("id"))
 	}
 	info := snap.info[spec.ID]
-	if info == nil || snap.readyWorkers(spec.ID) == 0 {
-		return spec, nil, noWorker(spec)
+	if info == nil || snap.readyWorkers(spec.ID, jobs.LaneBatch) == 0 {
+		return spec, nil, noWorker(spec, jobs.LaneBatch)
 	}
 	return spec, &info.Schema, nil
 }

@@ -181,7 +181,7 @@ var (
 	readyWorkersDesc = prometheus.NewDesc("hokusai_ready_workers",
 		"Workers of a pool whose live heartbeat says ready.", []string{"pool"}, nil)
 	strandedDesc = prometheus.NewDesc("hokusai_backlog_without_ready_worker",
-		"1 when a pool has backlog and no ready worker: work waits for nobody. Alert on it.", []string{"pool"}, nil)
+		"1 when a lane of a pool has backlog and no ready worker consumes that lane: work waits for nobody. Alert on it.", []string{"pool"}, nil)
 )
 
 var lanes = []jobs.Lane{jobs.LaneSync, jobs.LaneAsync, jobs.LaneBatch}
@@ -207,7 +207,7 @@ func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	for pool, n := range ready {
-		backlog := 0
+		backlog, stranded := 0, false
 		for _, lane := range lanes {
 			q := jobs.Queue(pool, lane)
 			info, err := qc.insp.GetQueueInfo(q)
@@ -220,6 +220,7 @@ func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
 				continue
 			}
 			backlog += info.Pending + info.Active
+			stranded = stranded || (info.Pending+info.Active > 0 && !snap.laneServed(pool, lane))
 			gauge(queueSizeDesc, float64(info.Size), q)
 			for _, st := range []struct {
 				name string
@@ -235,7 +236,7 @@ func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(backlogDesc, float64(backlog), pool)
 		gauge(readyWorkersDesc, float64(n), pool)
-		gauge(strandedDesc, b2f(backlog > 0 && n == 0), pool)
+		gauge(strandedDesc, b2f(stranded), pool)
 	}
 	qc.errs.Collect(ch)
 }

@@ -44,7 +44,7 @@ func storage(spec registry.Spec) string {
 
 func describeModel(snap *snapshot, spec registry.Spec) modelInfo {
 	out := modelInfo{ModelID: spec.ID, Name: spec.Name, Storage: storage(spec), MaxBatchSize: spec.MaxBatchSize,
-		Pool: spec.Pool, IsAvailable: snap.readyWorkers(spec.ID) > 0,
+		Pool: spec.Pool, IsAvailable: snap.readyWorkers(spec.ID, jobs.LaneSync) > 0,
 		InferenceMethods: []string{"sync", "async"}, InputFields: []jobs.Field{}, Type: "unknown"}
 	if info := snap.info[spec.ID]; info != nil {
 		out.Type, out.ModelRevision, out.InputFields = info.Task, info.Revision, info.Schema.Fields
@@ -94,7 +94,7 @@ func (s *Server) getModelHealth() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
-		n := snap.readyWorkers(spec.ID)
+		n := snap.readyWorkers(spec.ID, jobs.LaneSync)
 		out := modelHealth{ModelID: spec.ID, Status: "unhealthy", IsCached: snap.cached(spec.ID),
 			StorageType: storage(spec), InferenceReady: n > 0, ReadyWorkers: n}
 		if n > 0 {

@@ -58,7 +58,7 @@ func (s *Server) submitJob() echo.HandlerFunc {
 // submit admits and enqueues a predict; on the sync lane it waits up to the
 // sync timeout, or the caller's shorter preferred wait.
 func (s *Server) submit(c echo.Context, lane jobs.Lane, preferredWait time.Duration) error {
-	spec, req, err := s.admit(c)
+	spec, req, err := s.admit(c, lane)
 	if err != nil {
 		return err
 	}
@@ -109,8 +109,8 @@ func (s *Server) submit(c echo.Context, lane jobs.Lane, preferredWait time.Durat
 
 // admit runs the checks every predict passes before it is enqueued, in the
 // order callers expect: model exists, body is well-formed and valid against
-// the model's schema, a worker can serve it.
-func (s *Server) admit(c echo.Context) (registry.Spec, predictRequest, error) {
+// the model's schema, a worker consuming lane can serve it.
+func (s *Server) admit(c echo.Context, lane jobs.Lane) (registry.Spec, predictRequest, error) {
 	var req predictRequest
 	snap := s.state.get()
 	spec, ok := snap.models[c.Param("id")]
@@ -134,20 +134,20 @@ func (s *Server) admit(c echo.Context) (registry.Spec, predictRequest, error) {
 	}
 	info := snap.info[spec.ID]
 	if info == nil {
-		return spec, req, noWorker(spec)
+		return spec, req, noWorker(spec, lane)
 	}
 	if err := validateInputs(&info.Schema, req.Inputs, spec.MaxBatchSize); err != nil {
 		return spec, req, err
 	}
-	if snap.readyWorkers(spec.ID) == 0 {
-		return spec, req, noWorker(spec)
+	if snap.readyWorkers(spec.ID, lane) == 0 {
+		return spec, req, noWorker(spec, lane)
 	}
 	return spec, req, nil
 }
 
-func noWorker(spec registry.Spec) *Error {
+func noWorker(spec registry.Spec, lane jobs.Lane) *Error {
 	return &Error{Code: CodeNoReadyWorker, RetryAfter: retryAfterNoWorker,
-		Detail: fmt.Sprintf("No worker is ready to serve model %s (pool %s); see GET /api/v1/models/%s/health.", spec.ID, spec.Pool, spec.ID)}
+		Detail: fmt.Sprintf("No worker is ready to serve model %s on the %s lane (pool %s); see GET /api/v1/models/%s/health.", spec.ID, lane, spec.Pool, spec.ID)}
 }
 
 // readJSON checks the media type and reads the body within the size limit.

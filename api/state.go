@@ -24,15 +24,25 @@ type snapshot struct {
 	err     error // the last refresh's failure, if it failed
 }
 
-// readyWorkers counts workers ready to serve model id.
-func (s *snapshot) readyWorkers(id string) int {
+// readyWorkers counts workers ready to serve model id on lane.
+func (s *snapshot) readyWorkers(id string, lane jobs.Lane) int {
 	n := 0
 	for i := range s.workers {
-		if s.workers[i].Ready(id) {
+		if s.workers[i].Ready(id, lane) {
 			n++
 		}
 	}
 	return n
+}
+
+// laneServed reports whether a ready worker of pool consumes lane.
+func (s *snapshot) laneServed(pool string, lane jobs.Lane) bool {
+	for i := range s.workers {
+		if hb := &s.workers[i]; hb.Pool == pool && hb.State == jobs.StateReady && hb.Consumes(lane) {
+			return true
+		}
+	}
+	return false
 }
 
 // cached reports whether any live worker holds model id in memory.

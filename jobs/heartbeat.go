@@ -1,6 +1,9 @@
 package jobs
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Worker states in a heartbeat.
 const (
@@ -32,10 +35,18 @@ type Heartbeat struct {
 	State    string `json:"state"`
 	// Reasons are machine-readable causes of not_ready, such as
 	// hf_token_missing or model_load_failed:21.
-	Reasons   []string      `json:"reasons,omitempty"`
-	Models    []ModelStatus `json:"models"`
-	StartedAt time.Time     `json:"started_at"`
-	SeenAt    time.Time     `json:"seen_at"`
+	Reasons []string      `json:"reasons,omitempty"`
+	Models  []ModelStatus `json:"models"`
+	// Lanes are the lanes of its pool the worker consumes; none means all
+	// of them (a worker from before heartbeats named their lanes).
+	Lanes     []Lane    `json:"lanes,omitempty"`
+	StartedAt time.Time `json:"started_at"`
+	SeenAt    time.Time `json:"seen_at"`
+}
+
+// Consumes reports whether the worker takes work from lane.
+func (h *Heartbeat) Consumes(lane Lane) bool {
+	return len(h.Lanes) == 0 || slices.Contains(h.Lanes, lane)
 }
 
 // ModelStatus is one model as a worker holds it.
@@ -46,9 +57,10 @@ type ModelStatus struct {
 	Reason   string `json:"reason,omitempty"`
 }
 
-// Ready reports whether the worker takes work for model id.
-func (h *Heartbeat) Ready(modelID string) bool {
-	if h.State != StateReady {
+// Ready reports whether the worker takes work for model id on lane: a
+// batch-only worker is no help to a sync call, nor the other way round.
+func (h *Heartbeat) Ready(modelID string, lane Lane) bool {
+	if h.State != StateReady || !h.Consumes(lane) {
 		return false
 	}
 	for _, m := range h.Models {

@@ -286,7 +286,7 @@ func (w *Worker) Heartbeat() jobs.Heartbeat {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	hb := jobs.Heartbeat{WorkerID: w.cfg.ID, Pool: w.cfg.Pool, Host: host, State: w.state,
-		Reasons: w.reasons, StartedAt: w.started, SeenAt: time.Now().UTC(), Models: []jobs.ModelStatus{}}
+		Reasons: w.reasons, Lanes: w.cfg.Lanes, StartedAt: w.started, SeenAt: time.Now().UTC(), Models: []jobs.ModelStatus{}}
 	for id, m := range w.models {
 		hb.Models = append(hb.Models, jobs.ModelStatus{ID: id, Revision: m.info.Revision, Loaded: true})
 	}

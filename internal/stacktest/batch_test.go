@@ -642,3 +642,51 @@ func TestBatchResultsWait(t *testing.T) {
 		t.Errorf("status %+v", b)
 	}
 }
+
+// Workers split by lane, as docker-compose runs them: the API admits work
+// only on a lane some ready worker consumes, says which lane has nobody,
+// and flags backlog on a lane no ready worker takes.
+func TestLanesSplitAcrossWorkers(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true, api: smallChunks.api})
+	batchOnly, _ := s.startWorker(srv.URL, worker.Config{Lanes: []jobs.Lane{jobs.LaneBatch}})
+	var r reply
+	eventually(t, 20*time.Second, func() bool {
+		r = s.submitBatch(leadsCSV(t, 100, nil), "text/csv", "", nil)
+		return r.code == http.StatusAccepted
+	}, "a batch-only worker never got batches admitted: %+v", &r)
+	if b := s.waitBatch(s.acceptedBatch(r), 60*time.Second); b.Status != jobs.BatchSucceeded || b.RowsDone != 100 {
+		t.Fatalf("batch on the batch-only worker: %+v", b)
+	}
+	noWorkerOn := func(r reply, lane jobs.Lane) {
+		t.Helper()
+		m := r.json(t)
+		if detail, _ := m["detail"].(string); r.code != http.StatusServiceUnavailable || m["code"] != "no_ready_worker" ||
+			!strings.Contains(detail, "on the "+string(lane)+" lane") {
+			t.Errorf("%s work with no worker on its lane: %d %s", lane, r.code, r.body)
+		}
+	}
+	body := []byte(`{"inputs": ` + lead + `}`)
+	noWorkerOn(s.do("POST", "/api/v1/models/21/predict", body, nil), jobs.LaneSync)
+	noWorkerOn(s.do("POST", "/api/v1/models/21/jobs", body, nil), jobs.LaneAsync)
+	if h := s.do("GET", "/api/v1/models/21/health", nil, nil).json(t); h["inference_ready"] != false || h["ready_workers"] != 0.0 {
+		t.Errorf("health counts the batch-only worker as serving predicts: %v", h)
+	}
+	stranded := series("hokusai_backlog_without_ready_worker", "pool", "default")
+	s.enqueueDirect(jobs.LaneAsync, lead, time.Minute)
+	eventually(t, 10*time.Second, func() bool { return samples(scrape(t, s.url))[stranded] == 1 },
+		"an async job with only a batch-only worker was never flagged:\n%s", scrape(t, s.url))
+
+	s.startWorker(srv.URL, worker.Config{Lanes: []jobs.Lane{jobs.LaneSync, jobs.LaneAsync}})
+	s.waitReady("21")
+	if r := s.do("POST", "/api/v1/models/21/predict", body, nil); r.code != http.StatusOK {
+		t.Errorf("sync predict beside a sync worker: %d %s", r.code, r.body)
+	}
+	eventually(t, 10*time.Second, func() bool { return samples(scrape(t, s.url))[stranded] == 0 },
+		"the async job was taken, yet the backlog stays flagged:\n%s", scrape(t, s.url))
+	s.stopWorker(batchOnly)
+	eventually(t, 20*time.Second, func() bool {
+		r = s.submitBatch(leadsCSV(t, 10, nil), "text/csv", "", nil)
+		return r.code != http.StatusAccepted
+	}, "batches still admitted with no batch worker: %+v", &r)
+	noWorkerOn(r, jobs.LaneBatch)
+}

@@ -175,7 +175,8 @@ func TestDashboardInBrowser(t *testing.T) {
 		}
 	}
 
-	// Beside it, the workers page: the one worker, ready, serving model 21.
+	// Beside it, the workers page: the one worker, ready, on every lane,
+	// serving model 21.
 	if err := chromedp.Do(ctx, chromedp.Navigate(s.url+"/ops/workers")); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestDashboardInBrowser(t *testing.T) {
 	for w := range s.health {
 		id = w.Heartbeat().WorkerID
 	}
-	for _, want := range []string{id, "default", "ready", "21@"} {
+	for _, want := range []string{id, "default", "sync, async, batch", "ready", "21@"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the workers page lacks %q:\n%s", want, page)
 		}
