@@ -177,7 +177,7 @@ var (
 	queuePausedDesc = prometheus.NewDesc("hokusai_queue_paused",
 		"1 while a queue is paused (from the dashboard).", []string{"queue"}, nil)
 	backlogDesc = prometheus.NewDesc("hokusai_queue_backlog",
-		"Pending plus active tasks over a pool's three queues: the autoscaling signal.", []string{"pool"}, nil)
+		"Pending plus active tasks of a pool's lane: the autoscaling signal of the workers consuming that lane.", []string{"pool", "lane"}, nil)
 	readyWorkersDesc = prometheus.NewDesc("hokusai_ready_workers",
 		"Workers of a pool whose live heartbeat says ready.", []string{"pool"}, nil)
 	strandedDesc = prometheus.NewDesc("hokusai_backlog_without_ready_worker",
@@ -207,7 +207,7 @@ func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(d, prometheus.GaugeValue, v, labels...)
 	}
 	for pool, n := range ready {
-		backlog, stranded := 0, false
+		stranded := false
 		for _, lane := range lanes {
 			q := jobs.Queue(pool, lane)
 			info, err := qc.insp.GetQueueInfo(q)
@@ -219,8 +219,9 @@ func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
 				qc.onFail(q, err)
 				continue
 			}
-			backlog += info.Pending + info.Active
-			stranded = stranded || (info.Pending+info.Active > 0 && !snap.laneServed(pool, lane))
+			backlog := info.Pending + info.Active
+			gauge(backlogDesc, float64(backlog), pool, string(lane))
+			stranded = stranded || (backlog > 0 && !snap.laneServed(pool, lane))
 			gauge(queueSizeDesc, float64(info.Size), q)
 			for _, st := range []struct {
 				name string
@@ -234,7 +235,6 @@ func (qc *queueCollector) Collect(ch chan<- prometheus.Metric) {
 			ch <- prometheus.MustNewConstMetric(queueFailedDesc, prometheus.CounterValue, float64(info.FailedTotal), q)
 			gauge(queuePausedDesc, b2f(info.Paused), q)
 		}
-		gauge(backlogDesc, float64(backlog), pool)
 		gauge(readyWorkersDesc, float64(n), pool)
 		gauge(strandedDesc, b2f(stranded), pool)
 	}

@@ -136,7 +136,7 @@ func runWorkers(ctx context.Context, rdb redis.UniversalClient, _ []string, stdo
 		return fmt.Errorf("read workers: %w", err)
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "WORKER\tPOOL\tSTATE\tMODELS\tREASONS\tSEEN")
+	fmt.Fprintln(tw, "WORKER\tPOOL\tLANES\tSTATE\tMODELS\tREASONS\tSEEN")
 	for _, id := range ids {
 		b, err := rdb.Get(ctx, jobs.HeartbeatKey(id)).Bytes()
 		if err != nil {
@@ -150,7 +150,14 @@ func runWorkers(ctx context.Context, rdb redis.UniversalClient, _ []string, stdo
 		for _, m := range hb.Models {
 			models = append(models, m.ID+"@"+orDash(m.Revision))
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s ago\n", hb.WorkerID, hb.Pool, hb.State, orDash(strings.Join(models, ",")),
+		lanes := make([]string, len(hb.Lanes))
+		for i, l := range hb.Lanes {
+			lanes[i] = string(l)
+		}
+		if len(lanes) == 0 {
+			lanes = []string{"all"} // a worker from before heartbeats named their lanes
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s ago\n", hb.WorkerID, hb.Pool, strings.Join(lanes, ","), hb.State, orDash(strings.Join(models, ",")),
 			orDash(strings.Join(hb.Reasons, ",")), time.Since(hb.SeenAt).Round(time.Millisecond))
 	}
 	return tw.Flush()

@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -74,11 +75,17 @@ func TestModelsAndWorkersCommands(t *testing.T) {
 		t.Errorf("bad registry: %v", err)
 	}
 
-	hb := `{"worker_id":"w1","pool":"default","state":"not_ready","reasons":["hf_token_missing"],"models":[],"seen_at":"` + time.Now().UTC().Format(time.RFC3339Nano) + `"}`
-	rdb.Set(t.Context(), jobs.HeartbeatKey("w1"), hb, time.Minute)
-	rdb.ZAdd(t.Context(), jobs.WorkersKey, redisZ("w1"))
+	seen := time.Now().UTC().Format(time.RFC3339Nano)
+	for id, hb := range map[string]string{
+		"w1": `{"worker_id":"w1","pool":"default","state":"not_ready","reasons":["hf_token_missing"],"models":[],"seen_at":"` + seen + `"}`,
+		"w2": `{"worker_id":"w2","pool":"default","state":"ready","lanes":["sync","async"],"models":[],"seen_at":"` + seen + `"}`,
+	} {
+		rdb.Set(t.Context(), jobs.HeartbeatKey(id), hb, time.Minute)
+		rdb.ZAdd(t.Context(), jobs.WorkersKey, redisZ(id))
+	}
 	out, err := cli(t, "workers")
-	if err != nil || !strings.Contains(out, "w1") || !strings.Contains(out, "hf_token_missing") {
+	if err != nil || !regexp.MustCompile(`(?m)^w1 +default +all +not_ready .*hf_token_missing`).MatchString(out) ||
+		!regexp.MustCompile(`(?m)^w2 +default +sync,async +ready `).MatchString(out) {
 		t.Errorf("workers: %q %v", out, err)
 	}
 }

@@ -190,9 +190,11 @@ func TestMetricsFollowTraffic(t *testing.T) {
 		t.Errorf("the model cache holds no bytes after a load")
 	}
 	for name, want := range map[string]float64{
-		series("hokusai_queue_backlog", "pool", "default"):                0,
-		series("hokusai_ready_workers", "pool", "default"):                1,
-		series("hokusai_backlog_without_ready_worker", "pool", "default"): 0,
+		series("hokusai_queue_backlog", "lane", "sync", "pool", "default"):  0,
+		series("hokusai_queue_backlog", "lane", "async", "pool", "default"): 0,
+		series("hokusai_queue_backlog", "lane", "batch", "pool", "default"): 0,
+		series("hokusai_ready_workers", "pool", "default"):                  1,
+		series("hokusai_backlog_without_ready_worker", "pool", "default"):   0,
 	} {
 		if got, ok := as[name]; !ok || got != want {
 			t.Errorf("api %s = %v (exported %t), want %v", name, got, ok, want)
@@ -206,8 +208,10 @@ func TestMetricsFollowTraffic(t *testing.T) {
 		as = samples(scrape(t, s.url))
 		return as[series("hokusai_backlog_without_ready_worker", "pool", "default")] == 1
 	}, "backlog without a ready worker never flagged:\n%s", scrape(t, s.url))
-	if got := as[series("hokusai_queue_backlog", "pool", "default")]; got != 1 {
-		t.Errorf("backlog %v, want 1", got)
+	for lane, want := range map[string]float64{"sync": 0, "async": 1, "batch": 0} {
+		if got := as[series("hokusai_queue_backlog", "lane", lane, "pool", "default")]; got != want {
+			t.Errorf("%s backlog %v, want %v", lane, got, want)
+		}
 	}
 }
 
