@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/zclconf/go-cty/cty"
 )
 
 // Addresses the checks anchor on. The worker task definition is the only
@@ -27,6 +28,7 @@ func checkTerraform(m *tfModule) []string {
 	var c findings
 	c.run(func() error { return checkTaskDefinitionsOffToken(m, &c) })
 	c.run(func() error { return checkWorkerToken(m, &c) })
+	c.run(func() error { return checkWorkerLanes(m, &c) })
 	c.run(func() error { return checkListeners(m, &c) })
 	c.run(func() error { return checkRedis(m, &c) })
 	checkDocumented(m, &c)
@@ -186,6 +188,57 @@ func checkWorkerToken(m *tfModule, c *findings) error {
 	}
 	if !granted {
 		c.add("no role of %s may read the HF token secret %s (secretsmanager:GetSecretValue on exactly that ARN)", workerTaskDef, tokenARNOr(tokenARN))
+	}
+	return nil
+}
+
+// checkWorkerLanes: the worker task definition is one per entry of its
+// for_each, each consuming the lanes its entry names (HOKUSAI_LANES), and
+// the entries split the lanes as docker-compose does: batch on a service of
+// its own, so a batch never takes a partner's vCPUs, and every lane served.
+func checkWorkerLanes(m *tfModule, c *findings) error {
+	b := m.blocks[workerTaskDef]
+	if b == nil {
+		return nil // checkWorkerToken says so
+	}
+	services, ok, err := m.evalAttr(b.Body, "for_each")
+	if err != nil {
+		return fmt.Errorf("%s: for_each: %w", workerTaskDef, err)
+	}
+	if !ok || !services.CanIterateElements() {
+		c.add("%s needs a for_each of worker services, so batch runs apart from sync and async", workerTaskDef)
+		return nil
+	}
+	defs, err := m.containers(workerTaskDef)
+	if err != nil {
+		return err
+	}
+	for _, d := range defs {
+		if !slices.ContainsFunc(d.Environment, func(e struct{ Name, Value string }) bool {
+			return e.Name == "HOKUSAI_LANES" && e.Value == "each.value.lanes"
+		}) {
+			c.add("%s container %q must set HOKUSAI_LANES to each.value.lanes, or every service consumes every lane", workerTaskDef, d.Name)
+		}
+	}
+	served := map[string]bool{}
+	for it := services.ElementIterator(); it.Next(); {
+		key, svc := it.Element()
+		if !svc.Type().IsObjectType() || !svc.Type().HasAttribute("lanes") || svc.GetAttr("lanes").Type() != cty.String {
+			c.add("worker service %s has no lanes string", key.AsString())
+			continue
+		}
+		lanes := strings.Split(svc.GetAttr("lanes").AsString(), ",")
+		if slices.Contains(lanes, "batch") && len(lanes) > 1 {
+			c.add("worker service %s consumes batch with %v: batch needs a service of its own", key.AsString(), lanes)
+		}
+		for _, l := range lanes {
+			served[l] = true
+		}
+	}
+	for _, l := range []string{"sync", "async", "batch"} {
+		if !served[l] {
+			c.add("no worker service consumes the %s lane", l)
+		}
 	}
 	return nil
 }

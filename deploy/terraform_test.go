@@ -109,6 +109,26 @@ func TestTerraformChecksCatchRegressions(t *testing.T) {
 		want   string // a finding must contain this
 	}{
 		{
+			name:   "batch shares the sync service",
+			mutate: replaceIn("worker.tf", `lanes  = "batch"`, `lanes  = "sync,batch"`),
+			want:   "worker service batch-worker consumes batch with [sync batch]: batch needs a service of its own",
+		},
+		{
+			name:   "no service takes async",
+			mutate: replaceIn("worker.tf", `lanes  = "sync,async"`, `lanes  = "sync"`),
+			want:   "no worker service consumes the async lane",
+		},
+		{
+			name:   "worker container ignores its service's lanes",
+			mutate: replaceIn("worker.tf", "      { name = \"HOKUSAI_LANES\", value = each.value.lanes },\n", ""),
+			want:   `container "worker" must set HOKUSAI_LANES to each.value.lanes`,
+		},
+		{
+			name:   "one worker service again",
+			mutate: replaceIn("worker.tf", "  for_each = local.worker_services\n\n  family", "  family"),
+			want:   "needs a for_each of worker services",
+		},
+		{
 			name:   "HTTPS listener loses the /api/* rule",
 			mutate: removeBlock("alb.tf", "resource", httpsRule...),
 			want:   `forwarding path pattern "/api/*"`,

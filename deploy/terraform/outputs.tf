@@ -24,8 +24,13 @@ output "api_service_name" {
 }
 
 output "worker_service_name" {
-  description = "Name of the worker ECS service (the one to scale or force-redeploy after a token rotation)."
-  value       = aws_ecs_service.worker.name
+  description = "Name of the sync/async worker ECS service (force-redeploy it and the batch one after a token rotation)."
+  value       = aws_ecs_service.worker["worker"].name
+}
+
+output "batch_worker_service_name" {
+  description = "Name of the batch worker ECS service (HOKUSAI_LANES=batch)."
+  value       = aws_ecs_service.worker["batch-worker"].name
 }
 
 output "redis_primary_endpoint" {

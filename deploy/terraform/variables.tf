@@ -103,13 +103,13 @@ variable "api_memory" {
 }
 
 variable "worker_pool" {
-  description = "Pool the worker service consumes (HOKUSAI_POOL); also the Pool dimension of the backlog metric."
+  description = "Pool both worker services consume (HOKUSAI_POOL); also the Pool dimension of the backlog metric."
   type        = string
   default     = "default"
 }
 
 variable "worker_cpu" {
-  description = "CPU units of one worker task (1024 = 1 vCPU)."
+  description = "CPU units of one sync/async worker task (1024 = 1 vCPU)."
   type        = number
   default     = 1024
 }
@@ -138,9 +138,44 @@ variable "worker_max_count" {
 }
 
 variable "worker_backlog_per_task_target" {
-  description = "Target of the scaling policy: queued jobs of the pool per running worker task."
+  description = "Target of the sync/async service's scaling policy: queued sync and async jobs of the pool per running worker task."
   type        = number
   default     = 50
+}
+
+variable "batch_worker_cpu" {
+  description = "CPU units of one batch worker task (HOKUSAI_LANES=batch; 2048 = 2 vCPU, scored in parallel)."
+  type        = number
+  default     = 2048
+}
+
+variable "batch_worker_memory" {
+  description = "Memory of one batch worker task, in MiB; must hold the pool's models and a few chunks."
+  type        = number
+  default     = 4096
+}
+
+variable "batch_worker_min_count" {
+  description = "Fewest batch worker tasks autoscaling keeps running (at least 1: the API refuses batches while none is ready)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.batch_worker_min_count >= 1
+    error_message = "batch_worker_min_count must be at least 1."
+  }
+}
+
+variable "batch_worker_max_count" {
+  description = "Most batch worker tasks autoscaling may run."
+  type        = number
+  default     = 4
+}
+
+variable "batch_worker_cpu_target" {
+  description = "Target of the batch service's scaling policy: average CPU utilization of its tasks, in percent."
+  type        = number
+  default     = 70
 }
 
 variable "worker_stop_timeout" {

@@ -21,12 +21,37 @@ resource "aws_iam_role_policy" "worker_read_hf_token" {
   policy = data.aws_iam_policy_document.read_hf_token.json
 }
 
+# Two worker services, as docker-compose runs them: one takes partners' sync
+# and async predicts, the other batch chunks, so a running batch never holds
+# the vCPUs a sync call waits for. Both hold the token. Keys name the
+# services; lanes is HOKUSAI_LANES.
+locals {
+  worker_services = {
+    worker = {
+      lanes  = "sync,async"
+      cpu    = var.worker_cpu
+      memory = var.worker_memory
+      min    = var.worker_min_count
+      max    = var.worker_max_count
+    }
+    batch-worker = {
+      lanes  = "batch"
+      cpu    = var.batch_worker_cpu
+      memory = var.batch_worker_memory
+      min    = var.batch_worker_min_count
+      max    = var.batch_worker_max_count
+    }
+  }
+}
+
 resource "aws_ecs_task_definition" "worker" {
-  family                   = "${var.name}-worker"
+  for_each = local.worker_services
+
+  family                   = "${var.name}-${each.key}"
   requires_compatibilities = ["FARGATE"]
   network_mode             = "awsvpc"
-  cpu                      = var.worker_cpu
-  memory                   = var.worker_memory
+  cpu                      = each.value.cpu
+  memory                   = each.value.memory
   execution_role_arn       = aws_iam_role.worker_execution.arn
 
   container_definitions = jsonencode([{
@@ -36,6 +61,7 @@ resource "aws_ecs_task_definition" "worker" {
     stopTimeout = var.worker_stop_timeout
     environment = [
       { name = "HOKUSAI_POOL", value = var.worker_pool },
+      { name = "HOKUSAI_LANES", value = each.value.lanes },
       { name = "HOKUSAI_HEALTH_ADDR", value = ":8081" },
       { name = "HF_HOME", value = "/var/cache/hokusai" },
     ]
@@ -59,10 +85,12 @@ resource "aws_ecs_task_definition" "worker" {
 }
 
 resource "aws_ecs_service" "worker" {
-  name            = "${var.name}-worker"
+  for_each = local.worker_services
+
+  name            = "${var.name}-${each.key}"
   cluster         = aws_ecs_cluster.main.id
-  task_definition = aws_ecs_task_definition.worker.arn
-  desired_count   = var.worker_min_count
+  task_definition = aws_ecs_task_definition.worker[each.key].arn
+  desired_count   = each.value.min
   launch_type     = "FARGATE"
 
   network_configuration {
@@ -83,23 +111,26 @@ resource "aws_ecs_service" "worker" {
 }
 
 resource "aws_appautoscaling_target" "worker" {
+  for_each = local.worker_services
+
   service_namespace  = "ecs"
-  resource_id        = "service/${aws_ecs_cluster.main.name}/${aws_ecs_service.worker.name}"
+  resource_id        = "service/${aws_ecs_cluster.main.name}/${aws_ecs_service.worker[each.key].name}"
   scalable_dimension = "ecs:service:DesiredCount"
-  min_capacity       = var.worker_min_count
-  max_capacity       = var.worker_max_count
+  min_capacity       = each.value.min
+  max_capacity       = each.value.max
 }
 
-# Target tracking on queued jobs per running worker. Hokusai/QueueBacklog
-# (dimension Pool) is the pool's pending job count from the /metrics backlog
-# gauge, shipped to CloudWatch (see docs/operations.md); RunningTaskCount comes
+# The sync/async service tracks queued jobs per running worker.
+# Hokusai/QueueBacklog (dimensions Pool, Lane) is a lane's pending plus active
+# task count from the API's /metrics backlog gauge, shipped to CloudWatch (see
+# docs/operations.md); the service's lanes are summed. RunningTaskCount comes
 # from Container Insights.
 resource "aws_appautoscaling_policy" "worker_backlog" {
   name               = "${var.name}-worker-backlog"
   policy_type        = "TargetTrackingScaling"
-  service_namespace  = aws_appautoscaling_target.worker.service_namespace
-  resource_id        = aws_appautoscaling_target.worker.resource_id
-  scalable_dimension = aws_appautoscaling_target.worker.scalable_dimension
+  service_namespace  = aws_appautoscaling_target.worker["worker"].service_namespace
+  resource_id        = aws_appautoscaling_target.worker["worker"].resource_id
+  scalable_dimension = aws_appautoscaling_target.worker["worker"].scalable_dimension
 
   target_tracking_scaling_policy_configuration {
     target_value       = var.worker_backlog_per_task_target
@@ -107,20 +138,29 @@ resource "aws_appautoscaling_policy" "worker_backlog" {
     scale_in_cooldown  = 300
 
     customized_metric_specification {
-      metrics {
-        id          = "backlog"
-        return_data = false
+      dynamic "metrics" {
+        for_each = split(",", local.worker_services.worker.lanes)
 
-        metric_stat {
-          stat = "Average"
+        content {
+          id          = "backlog_${metrics.value}"
+          return_data = false
 
-          metric {
-            namespace   = "Hokusai"
-            metric_name = "QueueBacklog"
+          metric_stat {
+            stat = "Average"
 
-            dimensions {
-              name  = "Pool"
-              value = var.worker_pool
+            metric {
+              namespace   = "Hokusai"
+              metric_name = "QueueBacklog"
+
+              dimensions {
+                name  = "Pool"
+                value = var.worker_pool
+              }
+
+              dimensions {
+                name  = "Lane"
+                value = metrics.value
+              }
             }
           }
         }
@@ -144,7 +184,7 @@ resource "aws_appautoscaling_policy" "worker_backlog" {
 
             dimensions {
               name  = "ServiceName"
-              value = aws_ecs_service.worker.name
+              value = aws_ecs_service.worker["worker"].name
             }
           }
         }
@@ -153,9 +193,48 @@ resource "aws_appautoscaling_policy" "worker_backlog" {
       metrics {
         id          = "backlog_per_worker"
         label       = "Queued jobs per running worker"
-        expression  = "backlog / workers"
+        expression  = "(${join(" + ", [for lane in split(",", local.worker_services.worker.lanes) : "backlog_${lane}"])}) / workers"
         return_data = true
       }
     }
   }
+}
+
+# The batch service tracks CPU instead: a batch queues only a few chunks per
+# batch worker at a time (its window), so its backlog does not grow with the
+# rows still to score, while a batch worker scoring runs its vCPUs flat out
+# and an idle one sits near zero.
+resource "aws_appautoscaling_policy" "batch_worker_cpu" {
+  name               = "${var.name}-batch-worker-cpu"
+  policy_type        = "TargetTrackingScaling"
+  service_namespace  = aws_appautoscaling_target.worker["batch-worker"].service_namespace
+  resource_id        = aws_appautoscaling_target.worker["batch-worker"].resource_id
+  scalable_dimension = aws_appautoscaling_target.worker["batch-worker"].scalable_dimension
+
+  target_tracking_scaling_policy_configuration {
+    target_value       = var.batch_worker_cpu_target
+    scale_out_cooldown = 60
+    scale_in_cooldown  = 300
+
+    predefined_metric_specification {
+      predefined_metric_type = "ECSServiceAverageCPUUtilization"
+    }
+  }
+}
+
+# State from before the batch service: the single worker service is now the
+# "worker" instance.
+moved {
+  from = aws_ecs_task_definition.worker
+  to   = aws_ecs_task_definition.worker["worker"]
+}
+
+moved {
+  from = aws_ecs_service.worker
+  to   = aws_ecs_service.worker["worker"]
+}
+
+moved {
+  from = aws_appautoscaling_target.worker
+  to   = aws_appautoscaling_target.worker["worker"]
 }
