@@ -7,13 +7,14 @@
 #     core, without queue or HTTP (go test ./worker -bench BatchInProcess).
 #  3. Celery: ../shared/peers/celery_batch.py on the same file (CELERY=0 skips;
 #     needs python3-celery python3-redis python3-xgboost python3-fastapi).
-# The services run as docker-compose runs them: a worker for the sync and
-# async lanes and a batch-only worker (HOKUSAI_LANES=batch), which puts its
-# threads in the idle CPU class (SCHED_IDLE) and offers its core between
-# blocks of rows. As compose's cpu_shares: 2 does for its container, the bench
+# The services run as docker-compose runs them: the API and a worker for the
+# sync and async lanes with one P each (GOMAXPROCS=1), and a batch-only worker
+# (HOKUSAI_LANES=batch, every core), which puts its threads in the idle CPU
+# class (SCHED_IDLE) and offers its core between blocks of rows. As compose's cpu_shares: 2 does for its container, the bench
 # puts that worker in a CPU cgroup of the lowest weight when it can (root,
 # cgroup v1 cpu or v2), since SCHED_IDLE ranks threads only within their group.
 # SPLIT=0 runs one worker for all lanes instead.
+# SYNC=0 sends no sync predicts, so the batch has the machine to itself (no p99).
 # FLOOR=1 runs no batch: one idle-class busy loop a core, in that cgroup, for
 # 3.2 s, to show what sync p99 does when the cores are merely busy.
 # ROWS (default 1,000,000) synthetic leads are written under /tmp, never in
@@ -71,7 +72,7 @@ into_group() { [ -z "$cgroup" ] || echo "$1" >"$cgroup/cgroup.procs"; }
 if [ "${SPLIT:-1}" = 1 ]; then
   # Sync and async on one worker; batch on another, in the idle CPU class by
   # default, so partners' calls take the cores first.
-  HOKUSAI_LOG_LEVEL=warn HOKUSAI_LANES=sync,async "$work/bin/hokusai-worker" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
+  GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn HOKUSAI_LANES=sync,async "$work/bin/hokusai-worker" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
   pids+=($!)
   HOKUSAI_LOG_LEVEL=warn HOKUSAI_LANES=batch "$work/bin/hokusai-worker" --health-addr "127.0.0.1:0" >"$work/batch-worker.log" 2>&1 &
   pids+=($!)
@@ -80,7 +81,7 @@ else
   HOKUSAI_LOG_LEVEL=warn "$work/bin/hokusai-worker" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
   pids+=($!)
 fi
-HOKUSAI_LOG_LEVEL=warn "$work/bin/hokusai-api" --listen "127.0.0.1:$aport" >"$work/api.log" 2>&1 &
+GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn "$work/bin/hokusai-api" --listen "127.0.0.1:$aport" >"$work/api.log" 2>&1 &
 pids+=($!)
 wait_ok "http://127.0.0.1:$hport/readyz"
 wait_ok -H "X-API-Key: $HOKUSAI_API_KEY" "$HOKUSAI_API_URL/api/v1/models/21/health"
@@ -120,11 +121,13 @@ print(f"{len(lat)} sync predicts, p50 {lat[len(lat)//2]:.2f} ms, p99 {lat[len(la
 PY
 }
 p99() { sed -n 's/.*p99 \([0-9.]*\) ms.*/\1/p' <<<"$1"; }
-trickle 5 >"$work/idle.txt"
-idle=$(latency "$work/idle.txt")
-trickle 300 >"$work/busy.txt" &
-tpid=$!
-pids+=($tpid)
+if [ "${SYNC:-1}" = 1 ] || [ "${FLOOR:-0}" = 1 ]; then
+  trickle 5 >"$work/idle.txt"
+  idle=$(latency "$work/idle.txt")
+  trickle 300 >"$work/busy.txt" &
+  tpid=$!
+  pids+=($tpid)
+fi
 
 if [ "${FLOOR:-0}" = 1 ]; then
   # The floor: no batch, only one busy loop a core in the idle CPU class (in the
@@ -147,11 +150,13 @@ base=$(mem "$rport" used_memory)
 t0=$(date +%s.%N)
 "$work/bin/hokusai" batch submit "$leads" --model 21 --wait -o "$work/scored.csv" >/dev/null
 t1=$(date +%s.%N)
-touch "$work/stop"
-wait "$tpid"
-# Only the predicts sent while the batch ran, from submit to the last result byte.
-busy=$(latency "$work/busy.txt" "$t0" "$t1")
-echo "sync predict while idle: $idle; during the batch: $busy; p99 $(python3 -c "print(f'{$(p99 "$busy")/$(p99 "$idle"):.1f}')")x idle"
+if [ "${SYNC:-1}" = 1 ]; then
+  touch "$work/stop"
+  wait "$tpid"
+  # Only the predicts sent while the batch ran, from submit to the last result byte.
+  busy=$(latency "$work/busy.txt" "$t0" "$t1")
+  echo "sync predict while idle: $idle; during the batch: $busy; p99 $(python3 -c "print(f'{$(p99 "$busy")/$(p99 "$idle"):.1f}')")x idle"
+fi
 peak=$(mem "$rport" used_memory_peak)
 e2e=$(python3 -c "print(f'{$t1-$t0:.2f}')")
 echo "hokusai: $ROWS rows submit -> results downloaded in ${e2e}s = $(python3 -c "print(f'{$ROWS/($t1-$t0):,.0f}')") rows/s;" \

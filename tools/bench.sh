@@ -34,9 +34,10 @@ models:
 YAML
 bin/hokusai models apply -f "$work/registry.yaml" >/dev/null
 KEY=$(bin/hokusai keys create --tenant bench)
-HOKUSAI_LOG_LEVEL=warn bin/hokusai-worker --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
+# One P each, as docker-compose.yml runs the API and the sync/async worker.
+GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn bin/hokusai-worker --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
 pids+=($!)
-HOKUSAI_LOG_LEVEL=warn bin/hokusai-api --listen "127.0.0.1:$aport" >"$work/api.log" 2>&1 &
+GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn bin/hokusai-api --listen "127.0.0.1:$aport" >"$work/api.log" 2>&1 &
 pids+=($!)
 waitfor "http://127.0.0.1:$hport/readyz"
 waitfor "http://127.0.0.1:$aport/ready"

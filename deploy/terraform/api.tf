@@ -22,6 +22,7 @@ resource "aws_ecs_task_definition" "api" {
     portMappings = [{ containerPort = local.api_port, protocol = "tcp" }]
     environment = [
       { name = "HOKUSAI_LISTEN", value = ":${local.api_port}" },
+      { name = "GOMAXPROCS", value = "${var.api_gomaxprocs}" },
     ]
     secrets          = [local.redis_url_secret]
     logConfiguration = local.log_configuration.api

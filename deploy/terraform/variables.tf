@@ -102,6 +102,17 @@ variable "api_memory" {
   default     = 1024
 }
 
+variable "api_gomaxprocs" {
+  description = "GOMAXPROCS of the API process: its task's vCPUs, at least 1 (Go itself runs at least 2, which on a smaller task only spins idle threads)."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.api_gomaxprocs >= 1
+    error_message = "api_gomaxprocs must be at least 1."
+  }
+}
+
 variable "worker_pool" {
   description = "Pool both worker services consume (HOKUSAI_POOL); also the Pool dimension of the backlog metric."
   type        = string
@@ -118,6 +129,17 @@ variable "worker_memory" {
   description = "Memory of one worker task, in MiB; must hold the pool's models."
   type        = number
   default     = 2048
+}
+
+variable "worker_gomaxprocs" {
+  description = "GOMAXPROCS of a sync/async worker: its task's vCPUs (worker_cpu / 1024), at least 1."
+  type        = number
+  default     = 1
+
+  validation {
+    condition     = var.worker_gomaxprocs >= 1
+    error_message = "worker_gomaxprocs must be at least 1."
+  }
 }
 
 variable "worker_min_count" {
@@ -153,6 +175,17 @@ variable "batch_worker_memory" {
   description = "Memory of one batch worker task, in MiB; must hold the pool's models and a few chunks."
   type        = number
   default     = 4096
+}
+
+variable "batch_worker_gomaxprocs" {
+  description = "GOMAXPROCS of a batch worker: its task's vCPUs (batch_worker_cpu / 1024), at least 1."
+  type        = number
+  default     = 2
+
+  validation {
+    condition     = var.batch_worker_gomaxprocs >= 1
+    error_message = "batch_worker_gomaxprocs must be at least 1."
+  }
 }
 
 variable "batch_worker_min_count" {

@@ -31,6 +31,7 @@ locals {
       lanes  = "sync,async"
       cpu    = var.worker_cpu
       memory = var.worker_memory
+      procs  = var.worker_gomaxprocs
       min    = var.worker_min_count
       max    = var.worker_max_count
     }
@@ -38,6 +39,7 @@ locals {
       lanes  = "batch"
       cpu    = var.batch_worker_cpu
       memory = var.batch_worker_memory
+      procs  = var.batch_worker_gomaxprocs
       min    = var.batch_worker_min_count
       max    = var.batch_worker_max_count
     }
@@ -62,6 +64,7 @@ resource "aws_ecs_task_definition" "worker" {
     environment = [
       { name = "HOKUSAI_POOL", value = var.worker_pool },
       { name = "HOKUSAI_LANES", value = each.value.lanes },
+      { name = "GOMAXPROCS", value = "${each.value.procs}" },
       { name = "HOKUSAI_HEALTH_ADDR", value = ":8081" },
       { name = "HF_HOME", value = "/var/cache/hokusai" },
     ]
