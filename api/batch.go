@@ -103,6 +103,9 @@ type batchAccepted struct {
 	Rows       int    `json:"rows"`
 	StatusURL  string `json:"status_url"`
 	ResultsURL string `json:"results_url"`
+	// Warnings are about the whole file: CSV columns the model does not
+	// take, ignored. Each row's own are in its results.
+	Warnings []jobs.Warning `json:"warnings"`
 }
 
 // batchUpload is one submission being stored: records are gathered into
@@ -119,6 +122,9 @@ type batchUpload struct {
 	chunks  int
 	window  int // chunks of this batch queued at once
 	pace    *pace.Pacer
+	mode    jobs.Mode
+	// warnings are the file's own (see batchAccepted).
+	warnings []jobs.Warning
 }
 
 // submitBatch answers POST /api/v1/models/:id/batches.
@@ -135,7 +141,15 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		}
 		q := c.QueryParams()
 		callback := q.Get("callback_url")
-		explain := q.Get("explain") == "true" || q.Get("explain") == "1"
+		explain, strict := queryFlag(q.Get("explain")), queryFlag(q.Get("strict"))
+		created := time.Now()
+		var asOf time.Time
+		if raw := q.Get("as_of"); raw != "" {
+			if asOf, err = jobs.ParseAsOf(raw); err != nil {
+				return &Error{Code: CodeInvalidInput, Detail: "The as_of parameter is not valid.",
+					Fields: []jobs.FieldError{{Field: "as_of", Code: jobs.CodeInvalidValue, Detail: err.Error()}}}
+			}
+		}
 		lim := s.cfg.Batch
 		if req.ContentLength > lim.MaxBytes {
 			return tooLarge(lim)
@@ -145,7 +159,7 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		var h hash.Hash // with a key: covers everything that shapes the batch
 		if idem != "" {
 			h = sha256.New()
-			fmt.Fprintf(h, "%s\n%s\n%s\n%t\n", spec.ID, format, callback, explain)
+			fmt.Fprintf(h, "%s\n%s\n%s\n%t\n%t\n%s\n", spec.ID, format, callback, explain, strict, q.Get("as_of"))
 			body.r = io.TeeReader(req.Body, h)
 			if prior, err := s.priorBatch(c, idem); err != nil {
 				return err
@@ -154,15 +168,17 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 			}
 		}
 		u := &batchUpload{s: s, ctx: req.Context(), id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.ResultTTL,
-			window: batchWindow(s.state.get().readyWorkers(spec.ID, jobs.LaneBatch)), pace: s.batchPacer()}
+			window: batchWindow(s.state.get().readyWorkers(spec.ID, jobs.LaneBatch)), pace: s.batchPacer(),
+			mode: jobs.Mode{Strict: strict, AsOf: created}}
 		rec := map[string]any{
 			jobs.BatchFieldTenant: tenantOf(c), jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
-			jobs.BatchFieldChunkRows: lim.ChunkRows, jobs.BatchFieldCreated: time.Now().UnixMilli(),
+			jobs.BatchFieldChunkRows: lim.ChunkRows, jobs.BatchFieldCreated: created.UnixMilli(),
 			jobs.BatchFieldFormat: jobs.BatchJSONL, jobs.BatchFieldWindow: u.window,
 		}
 		if explain {
 			rec[jobs.BatchFieldExplain] = "1"
 		}
+		u.setMode(rec, strict, asOf)
 		switch format {
 		case jobs.BatchCSV:
 			rec[jobs.BatchFieldFormat] = jobs.BatchCSV
@@ -188,15 +204,34 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 			}
 			return err
 		}
-		return acceptBatch(c, u.id, spec.ID, u.rows)
+		return acceptBatch(c, u.id, spec.ID, u.rows, u.warnings)
 	}
 }
 
-func acceptBatch(c echo.Context, id, modelID string, rows int) error {
+// queryFlag reads a boolean query parameter: true or 1 set it.
+func queryFlag(v string) bool { return v == "true" || v == "1" }
+
+// setMode records how the batch's rows are to be read: strictly or not,
+// and as of when (by default, its submission).
+func (u *batchUpload) setMode(rec map[string]any, strict bool, asOf time.Time) {
+	if strict {
+		rec[jobs.BatchFieldStrict] = "1"
+		u.mode.Strict = true
+	}
+	if !asOf.IsZero() {
+		rec[jobs.BatchFieldAsOf] = asOf.UnixMilli()
+		u.mode.AsOf = asOf
+	}
+}
+
+func acceptBatch(c echo.Context, id, modelID string, rows int, warnings []jobs.Warning) error {
 	url := "/api/v1/batches/" + id
 	c.Response().Header().Set("Location", url)
+	if warnings == nil {
+		warnings = []jobs.Warning{}
+	}
 	return c.JSON(http.StatusAccepted, batchAccepted{BatchID: id, ModelID: modelID, Status: jobs.BatchQueued,
-		Rows: rows, StatusURL: url, ResultsURL: url + "/results"})
+		Rows: rows, StatusURL: url, ResultsURL: url + "/results", Warnings: warnings})
 }
 
 func tooLarge(lim BatchConfig) *Error {
@@ -336,14 +371,21 @@ func (u *batchUpload) csv(body io.Reader, schema *jobs.Schema, rec map[string]an
 		return u.readErr(err, r)
 	}
 	header, err := batchfile.SplitCSV(string(head), nil)
+	var d *batchfile.Decoder
 	if err == nil {
-		_, err = batchfile.NewCSVDecoder(schema, header)
+		d, err = batchfile.NewCSVDecoder(schema, header, u.mode)
 	}
 	if err != nil {
 		return errorf(CodeInvalidInput, "The CSV header is not usable: %s.", err)
 	}
 	hj, _ := json.Marshal(header)
 	rec[jobs.BatchFieldHeader] = string(hj)
+	if d.Ignored != nil {
+		u.warnings = []jobs.Warning{{Code: jobs.CodeUnknownField,
+			Detail: "The model does not take the columns " + strings.Join(d.Ignored, ", ") + "; they are ignored."}}
+		wj, _ := json.Marshal(u.warnings)
+		rec[jobs.BatchFieldWarnings] = string(wj)
+	}
 	if err := u.start(rec, callback); err != nil {
 		return err
 	}
@@ -398,6 +440,13 @@ func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) 
 			if err := dec.Decode(&callback); err != nil {
 				return bad(err)
 			}
+		case "options":
+			if started {
+				return errorf(CodeInvalidInput, `Put "options" before "inputs", or in the query string.`)
+			}
+			if err := u.options(dec, rec); err != nil {
+				return err
+			}
 		case "inputs":
 			if err := u.start(rec, callback); err != nil {
 				return err
@@ -432,6 +481,31 @@ func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) 
 	if !started {
 		return errorf(CodeInvalidInput, `The body needs "inputs": a list of objects.`)
 	}
+	return nil
+}
+
+// options reads a JSON batch body's "options" (explain, strict, as_of).
+func (u *batchUpload) options(dec *json.Decoder, rec map[string]any) error {
+	var raw json.RawMessage
+	if err := dec.Decode(&raw); err != nil {
+		return errorf(CodeBadRequest, `The body must be {"inputs": [...]}: %s.`, jsonProblem(err))
+	}
+	o, err := jobs.ParseOptions(raw)
+	if err != nil {
+		return &Error{Code: CodeInvalidInput, Detail: "The options are not valid.",
+			Fields: []jobs.FieldError{{Field: "options", Code: jobs.CodeInvalidValue, Detail: err.Error()}}}
+	}
+	if o.Explain != nil {
+		delete(rec, jobs.BatchFieldExplain)
+		if *o.Explain {
+			rec[jobs.BatchFieldExplain] = "1"
+		}
+	}
+	var asOf time.Time
+	if o.AsOf != "" {
+		asOf = o.Mode(time.Time{}).AsOf
+	}
+	u.setMode(rec, o.Strict, asOf)
 	return nil
 }
 
@@ -559,14 +633,15 @@ func (s *Server) replayBatch(c echo.Context, prior *idemRecord, body *limitedBod
 	if hex.EncodeToString(h.Sum(nil)) != prior.Hash {
 		return errorf(CodeConflict, "This Idempotency-Key was used for a different batch (%s); use a new key for a new file.", prior.BatchID)
 	}
-	rec, err := s.rdb.HMGet(c.Request().Context(), jobs.BatchKey(prior.BatchID), jobs.BatchFieldModel, jobs.BatchFieldRows).Result()
+	rec, err := s.rdb.HMGet(c.Request().Context(), jobs.BatchKey(prior.BatchID), jobs.BatchFieldModel, jobs.BatchFieldRows,
+		jobs.BatchFieldWarnings).Result()
 	if err != nil {
 		return s.unavailable(c, err)
 	}
 	model, _ := rec[0].(string)
 	rows, _ := rec[1].(string)
 	n, _ := strconv.Atoi(rows)
-	return acceptBatch(c, prior.BatchID, model, n)
+	return acceptBatch(c, prior.BatchID, model, n, fileWarnings(rec[2]))
 }
 
 // claimIdempotency binds key to the new batch; when a concurrent request
@@ -595,13 +670,17 @@ func (s *Server) claimIdempotency(c echo.Context, key string, u *batchUpload, su
 
 // batchResponse is GET /api/v1/batches/:id.
 type batchResponse struct {
-	BatchID     string         `json:"batch_id"`
-	ModelID     string         `json:"model_id"`
-	Status      string         `json:"status"`
-	Format      string         `json:"format"`
-	RowsTotal   int            `json:"rows_total"`
-	RowsDone    int            `json:"rows_done"`
-	RowsFailed  int            `json:"rows_failed"`
+	BatchID    string `json:"batch_id"`
+	ModelID    string `json:"model_id"`
+	Status     string `json:"status"`
+	Format     string `json:"format"`
+	RowsTotal  int    `json:"rows_total"`
+	RowsDone   int    `json:"rows_done"`
+	RowsFailed int    `json:"rows_failed"`
+	// RowsWarned counts scored rows whose inputs lax parsing had to
+	// assume something about (each row's warnings are in the results).
+	RowsWarned  int            `json:"rows_warned"`
+	Warnings    []jobs.Warning `json:"warnings"`
 	ChunksTotal int            `json:"chunks_total"`
 	ChunksDone  int            `json:"chunks_done"`
 	CreatedAt   *time.Time     `json:"created_at"`
@@ -640,7 +719,8 @@ func (s *Server) batch(c echo.Context) (*batchResponse, error) {
 	done := int(doneCmd.Val())
 	out := &batchResponse{BatchID: id, ModelID: rec[jobs.BatchFieldModel], Status: jobs.BatchStatus(rec, done),
 		Format: rec[jobs.BatchFieldFormat], RowsTotal: num(jobs.BatchFieldRows), RowsFailed: num(jobs.BatchFieldFailed),
-		RowsDone: num(jobs.BatchFieldOK) + num(jobs.BatchFieldFailed), ChunksTotal: num(jobs.BatchFieldChunks), ChunksDone: done,
+		RowsDone: num(jobs.BatchFieldOK) + num(jobs.BatchFieldFailed), RowsWarned: num(jobs.BatchFieldWarned),
+		Warnings: fileWarnings(rec[jobs.BatchFieldWarnings]), ChunksTotal: num(jobs.BatchFieldChunks), ChunksDone: done,
 		CreatedAt: stamp(rec[jobs.BatchFieldCreated]), StartedAt: stamp(rec[jobs.BatchFieldStarted]),
 		FinishedAt: stamp(rec[jobs.BatchFieldFinished]), CanceledAt: stamp(rec[jobs.BatchFieldCanceled]),
 		CallbackURL: rec[jobs.BatchFieldCallback], ResultsURL: "/api/v1/batches/" + id + "/results",
@@ -656,6 +736,16 @@ func (s *Server) batch(c echo.Context) (*batchResponse, error) {
 	}
 	out.ETASeconds = eta(out)
 	return out, nil
+}
+
+// fileWarnings decodes a batch record's warnings (a JSON list, a string
+// from Redis), never nil.
+func fileWarnings(v any) []jobs.Warning {
+	w := []jobs.Warning{}
+	if s, ok := v.(string); ok && s != "" {
+		_ = json.Unmarshal([]byte(s), &w)
+	}
+	return w
 }
 
 func stamp(ms string) *time.Time {

@@ -1,7 +1,6 @@
 package api
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -58,13 +57,16 @@ func (s *Server) submitJob() echo.HandlerFunc {
 // submit admits and enqueues a predict; on the sync lane it waits up to the
 // sync timeout, or the caller's shorter preferred wait.
 func (s *Server) submit(c echo.Context, lane jobs.Lane, preferredWait time.Duration) error {
-	spec, req, err := s.admit(c, lane)
+	// The request's receipt, to the millisecond the payload keeps: timelines
+	// are read as of it, here and on the worker alike.
+	received := time.UnixMilli(time.Now().UnixMilli())
+	spec, req, err := s.admit(c, lane, received)
 	if err != nil {
 		return err
 	}
 	id := requestID(c)
 	p := jobs.PredictPayload{RequestID: id, Tenant: tenantOf(c), ModelID: spec.ID, Inputs: req.Inputs,
-		Options: req.Options, EnqueuedAt: time.Now().UnixMilli(), Trace: s.traceparent(c)}
+		Options: req.Options, EnqueuedAt: received.UnixMilli(), Trace: s.traceparent(c)}
 	if lane == jobs.LaneAsync {
 		if err := s.enqueue(c, spec, p, lane); err != nil {
 			return err
@@ -109,8 +111,8 @@ func (s *Server) submit(c echo.Context, lane jobs.Lane, preferredWait time.Durat
 
 // admit runs the checks every predict passes before it is enqueued, in the
 // order callers expect: model exists, body is well-formed and valid against
-// the model's schema, a worker consuming lane can serve it.
-func (s *Server) admit(c echo.Context, lane jobs.Lane) (registry.Spec, predictRequest, error) {
+// the model's schema (as of received), a worker consuming lane can serve it.
+func (s *Server) admit(c echo.Context, lane jobs.Lane, received time.Time) (registry.Spec, predictRequest, error) {
 	var req predictRequest
 	snap := s.state.get()
 	spec, ok := snap.models[c.Param("id")]
@@ -124,11 +126,11 @@ func (s *Server) admit(c echo.Context, lane jobs.Lane) (registry.Spec, predictRe
 	if err := json.Unmarshal(body, &req); err != nil {
 		return spec, req, errorf(CodeBadRequest, "The body is not valid JSON: %s.", jsonProblem(err))
 	}
-	if len(bytes.TrimSpace(req.Inputs)) == 0 || string(bytes.TrimSpace(req.Inputs)) == "null" {
-		return spec, req, &Error{Code: CodeInvalidInput, Detail: `The body needs "inputs": an object, or a list of objects.`,
-			Fields: []jobs.FieldError{{Field: "inputs", Code: jobs.CodeMissingField, Detail: "is required"}}}
+	if ferr := jobs.MissingInputs(req.Inputs); ferr != nil {
+		return spec, req, inputError(ferr)
 	}
-	if _, err := jobs.ParseOptions(req.Options); err != nil {
+	opts, err := jobs.ParseOptions(req.Options)
+	if err != nil {
 		return spec, req, &Error{Code: CodeInvalidInput, Detail: "The options are not valid.",
 			Fields: []jobs.FieldError{{Field: "options", Code: jobs.CodeInvalidValue, Detail: err.Error()}}}
 	}
@@ -136,8 +138,8 @@ func (s *Server) admit(c echo.Context, lane jobs.Lane) (registry.Spec, predictRe
 	if info == nil {
 		return spec, req, noWorker(spec, lane)
 	}
-	if err := validateInputs(&info.Schema, req.Inputs, spec.MaxBatchSize); err != nil {
-		return spec, req, err
+	if _, ferr := jobs.ParseInputs(&info.Schema, req.Inputs, spec.MaxBatchSize, opts.Mode(received)); ferr != nil {
+		return spec, req, inputError(ferr)
 	}
 	if snap.readyWorkers(spec.ID, lane) == 0 {
 		return spec, req, noWorker(spec, lane)
@@ -178,44 +180,9 @@ func jsonProblem(err error) string {
 	return err.Error()
 }
 
-// validateInputs checks inputs against the published schema so bad requests
-// get a 422 without a trip through the queue.
-func validateInputs(schema *jobs.Schema, raw json.RawMessage, max int) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	var objs []map[string]any
-	list := bytes.TrimSpace(raw)[0] == '['
-	if list {
-		if err := dec.Decode(&objs); err != nil {
-			return errorf(CodeInvalidInput, `"inputs" must be an object or a list of objects.`)
-		}
-		if len(objs) == 0 || len(objs) > max {
-			return errorf(CodeInvalidInput, `"inputs" must hold 1 to %d rows, not %d; send more as a batch.`, max, len(objs))
-		}
-	} else {
-		var one map[string]any
-		if err := dec.Decode(&one); err != nil {
-			return errorf(CodeInvalidInput, `"inputs" must be an object or a list of objects.`)
-		}
-		objs = []map[string]any{one}
-	}
-	var all []jobs.FieldError
-	for i, obj := range objs {
-		if obj == nil {
-			return errorf(CodeInvalidInput, `"inputs" must be an object or a list of objects.`)
-		}
-		_, errs := schema.Validate(obj)
-		for _, e := range errs {
-			if list {
-				e.Row = &i
-			}
-			all = append(all, e)
-		}
-	}
-	if all != nil {
-		return &Error{Code: CodeInvalidInput, Detail: "Some inputs do not match the model's schema.", Fields: all}
-	}
-	return nil
+// inputError is the 422 of inputs the model's schema refuses.
+func inputError(e *jobs.Error) *Error {
+	return &Error{Code: CodeInvalidInput, Detail: e.Detail, Fields: e.Fields}
 }
 
 // enqueue puts the task on the pool's lane, records the job for lookups and
@@ -257,8 +224,8 @@ func (s *Server) answer(c echo.Context, o jobs.Outcome) error {
 // workerError maps a failure stored by a worker to the API's codes.
 func workerError(e *jobs.Error) *Error {
 	switch e.Code {
-	case CodeInvalidInput:
-		return &Error{Code: CodeInvalidInput, Detail: e.Detail, Fields: e.Fields}
+	case jobs.CodeInvalidInput:
+		return inputError(e)
 	default:
 		return &Error{Code: CodeInternal, Detail: e.Detail}
 	}

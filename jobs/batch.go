@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/hibiken/asynq"
 )
@@ -70,6 +71,11 @@ const (
 	BatchFieldExplain   = "explain" // "1" to compute factors (TreeSHAP, slow)
 	BatchFieldCallback  = "callback_url"
 	BatchFieldCreated   = "created_ms"
+	BatchFieldStrict    = "strict"   // "1" to parse rows strictly (Mode)
+	BatchFieldAsOf      = "as_of_ms" // the timelines' reference time; default created_ms
+	// The CSV header's columns the model does not take, ignored: a JSON
+	// list of warnings.
+	BatchFieldWarnings = "warnings"
 	// Set once the whole upload is stored; until then the batch cannot finish.
 	BatchFieldRows   = "rows_total"
 	BatchFieldChunks = "chunks"
@@ -78,11 +84,22 @@ const (
 	BatchFieldFinished = "finished_ms"
 	BatchFieldOK       = "rows_ok"
 	BatchFieldFailed   = "rows_failed"
-	BatchFieldFinisher = "finisher" // the chunk whose result completed the batch
+	BatchFieldWarned   = "rows_warned" // scored rows with input warnings
+	BatchFieldFinisher = "finisher"    // the chunk whose result completed the batch
 	BatchFieldHookDone = "webhook_delivered_ms"
 	// Written by the API on DELETE.
 	BatchFieldCanceled = "canceled_ms"
 )
+
+// BatchMode is how a batch's rows are read: strictly if it asked, with
+// timelines as of its as_of time, or else its submission.
+func BatchMode(rec map[string]string) Mode {
+	at, err := strconv.ParseInt(rec[BatchFieldAsOf], 10, 64)
+	if err != nil {
+		at, _ = strconv.ParseInt(rec[BatchFieldCreated], 10, 64)
+	}
+	return Mode{Strict: rec[BatchFieldStrict] == "1", AsOf: time.UnixMilli(at).UTC()}
+}
 
 // BatchChunkPayload is the body of a batch chunk task: which chunk, nothing
 // more. The rows themselves stay in Redis under BatchInKey.

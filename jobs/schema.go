@@ -7,6 +7,8 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 )
 
 // FieldType is the type of one model input.
@@ -18,6 +20,11 @@ const (
 	FieldBoolean  FieldType = "boolean"
 	FieldCategory FieldType = "category"
 	FieldText     FieldType = "text"
+	// FieldTimeline is a decision timeline: text in the forms partners
+	// write ("Q2 2025", "1-3 months", an ISO date; see ParseTimeline) read as
+	// months from the request's reference time, then put in the first of
+	// Values whose MaxMonths bound holds it.
+	FieldTimeline FieldType = "timeline"
 )
 
 // Field describes one named model input. The order of fields in a Schema is
@@ -28,19 +35,32 @@ type Field struct {
 	Description string    `json:"description,omitempty"`
 	Required    bool      `json:"required,omitempty"`
 	// Values lists the allowed values of a category field, matched
-	// case-insensitively; the Row carries the spelling given here.
+	// case-insensitively; the Row carries the spelling given here. For a
+	// timeline field they are its buckets, nearest first.
 	Values []string `json:"values,omitempty"`
-	// Default is the JSON value used when the field is absent or null. A
-	// field with neither Default nor Required is passed to the model as missing.
+	// MaxMonths bounds each bucket of a timeline field but the last, which
+	// takes everything further out: a timeline of m months falls in the first
+	// bucket i with m <= MaxMonths[i].
+	MaxMonths []float64 `json:"max_months,omitempty"`
+	// Default is the JSON value used when the field is absent or null and,
+	// when parsing is lax, in place of a category or timeline value the
+	// model does not know. A field with neither Default nor Required is
+	// passed to the model as missing.
 	Default any `json:"default,omitempty"`
 	// Min and Max bound a number field, inclusive, when set.
 	Min *float64 `json:"min,omitempty"`
 	Max *float64 `json:"max,omitempty"`
+	// Integer makes a number field take whole numbers only (10 or 10.0,
+	// not 10.5).
+	Integer bool `json:"integer,omitempty"`
 }
 
 // Schema is the input contract of a model, published by the worker that loads it.
 type Schema struct {
 	Fields []Field `json:"fields"`
+	// Strict makes every request to the model parse strictly, whatever its
+	// options say (see Mode).
+	Strict bool `json:"strict,omitempty"`
 
 	index map[string]int
 }
@@ -57,7 +77,8 @@ const (
 )
 
 // Value is one validated input. Numbers and booleans (0 or 1) live in Num;
-// categories (canonical spelling) and text live in Str.
+// categories and timelines (the canonical spelling of their value) and text
+// live in Str.
 type Value struct {
 	Kind Kind
 	Num  float64
@@ -76,6 +97,21 @@ const (
 	CodeOutOfRange   = "out_of_range"
 )
 
+// Warning codes, stable for clients: what lax parsing assumed in order to
+// score a row. CodeUnknownField is also a warning code: a field the model
+// does not take is ignored.
+const (
+	// CodeUnknownValue: a category or timeline value the model does not
+	// know was scored as the field's default, or as missing.
+	CodeUnknownValue = "unknown_value"
+	// CodeTimelinePast: a timeline that ended before the reference time was
+	// scored as the nearest bucket.
+	CodeTimelinePast = "timeline_past"
+	// CodeTimelineFar: a timeline more than ten years out (a typo, most
+	// likely) was scored as the furthest bucket.
+	CodeTimelineFar = "timeline_far"
+)
+
 // FieldError says why one input field was refused.
 type FieldError struct {
 	// Row is the 0-based position of the row in a list input or a batch file;
@@ -88,28 +124,53 @@ type FieldError struct {
 
 func (e FieldError) Error() string { return e.Field + ": " + e.Detail }
 
+// Warning says what lax parsing assumed about one input of a row it scored.
+type Warning struct {
+	// Row is the 0-based position of the row in a list input; nil for a
+	// single-object input and in batch results, whose rows carry their own.
+	Row    *int   `json:"row,omitempty"`
+	Field  string `json:"field"`
+	Code   string `json:"code"`
+	Detail string `json:"detail"`
+}
+
+// Mode is how a request's inputs are read.
+type Mode struct {
+	// Strict refuses what lax parsing scores with a warning: numbers sent
+	// as strings, fields the model does not take, values it does not know,
+	// and timelines that are guesses. Lax parsing is pydantic's default,
+	// which the old API's partners wrote their requests against.
+	Strict bool
+	// AsOf is the reference time of timeline inputs: when the request
+	// arrived, unless its options say otherwise.
+	AsOf time.Time
+}
+
+// Reporting bounds: a row names at most maxUnknownNamed fields the model
+// does not take, then counts the rest, and quotes at most maxQuoted bytes of
+// any value or name, so an error or warning stays small whatever is sent.
+const (
+	maxUnknownNamed = 5
+	maxQuoted       = 64
+)
+
 // Init checks the schema and prepares its name index. It must be called once
-// before Validate when a Schema is built by hand; UnmarshalJSON calls it.
+// before Parse when a Schema is built by hand; UnmarshalJSON calls it.
 func (s *Schema) Init() error {
 	s.index = make(map[string]int, len(s.Fields))
-	for i, f := range s.Fields {
+	for i := range s.Fields {
+		f := &s.Fields[i]
 		if f.Name == "" {
 			return fmt.Errorf("field %d has no name", i)
 		}
 		if _, dup := s.index[f.Name]; dup {
 			return fmt.Errorf("field %q is declared twice", f.Name)
 		}
-		switch f.Type {
-		case FieldNumber, FieldBoolean, FieldText:
-		case FieldCategory:
-			if len(f.Values) == 0 {
-				return fmt.Errorf("category field %q lists no values", f.Name)
-			}
-		default:
-			return fmt.Errorf("field %q has unknown type %q", f.Name, f.Type)
+		if err := f.check(); err != nil {
+			return err
 		}
 		if f.Default != nil {
-			if _, fe := f.parse(f.Default); fe != nil {
+			if _, fe := f.parse(f.Default, Mode{Strict: true}, nil); fe != nil {
 				return fmt.Errorf("default of field %q: %s", f.Name, fe.Detail)
 			}
 		}
@@ -118,15 +179,41 @@ func (s *Schema) Init() error {
 	return nil
 }
 
+func (f *Field) check() error {
+	switch f.Type {
+	case FieldNumber, FieldBoolean, FieldText:
+	case FieldCategory:
+		if len(f.Values) == 0 {
+			return fmt.Errorf("category field %q lists no values", f.Name)
+		}
+	case FieldTimeline:
+		if len(f.Values) == 0 || len(f.MaxMonths) != len(f.Values)-1 {
+			return fmt.Errorf("timeline field %q needs buckets, each but the last with a max_months bound", f.Name)
+		}
+		for i, m := range f.MaxMonths {
+			if math.IsNaN(m) || m < 0 || (i > 0 && m <= f.MaxMonths[i-1]) {
+				return fmt.Errorf("timeline field %q: max_months must be 0 or more and increase from bucket to bucket", f.Name)
+			}
+		}
+	default:
+		return fmt.Errorf("field %q has unknown type %q", f.Name, f.Type)
+	}
+	if f.Integer && f.Type != FieldNumber {
+		return fmt.Errorf("field %q: only a number field can be an integer", f.Name)
+	}
+	return nil
+}
+
 // UnmarshalJSON decodes a schema and checks it with Init.
 func (s *Schema) UnmarshalJSON(b []byte) error {
 	var raw struct {
 		Fields []Field `json:"fields"`
+		Strict bool    `json:"strict"`
 	}
 	if err := json.Unmarshal(b, &raw); err != nil {
 		return err
 	}
-	s.Fields = raw.Fields
+	s.Fields, s.Strict = raw.Fields, raw.Strict
 	return s.Init()
 }
 
@@ -138,20 +225,25 @@ func (s *Schema) Index(name string) int {
 	return -1
 }
 
-// Validate turns one decoded JSON object into a Row. It reports every bad
-// field, sorted by field name, rather than stopping at the first.
-func (s *Schema) Validate(in map[string]any) (Row, []FieldError) {
+// Parse turns one decoded JSON object (numbers as json.Number or float64)
+// into a Row. It reports every bad field, sorted by field name, rather than
+// stopping at the first; when parsing is lax, the returned warnings say what
+// it assumed instead. A model's own Strict switch overrides m.
+func (s *Schema) Parse(in map[string]any, m Mode) (Row, []FieldError, []Warning) {
+	m.Strict = m.Strict || s.Strict
 	row := make(Row, len(s.Fields))
 	var errs []FieldError
-	for name := range in {
-		if _, ok := s.index[name]; !ok {
-			errs = append(errs, FieldError{Field: name, Code: CodeUnknownField,
-				Detail: fmt.Sprintf("unknown field %q; this model accepts %s", name, s.names())})
+	var warns []Warning
+	for _, u := range s.unknownFields(in, m.Strict) {
+		if m.Strict {
+			errs = append(errs, FieldError(u))
+		} else {
+			warns = append(warns, u)
 		}
 	}
 	for i := range s.Fields {
 		f := &s.Fields[i]
-		v, fe := f.resolve(in[f.Name])
+		v, fe := f.resolve(in[f.Name], m, &warns)
 		if fe != nil {
 			errs = append(errs, *fe)
 			continue
@@ -159,29 +251,72 @@ func (s *Schema) Validate(in map[string]any) (Row, []FieldError) {
 		row[i] = v
 	}
 	if errs != nil {
-		sort.Slice(errs, func(a, b int) bool { return errs[a].Field < errs[b].Field })
-		return nil, errs
+		sort.SliceStable(errs, func(a, b int) bool { return errs[a].Field < errs[b].Field })
+		return nil, errs, nil
 	}
-	return row, nil
+	return row, nil, warns
+}
+
+// unknownFields reports the keys of in that name no field: the first
+// maxUnknownNamed by name, then how many more there are. They are ignored
+// when parsing is lax, refused when strict.
+func (s *Schema) unknownFields(in map[string]any, strict bool) []Warning {
+	if len(in) <= len(s.index) && s.allKnown(in) {
+		return nil
+	}
+	var names []string
+	for name := range in {
+		if _, ok := s.index[name]; !ok {
+			names = append(names, name)
+		}
+	}
+	sort.Strings(names)
+	detail, more := "this model does not take this field; ignored", "and %d more fields this model does not take; ignored"
+	if strict {
+		detail, more = "this model does not take this field; its inputs are "+s.names(), "and %d more fields this model does not take"
+	}
+	n := min(len(names), maxUnknownNamed)
+	out := make([]Warning, 0, n+1)
+	for _, name := range names[:n] {
+		out = append(out, Warning{Field: clip(name), Code: CodeUnknownField, Detail: detail})
+	}
+	if rest := len(names) - n; rest > 0 {
+		out = append(out, Warning{Code: CodeUnknownField, Detail: fmt.Sprintf(more, rest)})
+	}
+	return out
+}
+
+func (s *Schema) allKnown(in map[string]any) bool {
+	for name := range in {
+		if _, ok := s.index[name]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // ParseText converts the text of field i (a CSV cell, say) into a Value,
-// applying the same rules as Validate: an empty cell is an absent field.
-func (s *Schema) ParseText(i int, text string) (Value, *FieldError) {
+// applying the same rules as Parse: an empty cell is an absent field, and a
+// number cell is a number in either mode, as CSV has no other way to say so.
+// Warnings are appended to warns.
+func (s *Schema) ParseText(i int, text string, m Mode, warns *[]Warning) (Value, *FieldError) {
+	m.Strict = m.Strict || s.Strict
 	f := &s.Fields[i]
 	text = strings.TrimSpace(text)
 	if text == "" {
-		return f.resolve(nil)
+		return f.resolve(nil, m, warns)
 	}
-	switch f.Type {
-	case FieldNumber:
-		n, err := strconv.ParseFloat(text, 64)
-		if err != nil {
-			return Value{}, f.errorf(CodeInvalidType, "expected a number, got %q", text)
+	if f.Type == FieldNumber {
+		n, ok, finite := decimal(text)
+		if !ok {
+			return Value{}, f.errorf(CodeInvalidType, "expected a number, got %s", quote(text))
 		}
-		return f.resolve(n)
+		if !finite {
+			return Value{}, f.errorf(CodeInvalidValue, "must be a finite number")
+		}
+		return f.resolve(n, m, warns)
 	}
-	return f.resolve(text)
+	return f.resolve(text, m, warns)
 }
 
 func (s *Schema) names() string {
@@ -192,35 +327,33 @@ func (s *Schema) names() string {
 	return strings.Join(names, ", ")
 }
 
-// resolve applies the default and required rules, then parses.
-func (f *Field) resolve(v any) (Value, *FieldError) {
-	if v == nil {
-		switch {
-		case f.Required:
-			return Value{}, f.errorf(CodeMissingField, "is required")
-		case f.Default != nil:
-			v = f.Default
-		default:
-			return Value{Kind: KindMissing, Num: math.NaN()}, nil
-		}
+// resolve applies the default and required rules, then parses. When parsing
+// is lax, a blank string is an absent value, as an empty CSV cell is.
+func (f *Field) resolve(v any, m Mode, warns *[]Warning) (Value, *FieldError) {
+	if str, ok := v.(string); ok && !m.Strict && strings.TrimSpace(str) == "" {
+		v = nil
 	}
-	return f.parse(v)
+	if v == nil {
+		return f.absent()
+	}
+	return f.parse(v, m, warns)
 }
 
-func (f *Field) parse(v any) (Value, *FieldError) {
+// absent is the value of a field that was not sent.
+func (f *Field) absent() (Value, *FieldError) {
+	switch {
+	case f.Required:
+		return Value{}, f.errorf(CodeMissingField, "is required")
+	case f.Default != nil:
+		return f.parse(f.Default, Mode{Strict: true}, nil)
+	}
+	return Value{Kind: KindMissing, Num: math.NaN()}, nil
+}
+
+func (f *Field) parse(v any, m Mode, warns *[]Warning) (Value, *FieldError) {
 	switch f.Type {
 	case FieldNumber:
-		n, ok := number(v)
-		if !ok {
-			return Value{}, f.errorf(CodeInvalidType, "expected a number, got %s", describe(v))
-		}
-		if math.IsNaN(n) || math.IsInf(n, 0) {
-			return Value{}, f.errorf(CodeInvalidValue, "must be a finite number")
-		}
-		if (f.Min != nil && n < *f.Min) || (f.Max != nil && n > *f.Max) {
-			return Value{}, f.errorf(CodeOutOfRange, "%g is outside %s", n, f.bounds())
-		}
-		return Value{Kind: KindNumber, Num: n}, nil
+		return f.number(v, m)
 	case FieldBoolean:
 		b, ok := boolean(v)
 		if !ok {
@@ -235,18 +368,129 @@ func (f *Field) parse(v any) (Value, *FieldError) {
 		if !ok {
 			return Value{}, f.errorf(CodeInvalidType, "expected one of %s, got %s", strings.Join(f.Values, ", "), describe(v))
 		}
-		for _, allowed := range f.Values {
-			if strings.EqualFold(strings.TrimSpace(str), allowed) {
-				return Value{Kind: KindString, Str: allowed}, nil
-			}
+		if i := f.valueIndex(str); i >= 0 {
+			return Value{Kind: KindString, Str: f.Values[i]}, nil
 		}
-		return Value{}, f.errorf(CodeInvalidValue, "%q is not one of %s", str, strings.Join(f.Values, ", "))
+		return f.unknown(str, m, warns, fmt.Sprintf("is not one of %s", strings.Join(f.Values, ", ")))
+	case FieldTimeline:
+		str, ok := v.(string)
+		if !ok {
+			return Value{}, f.errorf(CodeInvalidType, "expected a timeline such as %q or \"Q2 2025\", got %s", f.Values[0], describe(v))
+		}
+		return f.timeline(str, m, warns)
 	default: // FieldText
 		str, ok := v.(string)
 		if !ok {
 			return Value{}, f.errorf(CodeInvalidType, "expected a string, got %s", describe(v))
 		}
 		return Value{Kind: KindString, Str: str}, nil
+	}
+}
+
+// number reads a number field's value: a JSON number or, when parsing is
+// lax, a string holding a decimal number (" 75.5 ", "1e3").
+func (f *Field) number(v any, m Mode) (Value, *FieldError) {
+	n, ok, finite := number(v)
+	if str, isStr := v.(string); isStr && !m.Strict {
+		n, ok, finite = decimal(strings.TrimSpace(str))
+	}
+	if !ok {
+		return Value{}, f.errorf(CodeInvalidType, "expected a number, got %s", describe(v))
+	}
+	if !finite || math.IsNaN(n) || math.IsInf(n, 0) {
+		return Value{}, f.errorf(CodeInvalidValue, "must be a finite number")
+	}
+	if f.Integer && n != math.Trunc(n) {
+		return Value{}, f.errorf(CodeInvalidType, "expected a whole number, got %s", strconv.FormatFloat(n, 'g', -1, 64))
+	}
+	if (f.Min != nil && n < *f.Min) || (f.Max != nil && n > *f.Max) {
+		return Value{}, f.errorf(CodeOutOfRange, "%g is outside %s", n, f.bounds())
+	}
+	return Value{Kind: KindNumber, Num: n}, nil
+}
+
+// valueIndex finds str among Values ignoring case and the spaces around and
+// between its words, or returns -1.
+func (f *Field) valueIndex(str string) int {
+	for i, allowed := range f.Values {
+		if strings.EqualFold(str, allowed) {
+			return i
+		}
+	}
+	if len(str) > 4*maxQuoted {
+		return -1
+	}
+	norm := strings.Join(strings.Fields(str), " ")
+	for i, allowed := range f.Values {
+		if strings.EqualFold(norm, allowed) {
+			return i
+		}
+	}
+	return -1
+}
+
+// timeline reads a timeline field: one of its bucket names, or any form
+// ParseTimeline knows, put in its bucket.
+func (f *Field) timeline(str string, m Mode, warns *[]Warning) (Value, *FieldError) {
+	if i := f.valueIndex(str); i >= 0 {
+		return Value{Kind: KindString, Str: f.Values[i]}, nil
+	}
+	t, ok := ParseTimeline(str, m.AsOf)
+	switch {
+	case !ok:
+		return f.unknown(str, m, warns, fmt.Sprintf("is not a timeline this API reads (such as %q, \"Q2 2025\" or \"2025-06-30\")", f.Values[0]))
+	case t.Missing:
+		return f.absent()
+	}
+	bucket := f.Values[f.bucket(t.Months)]
+	var code, why string
+	switch {
+	case t.Past:
+		code, why = CodeTimelinePast, "is already past on "+m.AsOf.UTC().Format(time.DateOnly)
+	case t.Far:
+		code, why = CodeTimelineFar, "is more than ten years away"
+	default:
+		return Value{Kind: KindString, Str: bucket}, nil
+	}
+	if m.Strict {
+		return Value{}, f.errorf(CodeInvalidValue, "%s %s", quote(str), why)
+	}
+	f.warn(warns, code, "%s %s; scored as %q", quote(str), why, bucket)
+	return Value{Kind: KindString, Str: bucket}, nil
+}
+
+// bucket is the index of the timeline bucket that holds months.
+func (f *Field) bucket(months float64) int {
+	for i, bound := range f.MaxMonths {
+		if months <= bound {
+			return i
+		}
+	}
+	return len(f.Values) - 1
+}
+
+// unknown handles a category or timeline value the model does not know:
+// refused when parsing is strict, else scored as the field's default (or
+// missing) with a warning.
+func (f *Field) unknown(str string, m Mode, warns *[]Warning, why string) (Value, *FieldError) {
+	if m.Strict {
+		return Value{}, f.errorf(CodeInvalidValue, "%s %s", quote(str), why)
+	}
+	v, fe := f.absent()
+	if fe != nil {
+		return Value{}, f.errorf(CodeInvalidValue, "%s %s, and the field is required", quote(str), why)
+	}
+	as := "missing"
+	if v.Kind == KindString {
+		as = strconv.Quote(v.Str)
+	}
+	f.warn(warns, CodeUnknownValue, "%s is not a value this model knows; scored as %s", quote(str), as)
+	return v, nil
+}
+
+func (f *Field) warn(warns *[]Warning, code, format string, args ...any) {
+	if warns != nil {
+		*warns = append(*warns, Warning{Field: f.Name, Code: code, Detail: fmt.Sprintf(format, args...)})
 	}
 }
 
@@ -265,34 +509,80 @@ func (f *Field) bounds() string {
 	return "[" + lo + ", " + hi + "]"
 }
 
-func number(v any) (float64, bool) {
-	switch n := v.(type) {
+// number reads a JSON number. ok is false for anything else; finite is
+// false for a number too large for a float64 (1e400).
+func number(v any) (n float64, ok, finite bool) {
+	switch x := v.(type) {
 	case float64:
-		return n, true
+		return x, true, true
 	case json.Number:
-		f, err := n.Float64()
-		return f, err == nil
+		f, err := strconv.ParseFloat(string(x), 64)
+		return f, true, err == nil
 	case int:
-		return float64(n), true
+		return float64(x), true, true
 	}
-	return 0, false
+	return 0, false, false
 }
 
-// boolean accepts JSON booleans, 0 and 1, and the words spreadsheets and CRMs
-// export (true/false, yes/no, y/n, 1/0), case-insensitively.
+// decimal reads s as a decimal number: an optional sign, digits with an
+// optional fraction, and an optional exponent; nothing else (no hex, no
+// "inf", no "NaN", no separators). finite is false for a number too large
+// for a float64.
+func decimal(s string) (n float64, ok, finite bool) {
+	if s == "" || len(s) > maxQuoted {
+		return 0, false, false
+	}
+	i := 0
+	if s[i] == '+' || s[i] == '-' {
+		i++
+	}
+	digits := 0
+	for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		digits++
+	}
+	if i < len(s) && s[i] == '.' {
+		for i++; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+			digits++
+		}
+	}
+	if digits == 0 {
+		return 0, false, false
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		exp := i
+		for ; i < len(s) && s[i] >= '0' && s[i] <= '9'; i++ {
+		}
+		if i == exp {
+			return 0, false, false
+		}
+	}
+	if i != len(s) {
+		return 0, false, false
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	return n, true, err == nil
+}
+
+// boolean accepts JSON booleans, 0 and 1, and the words spreadsheets, CRMs
+// and pydantic take (true/false, yes/no, y/n, on/off, t/f, 1/0),
+// case-insensitively.
 func boolean(v any) (bool, bool) {
 	switch b := v.(type) {
 	case bool:
 		return b, true
 	case string:
 		switch strings.ToLower(strings.TrimSpace(b)) {
-		case "true", "yes", "y", "1":
+		case "true", "yes", "y", "1", "on", "t":
 			return true, true
-		case "false", "no", "n", "0":
+		case "false", "no", "n", "0", "off", "f":
 			return false, true
 		}
 	default:
-		if n, ok := number(v); ok && (n == 0 || n == 1) {
+		if n, ok, _ := number(v); ok && (n == 0 || n == 1) {
 			return n == 1, true
 		}
 	}
@@ -302,16 +592,33 @@ func boolean(v any) (bool, bool) {
 func describe(v any) string {
 	switch x := v.(type) {
 	case string:
-		return strconv.Quote(x)
+		return quote(x)
 	case bool:
 		return strconv.FormatBool(x)
 	case map[string]any:
 		return "an object"
 	case []any:
 		return "a list"
+	case json.Number:
+		return clip(string(x))
 	}
-	if n, ok := number(v); ok {
+	if n, ok, _ := number(v); ok {
 		return strconv.FormatFloat(n, 'g', -1, 64)
 	}
 	return fmt.Sprintf("%T", v)
+}
+
+// quote quotes s for a message, cut to maxQuoted bytes.
+func quote(s string) string { return strconv.Quote(clip(s)) }
+
+// clip cuts s to at most maxQuoted bytes on a rune boundary, marking the cut.
+func clip(s string) string {
+	if len(s) <= maxQuoted {
+		return s
+	}
+	cut := maxQuoted
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

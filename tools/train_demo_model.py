@@ -50,6 +50,8 @@ ROUNDS = 200
 INDUSTRIES = ["Technology", "Finance", "Healthcare", "Manufacturing", "Retail", "Education", "Other"]
 INDUSTRY_EFFECT = [0.35, 0.25, 0.1, -0.1, -0.2, -0.35, -0.1]
 TIMELINES = ["Immediate", "1-3 months", "3-6 months", "6-12 months", "12+ months"]
+# Upper bounds in months of each timeline bucket but the last (config.json buckets).
+TIMELINE_MAX_MONTHS = [1, 3, 6, 12, None]
 TIMELINE_EFFECT = [0.9, 0.5, 0.0, -0.5, -1.0]
 # Titles as leads type them, with the seniority code the rules should give.
 TITLES = [
@@ -69,15 +71,15 @@ CONFIG = {
         "model_file": "model.json",
         "format": "xgboost-json",
         "features": [
-            {"name": "company_size", "type": "number", "label": "Company size",
+            {"name": "company_size", "type": "number", "integer": True, "label": "Company size",
              "description": "Number of employees", "min": 0},
             {"name": "engagement_score", "type": "number", "label": "Engagement score",
              "description": "Marketing engagement score, 0 to 100", "min": 0, "max": 100},
-            {"name": "website_visits", "type": "number", "label": "Website visits",
+            {"name": "website_visits", "type": "number", "integer": True, "label": "Website visits",
              "description": "Visits in the last 90 days", "min": 0},
-            {"name": "email_opens", "type": "number", "label": "Email opens",
+            {"name": "email_opens", "type": "number", "integer": True, "label": "Email opens",
              "description": "Marketing emails opened in the last 90 days", "min": 0},
-            {"name": "content_downloads", "type": "number", "label": "Content downloads",
+            {"name": "content_downloads", "type": "number", "integer": True, "label": "Content downloads",
              "description": "Whitepapers, case studies and the like downloaded", "min": 0},
             {"name": "demo_requested", "type": "boolean", "label": "Demo requested",
              "description": "The lead asked for a product demo", "default": False},
@@ -86,9 +88,11 @@ CONFIG = {
             {"name": "industry", "type": "category", "label": "Industry",
              "description": "Industry of the lead's company",
              "values": {name: code for code, name in enumerate(INDUSTRIES)}, "default": "Other"},
-            {"name": "decision_timeline", "type": "category", "label": "Decision timeline",
-             "description": "When the lead expects to decide",
-             "values": {name: code for code, name in enumerate(TIMELINES)}},
+            {"name": "decision_timeline", "type": "timeline", "label": "Decision timeline",
+             "description": "When the lead expects to decide: a bucket name, a quarter (\"Q2 2025\"), "
+                            "a month range, a date; read as months from the request's time",
+             "buckets": [dict({"value": name, "code": code}, **({"max_months": bound} if bound else {}))
+                         for code, (name, bound) in enumerate(zip(TIMELINES, TIMELINE_MAX_MONTHS))]},
             {"name": "title", "type": "text", "label": "Title seniority",
              "description": "Job title, free text; mapped to a seniority level by keyword rules",
              "rules": [
@@ -134,6 +138,8 @@ def encode(lead):
             x.append(math.nan)
         elif f["type"] == "category":
             x.append(float(f["values"][v]))
+        elif f["type"] == "timeline":
+            x.append(float(next(b["code"] for b in f["buckets"] if b["value"] == v)))
         elif f["type"] == "text":
             x.append(float(title_code(f, v)))
         else:

@@ -75,6 +75,7 @@ if added == 1 then
   redis.call('PEXPIRE', KEYS[3], ttl)
   redis.call('HINCRBY', KEYS[1], 'rows_ok', ARGV[2])
   redis.call('HINCRBY', KEYS[1], 'rows_failed', ARGV[3])
+  redis.call('HINCRBY', KEYS[1], 'rows_warned', ARGV[5])
   redis.call('DEL', KEYS[4])
   redis.call('PEXPIRE', KEYS[2], ttl)
   local done = redis.call('SCARD', KEYS[2])
@@ -185,12 +186,13 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 	}
 	chunkRows, _ := strconv.Atoi(rec[jobs.BatchFieldChunkRows])
 	var blob []byte
-	var okRows, failed int
+	var n chunkCounts
 	if sc, err := newChunkScorer(m, rec); err != nil {
 		// The chunk cannot be read at all (its CSV header no longer fits
 		// the loaded model, say): every row fails, and the batch finishes.
-		blob, failed = unusableChunk(input, p.Chunk*chunkRows, rec, err)
+		blob, n.failed = unusableChunk(input, p.Chunk*chunkRows, rec, err)
 	} else {
+		sc.warned = func(s *jobs.Schema, warns []jobs.Warning) { w.metrics.warned(p.ModelID, s, warns) }
 		if w.cfg.BatchOnly() {
 			// No predicts of its own to let through: between blocks it only
 			// offers its core to whatever the kernel has queued there (a
@@ -207,19 +209,19 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 			return ctx.Err()
 		}
 		began := time.Now()
-		blob, okRows, failed, err = sc.run(ctx, input, p.Chunk*chunkRows)
+		blob, n, err = sc.run(ctx, input, p.Chunk*chunkRows)
 		<-batchCPU
-		w.metrics.rows(p.ModelID, time.Since(began), okRows+failed)
-		noteOf(ctx).rows = okRows + failed
+		w.metrics.rows(p.ModelID, time.Since(began), n.ok+n.failed)
+		noteOf(ctx).rows = n.ok + n.failed
 		if err != nil {
 			return err
 		}
 	}
-	return w.storeChunk(ctx, p, blob, okRows, failed, start)
+	return w.storeChunk(ctx, p, blob, n, start)
 }
 
 // storeChunk stores a chunk's results once (see finishChunk).
-func (w *Worker) storeChunk(ctx context.Context, p jobs.BatchChunkPayload, blob []byte, okRows, failed int, start time.Time) error {
+func (w *Worker) storeChunk(ctx context.Context, p jobs.BatchChunkPayload, blob []byte, n chunkCounts, start time.Time) error {
 	staged := jobs.BatchStagedOutKey(p.BatchID, p.Chunk, uuid.NewString())
 	if err := w.rdb.Set(ctx, staged, blob, stagedTTL).Err(); err != nil {
 		return fmt.Errorf("stage results of batch %s chunk %d: %w", p.BatchID, p.Chunk, err)
@@ -227,14 +229,14 @@ func (w *Worker) storeChunk(ctx context.Context, p jobs.BatchChunkPayload, blob 
 	b := jobs.BatchKey(p.BatchID)
 	res, err := finishChunk.Run(ctx, w.rdb,
 		[]string{b, jobs.BatchDoneKey(p.BatchID), jobs.BatchOutKey(p.BatchID, p.Chunk), jobs.BatchInKey(p.BatchID, p.Chunk), staged},
-		p.Chunk, okRows, failed, time.Now().UnixMilli()).Int64Slice()
+		p.Chunk, n.ok, n.failed, time.Now().UnixMilli(), n.warned).Int64Slice()
 	if err == nil && res[0] == -3 {
 		err = fmt.Errorf("staged results outlived %s", stagedTTL)
 	}
 	if err != nil {
 		return fmt.Errorf("store results of batch %s chunk %d: %w", p.BatchID, p.Chunk, err)
 	}
-	w.log.Debug("chunk done", "batch_id", p.BatchID, "chunk", p.Chunk, "rows_ok", okRows, "rows_failed", failed,
+	w.log.Debug("chunk done", "batch_id", p.BatchID, "chunk", p.Chunk, "rows_ok", n.ok, "rows_failed", n.failed, "rows_warned", n.warned,
 		"first_time", res[0] == 1, "chunks_done", res[1], "duration_us", time.Since(start).Microseconds())
 	return nil
 }
@@ -260,7 +262,7 @@ func (w *Worker) failChunk(ctx context.Context, p jobs.BatchChunkPayload, rec ma
 	most, _ := asynq.GetMaxRetry(ctx)
 	blob, failed := failRows(input, p.Chunk*chunkRows, rec, &batchfile.RowError{
 		Code: codeChunkFailed, Detail: fmt.Sprintf("Scoring this row's chunk failed %d times; submit these rows again.", most+1)})
-	return w.storeChunk(ctx, p, blob, 0, failed, time.Now())
+	return w.storeChunk(ctx, p, blob, chunkCounts{failed: failed}, time.Now())
 }
 
 // unusableChunk fails every row of a chunk with why it cannot be scored.
@@ -305,6 +307,9 @@ type chunkScorer struct {
 	cols    []batchfile.Column
 	preds   []model.Prediction // reused block after block
 	pause   func()             // between blocks; nil: none
+	// warned counts input warnings, by model, field and code; by default
+	// it does not.
+	warned func(*jobs.Schema, []jobs.Warning)
 }
 
 // batchHeader reads a CSV batch's header from its record.
@@ -318,19 +323,20 @@ func batchHeader(rec map[string]string) ([]string, error) {
 
 func newChunkScorer(m loaded, rec map[string]string) (*chunkScorer, error) {
 	sc := &chunkScorer{csv: rec[jobs.BatchFieldFormat] == jobs.BatchCSV, explain: rec[jobs.BatchFieldExplain] == "1",
-		schema: &m.info.Schema, model: m.model}
+		schema: &m.info.Schema, model: m.model, warned: func(*jobs.Schema, []jobs.Warning) {}}
+	mode := jobs.BatchMode(rec)
 	if sc.csv {
 		header, err := batchHeader(rec)
 		if err != nil {
 			return nil, err
 		}
-		d, err := batchfile.NewCSVDecoder(sc.schema, header)
+		d, err := batchfile.NewCSVDecoder(sc.schema, header, mode)
 		if err != nil {
 			return nil, err
 		}
 		sc.dec = d
 	} else {
-		sc.dec = batchfile.NewJSONDecoder(sc.schema)
+		sc.dec = batchfile.NewJSONDecoder(sc.schema, mode)
 	}
 	if e, ok := m.model.(interface{ engine() *model.Model }); ok {
 		sc.engine = e.engine()
@@ -346,6 +352,7 @@ func newChunkScorer(m loaded, rec map[string]string) (*chunkScorer, error) {
 	} else {
 		sc.cols = []batchfile.Column{{Name: "prediction", Type: batchfile.ColJSON}}
 	}
+	sc.cols = append(sc.cols, batchfile.Column{Name: "warnings", Type: batchfile.ColWarnings})
 	return sc, nil
 }
 
@@ -404,18 +411,24 @@ func resultColumns(task model.Task) []batchfile.Column {
 }
 
 // blockRow is one row of a block: its number and id, and either why it
-// failed or its place in the block's scored rows.
+// failed or its place in the block's scored rows and its input warnings (a
+// JSON list; nil when none).
 type blockRow struct {
 	row    int
 	id     string
 	err    *batchfile.RowError
 	scored int
+	warns  []byte
 }
+
+// chunkCounts are a chunk's rows by outcome: scored (some with input
+// warnings) or failed.
+type chunkCounts struct{ ok, failed, warned int }
 
 // run scores input (the chunk's records; row numbers start at first) and
 // returns the encoded results and the counts. Records and their fields are
 // substrings of input: a row allocates next to nothing.
-func (sc *chunkScorer) run(ctx context.Context, input string, first int) (blob []byte, ok, failed int, err error) {
+func (sc *chunkScorer) run(ctx context.Context, input string, first int) (blob []byte, n chunkCounts, err error) {
 	out := batchfile.NewResultWriter(sc.cols, len(input))
 	nfields := len(sc.schema.Fields)
 	var nf int
@@ -448,38 +461,43 @@ func (sc *chunkScorer) run(ctx context.Context, input string, first int) (blob [
 				X = X[:len(X)+nf]
 				if err := sc.encode(r, X[len(X)-nf:]); err != nil {
 					X = X[:len(X)-nf]
-					rerr = &batchfile.RowError{Code: codeInvalidInput, Detail: err.Error()}
+					rerr = &batchfile.RowError{Code: jobs.CodeInvalidInput, Detail: err.Error()}
 				}
 			}
 			b := blockRow{row: row, id: id, err: rerr, scored: len(rows)}
 			if rerr == nil {
 				rows = append(rows, r)
+				if len(sc.dec.Warnings) > 0 {
+					b.warns, _ = json.Marshal(sc.dec.Warnings)
+					sc.warned(sc.schema, sc.dec.Warnings)
+				}
 			}
 			block = append(block, b)
 			row++
 		}
-		n, err := sc.score(out, block, rows, X)
+		scored, warned, err := sc.score(out, block, rows, X)
 		if err != nil {
-			return nil, 0, 0, err
+			return nil, chunkCounts{}, err
 		}
-		ok += n
-		failed += len(block) - n
+		n.ok += scored
+		n.warned += warned
+		n.failed += len(block) - scored
 		if err := ctx.Err(); err != nil {
-			return nil, 0, 0, err
+			return nil, chunkCounts{}, err
 		}
 		if sc.pause != nil {
 			sc.pause()
 		}
 	}
-	return out.Bytes(), ok, failed, nil
+	return out.Bytes(), n, nil
 }
 
 // score scores a block's valid rows and writes every row's result in order.
-// It returns how many rows were scored.
-func (sc *chunkScorer) score(out *batchfile.ResultWriter, block []blockRow, rows []jobs.Row, X []float32) (int, error) {
+// It returns how many rows were scored, and how many of those had warnings.
+func (sc *chunkScorer) score(out *batchfile.ResultWriter, block []blockRow, rows []jobs.Row, X []float32) (scored, warned int, _ error) {
 	if len(rows) == 0 {
 		writeFailed(out, block)
-		return 0, nil
+		return 0, 0, nil
 	}
 	var preds []model.Prediction
 	var values []any
@@ -500,7 +518,7 @@ func (sc *chunkScorer) score(out *batchfile.ResultWriter, block []blockRow, rows
 			}
 		}
 		writeFailed(out, block)
-		return 0, nil
+		return 0, 0, nil
 	}
 	for _, b := range block {
 		if b.err != nil {
@@ -510,15 +528,19 @@ func (sc *chunkScorer) score(out *batchfile.ResultWriter, block []blockRow, rows
 		out.OK(b.row, b.id)
 		if preds != nil {
 			writePrediction(out, &preds[b.scored])
-			continue
+		} else {
+			j, err := json.Marshal(values[b.scored])
+			if err != nil {
+				return 0, 0, fmt.Errorf("encode prediction: %w", err)
+			}
+			out.JSON(j)
 		}
-		j, err := json.Marshal(values[b.scored])
-		if err != nil {
-			return 0, fmt.Errorf("encode prediction: %w", err)
+		out.JSON(b.warns)
+		if b.warns != nil {
+			warned++
 		}
-		out.JSON(j)
 	}
-	return len(rows), nil
+	return len(rows), warned, nil
 }
 
 func writeFailed(out *batchfile.ResultWriter, block []blockRow) {

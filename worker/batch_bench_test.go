@@ -75,12 +75,12 @@ func scoreFile(b *testing.B, l loaded, r io.Reader) int {
 					b.Error(err)
 					return
 				}
-				_, ok, failed, err := sc.run(context.Background(), chunk, 0)
+				_, n, err := sc.run(context.Background(), chunk, 0)
 				if err != nil {
 					b.Error(err)
 				}
 				mu.Lock()
-				total += ok + failed
+				total += n.ok + n.failed
 				mu.Unlock()
 			}
 		}()

@@ -53,7 +53,9 @@ func TestStoreChunkOnce(t *testing.T) {
 		p := newBatchRecord(t, rdb, fmt.Sprintf("once-%d", i))
 		blobs := []string{"results of run a", "results of run b"}
 		errs := make([]error, 2)
-		run := func(r int) { errs[r] = w.storeChunk(ctx, p, []byte(blobs[r]), 3, 1, time.Now()) }
+		run := func(r int) {
+			errs[r] = w.storeChunk(ctx, p, []byte(blobs[r]), chunkCounts{ok: 3, failed: 1, warned: 2}, time.Now())
+		}
 		if i%2 == 0 { // one run after the other
 			run(0)
 			run(1)
@@ -74,8 +76,8 @@ func TestStoreChunkOnce(t *testing.T) {
 			t.Errorf("round %d: the later run replaced the results: %q", i, out)
 		}
 		rec := rdb.HGetAll(ctx, jobs.BatchKey(p.BatchID)).Val()
-		if rec["rows_ok"] != "3" || rec["rows_failed"] != "1" {
-			t.Errorf("round %d: rows counted %s ok, %s failed; want 3 and 1", i, rec["rows_ok"], rec["rows_failed"])
+		if rec["rows_ok"] != "3" || rec["rows_failed"] != "1" || rec["rows_warned"] != "2" {
+			t.Errorf("round %d: rows counted %s ok, %s failed, %s warned; want 3, 1 and 2", i, rec["rows_ok"], rec["rows_failed"], rec["rows_warned"])
 		}
 		if rec["finished_ms"] != "" {
 			t.Errorf("round %d: one of two chunks done, yet finished_ms is %s", i, rec["finished_ms"])
@@ -104,7 +106,7 @@ func TestStoreChunkGoneBatch(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, p := range []jobs.BatchChunkPayload{canceled, expired} {
-		if err := w.storeChunk(ctx, p, []byte("late results"), 3, 0, time.Now()); err != nil {
+		if err := w.storeChunk(ctx, p, []byte("late results"), chunkCounts{ok: 3}, time.Now()); err != nil {
 			t.Fatalf("%s: %v", p.BatchID, err)
 		}
 		if n := rdb.Exists(ctx, jobs.BatchOutKey(p.BatchID, 0)).Val(); n != 0 {

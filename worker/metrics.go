@@ -33,6 +33,7 @@ type metrics struct {
 	queueWait *prometheus.HistogramVec
 	perRow    *prometheus.HistogramVec
 	loads     *prometheus.HistogramVec
+	warnings  *prometheus.CounterVec
 
 	mu       sync.RWMutex
 	children map[taskKey]taskSeries // resolved label children, so a task costs no label hashing
@@ -66,7 +67,11 @@ func newMetrics(w *Worker) *metrics {
 		Help:    "Time to load a model (download if needed, compile), by model and outcome (ok, failed).",
 		Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}},
 		[]string{"model_id", "outcome"})
-	m.reg.MustRegister(m.tasks, m.duration, m.queueWait, m.perRow, m.loads, stateCollector{w},
+	m.warnings = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hokusai_worker_input_warnings_total",
+		Help: "What lax input parsing assumed in scored rows, by model, field and warning code (unknown_value, timeline_past, " +
+			"timeline_far, unknown_field); fields the model does not take count as field \"(unknown)\"."},
+		[]string{"model_id", "field", "code"})
+	m.reg.MustRegister(m.tasks, m.duration, m.queueWait, m.perRow, m.loads, m.warnings, stateCollector{w},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -90,6 +95,21 @@ func (m *metrics) task(k taskKey, d time.Duration) {
 func (m *metrics) rows(model string, d time.Duration, n int) {
 	if n > 0 {
 		m.perRow.WithLabelValues(model).Observe(d.Seconds() / float64(n))
+	}
+}
+
+// unknownFieldLabel stands for every field a model does not take: names a
+// caller made up never become label values.
+const unknownFieldLabel = "(unknown)"
+
+// warned counts input warnings by model, field and code (never by value).
+func (m *metrics) warned(model string, schema *jobs.Schema, warns []jobs.Warning) {
+	for _, w := range warns {
+		field := w.Field
+		if schema.Index(field) < 0 {
+			field = unknownFieldLabel
+		}
+		m.warnings.WithLabelValues(model, field, w.Code).Inc()
 	}
 }
 

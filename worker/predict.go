@@ -1,7 +1,6 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -16,15 +15,19 @@ import (
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
-// APIVersion is reported in every prediction's metadata.
-const APIVersion = "v1"
+// The old API's metadata, which partners' code reads: its API version and
+// how the model ran (in the worker's own process: "local", as the old API
+// said of models it ran itself).
+const (
+	APIVersion      = "1.0"
+	InferenceMethod = "local"
+)
 
 // Codes of failures a worker stores for a job.
 const (
-	codeInvalidInput = "invalid_input"
-	codeCallerGone   = "caller_gone"
-	codeCanceled     = "canceled"
-	codeModelFailed  = "model_failed"
+	codeCallerGone  = "caller_gone"
+	codeCanceled    = "canceled"
+	codeModelFailed = "model_failed"
 )
 
 // handlePredict runs one predict task. Results are a pure function of the
@@ -52,26 +55,28 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 		// hand it back for a worker that has it.
 		return fmt.Errorf("model %s is not loaded on worker %s", p.ModelID, w.cfg.ID)
 	}
-	rows, list, ferr := parseInputs(m, p.Inputs)
 	opts, oerr := jobs.ParseOptions(p.Options)
-	if ferr == nil && oerr != nil {
-		ferr = &jobs.Error{Code: codeInvalidInput, Detail: oerr.Error()}
+	if oerr != nil {
+		note.outcome = jobs.CodeInvalidInput
+		return w.finish(ctx, p, nil, &jobs.Error{Code: jobs.CodeInvalidInput, Detail: oerr.Error()})
 	}
+	in, ferr := jobs.ParseInputs(&m.info.Schema, p.Inputs, m.spec.MaxBatchSize, opts.Mode(time.UnixMilli(p.EnqueuedAt)))
 	if ferr != nil {
 		note.outcome = ferr.Code
 		return w.finish(ctx, p, nil, ferr)
 	}
-	note.rows = len(rows)
+	w.metrics.warned(p.ModelID, &m.info.Schema, in.Warnings)
+	note.rows = len(in.Rows)
 	inference, began := w.span(ctx, "inference"), time.Now()
-	preds, err := m.model.Predict(rows, opts.WantExplain())
-	w.metrics.rows(p.ModelID, time.Since(began), len(rows))
+	preds, err := m.model.Predict(in.Rows, opts.WantExplain())
+	w.metrics.rows(p.ModelID, time.Since(began), len(in.Rows))
 	inference.End()
 	if err != nil {
 		note.outcome = codeModelFailed
 		w.log.Error("predict failed", "request_id", p.RequestID, "model_id", p.ModelID, "err", err.Error())
 		return w.finish(ctx, p, nil, &jobs.Error{Code: codeModelFailed, Detail: "The model could not score this input."})
 	}
-	body, err := predictBody(p, m.info.Revision, preds, list)
+	body, err := predictBody(p, m.info.Revision, preds, in)
 	if err != nil {
 		return fmt.Errorf("encode prediction: %w", err)
 	}
@@ -82,8 +87,12 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 // than through reflection (it is written once per request):
 //
 //	{"model_id", "predictions": one object or a list, "metadata":
-//	 {"api_version", "request_id", "model_revision", "rows"}, "timestamp"}
-func predictBody(p jobs.PredictPayload, revision string, preds []any, list bool) ([]byte, error) {
+//	 {"api_version", "inference_method", "request_id", "model_revision",
+//	  "rows", "warnings"}, "timestamp"}
+//
+// The timestamp has milliseconds and a Z, as the old API wrote it.
+func predictBody(p jobs.PredictPayload, revision string, preds []any, in jobs.Inputs) ([]byte, error) {
+	list := in.List
 	b := make([]byte, 0, 384*len(preds)+256)
 	b = append(b, `{"model_id":`...)
 	b = jsonw.String(b, p.ModelID)
@@ -105,15 +114,46 @@ func predictBody(p jobs.PredictPayload, revision string, preds []any, list bool)
 	}
 	b = append(b, `,"metadata":{"api_version":`...)
 	b = jsonw.String(b, APIVersion)
+	b = append(b, `,"inference_method":`...)
+	b = jsonw.String(b, InferenceMethod)
 	b = append(b, `,"request_id":`...)
 	b = jsonw.String(b, p.RequestID)
 	b = append(b, `,"model_revision":`...)
 	b = jsonw.String(b, revision)
 	b = append(b, `,"rows":`...)
 	b = strconv.AppendInt(b, int64(len(preds)), 10)
+	b = append(b, `,"warnings":`...)
+	b = appendWarnings(b, in.Warnings)
 	b = append(b, `},"timestamp":"`...)
-	b = time.Now().UTC().AppendFormat(b, time.RFC3339Nano)
+	b = time.Now().UTC().AppendFormat(b, timestampFormat)
 	return append(b, `"}`...), nil
+}
+
+// timestampFormat is the old API's: milliseconds, UTC as Z.
+const timestampFormat = "2006-01-02T15:04:05.000Z"
+
+// appendWarnings appends warnings as a JSON list, [] when there are none.
+func appendWarnings(b []byte, warns []jobs.Warning) []byte {
+	b = append(b, '[')
+	for i, w := range warns {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, '{')
+		if w.Row != nil {
+			b = append(b, `"row":`...)
+			b = strconv.AppendInt(b, int64(*w.Row), 10)
+			b = append(b, ',')
+		}
+		b = append(b, `"field":`...)
+		b = jsonw.String(b, w.Field)
+		b = append(b, `,"code":`...)
+		b = jsonw.String(b, w.Code)
+		b = append(b, `,"detail":`...)
+		b = jsonw.String(b, w.Detail)
+		b = append(b, '}')
+	}
+	return append(b, ']')
 }
 
 // appendValue appends one prediction: through its own AppendJSON when it
@@ -152,47 +192,6 @@ func (w *Worker) abandoned(ctx context.Context, p jobs.PredictPayload) (*jobs.Er
 		return nil, nil
 	}
 	return &jobs.Error{Code: codeCallerGone, Detail: "The caller stopped waiting before a worker was free; submit it as an async job to let it run."}, nil
-}
-
-// parseInputs validates the caller's inputs (one object, or a list of up to
-// the model's max_batch_size objects) against the loaded model's schema.
-func parseInputs(m loaded, raw json.RawMessage) (rows []jobs.Row, list bool, _ *jobs.Error) {
-	var objs []map[string]any
-	raw = bytes.TrimSpace(raw)
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.UseNumber()
-	if len(raw) > 0 && raw[0] == '[' {
-		list = true
-		if err := dec.Decode(&objs); err != nil {
-			return nil, true, &jobs.Error{Code: codeInvalidInput, Detail: "inputs must be an object or a list of objects."}
-		}
-	} else {
-		var one map[string]any
-		if err := dec.Decode(&one); err != nil || one == nil {
-			return nil, false, &jobs.Error{Code: codeInvalidInput, Detail: "inputs must be an object or a list of objects."}
-		}
-		objs = []map[string]any{one}
-	}
-	if len(objs) == 0 || len(objs) > m.spec.MaxBatchSize {
-		return nil, list, &jobs.Error{Code: codeInvalidInput, Detail: fmt.Sprintf("inputs must hold 1 to %d rows, not %d.", m.spec.MaxBatchSize, len(objs))}
-	}
-	schema := &m.info.Schema
-	rows = make([]jobs.Row, len(objs))
-	var all []jobs.FieldError
-	for i, obj := range objs {
-		row, errs := schema.Validate(obj)
-		for _, e := range errs {
-			if list {
-				e.Row = &i
-			}
-			all = append(all, e)
-		}
-		rows[i] = row
-	}
-	if all != nil {
-		return nil, list, &jobs.Error{Code: codeInvalidInput, Detail: "Some inputs do not match the model's schema.", Fields: all}
-	}
-	return rows, list, nil
 }
 
 // resultKey is the hash asynq v0.26 keeps a task in; its "result" field is

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker/model"
 	"github.com/hokusai-ai/inference-queue/worker/model/tree"
 )
@@ -139,6 +140,7 @@ func modelPredict(ctx context.Context, args []string, stdin io.Reader, stdout, s
 type predictor struct {
 	loaded
 	explain bool
+	warns   []jobs.Warning // what lax parsing assumed of the line's inputs
 	x       []float32
 	pred    []float64
 	margin  []float64
@@ -163,6 +165,7 @@ func (p *predictor) predictLine(line []byte) ([]byte, error) {
 	if err := json.Unmarshal(line, &v); err != nil {
 		return nil, fmt.Errorf("not JSON: %w", err)
 	}
+	p.warns = nil
 	switch row := v.(type) {
 	case []any:
 		if err := p.fromArray(row); err != nil {
@@ -172,7 +175,9 @@ func (p *predictor) predictLine(line []byte) ([]byte, error) {
 		if p.folder == nil {
 			return nil, errors.New("a bare model file takes an array of feature values, not an object of named inputs")
 		}
-		valid, errs := p.folder.Schema().Validate(row)
+		// Read as the API reads a request: laxly, timelines as of now.
+		valid, errs, warns := p.folder.Schema().Parse(row, jobs.Mode{AsOf: time.Now()})
+		p.warns = warns
 		if errs != nil {
 			msgs := make([]string, len(errs))
 			for i, e := range errs {
@@ -217,10 +222,11 @@ func (p *predictor) answer() ([]byte, error) {
 	e.PredictRow(p.x, p.pred)
 	e.MarginRow(p.x, p.margin)
 	out := struct {
-		Prediction    any `json:"prediction"`
-		Margin        any `json:"margin"`
-		Contributions any `json:"contributions,omitempty"`
-	}{Prediction: oneOrAll(p.pred), Margin: oneOrAll(p.margin)}
+		Prediction    any            `json:"prediction"`
+		Margin        any            `json:"margin"`
+		Contributions any            `json:"contributions,omitempty"`
+		Warnings      []jobs.Warning `json:"warnings,omitempty"`
+	}{Prediction: oneOrAll(p.pred), Margin: oneOrAll(p.margin), Warnings: p.warns}
 	if p.explain {
 		e.Contributions(p.x, p.contrib)
 		out.Contributions = p.contrib

@@ -96,6 +96,22 @@ func TestModelPredict(t *testing.T) {
 			},
 		},
 		{
+			name:   "folder, read as the API reads a request: laxly, with warnings",
+			args:   []string{"predict", demoModel},
+			stdin:  `{"company_size": " 40 ", "industry": "Mining", "lead_owner": "ann"}`,
+			fields: append([]string{"warnings"}, leadFields...),
+			check: func(t *testing.T, line map[string]any) {
+				var codes []string
+				for _, w := range line["warnings"].([]any) {
+					w := w.(map[string]any)
+					codes = append(codes, w["field"].(string)+":"+w["code"].(string))
+				}
+				if diff := cmp.Diff([]string{"lead_owner:unknown_field", "industry:unknown_value"}, codes); diff != "" {
+					t.Errorf("warnings (-want +got):\n%s", diff)
+				}
+			},
+		},
+		{
 			name:   "bare multi-class file",
 			args:   []string{"predict", filepath.Join(xgbFixtures, "multi_softprob.json"), "--explain"},
 			stdin:  `[0.5, -1, null, 2, 0.1, 0]`,
@@ -149,8 +165,8 @@ func TestModelPredictErrors(t *testing.T) {
 	}{
 		{"bad JSON on line 2", []string{"predict", demoModel}, "[1,2,3,4,5,6,7,8,9,10]\n{oops", "line 2: not JSON"},
 		{"wrong width", []string{"predict", demoModel}, "[1,2]", "line 1: got 2 feature values, the model takes 10"},
-		{"invalid field", []string{"predict", demoModel}, "\n" + `{"industry": "Mining", "x": 1}`,
-			`line 2: invalid input: industry: "Mining" is not one of`},
+		{"invalid field", []string{"predict", demoModel}, "\n" + `{"company_size": "lots", "x": 1}`,
+			`line 2: invalid input: company_size: expected a number, got "lots"`},
 		{"object for a bare file", []string{"predict", filepath.Join(xgbFixtures, "binary_logistic.json")}, `{"a": 1}`,
 			"line 1: a bare model file takes an array"},
 		{"string value", []string{"predict", filepath.Join(xgbFixtures, "binary_logistic.json")}, `[1,"2",3,4,5,6]`,

@@ -29,18 +29,35 @@ type RowError struct {
 // Decoder turns records into rows of one model's schema.
 type Decoder struct {
 	schema *jobs.Schema
-	// CSV: for each header column, the schema field it fills, -1 for the id
-	// column; absent is the list of fields no column names.
+	mode   jobs.Mode
+	// CSV: for each header column, the schema field it fills, colID for the
+	// id column, colIgnored for a column the model does not take; absent is
+	// the list of fields no column names.
 	cols    []int
 	absent  []int
 	fields  []string
 	objects map[string]any
+	// Ignored names the CSV header's columns that no input takes (at most
+	// maxIgnoredNamed of them, then how many more), when parsing is lax.
+	Ignored []string
+	// Warnings are what lax parsing assumed in the last row decoded.
+	Warnings []jobs.Warning
 }
 
-// NewCSVDecoder checks a CSV header against the schema: every column must
-// name an input or be the id column, and no column may repeat.
-func NewCSVDecoder(schema *jobs.Schema, header []string) (*Decoder, error) {
-	d := &Decoder{schema: schema, cols: make([]int, len(header))}
+// Special CSV columns.
+const (
+	colID      = -1
+	colIgnored = -2
+)
+
+// maxIgnoredNamed bounds how many ignored columns a batch names.
+const maxIgnoredNamed = 20
+
+// NewCSVDecoder checks a CSV header against the schema: no column may
+// repeat, and each must name an input or be the id column; when parsing is
+// lax, the model's other columns are ignored (and named in Ignored).
+func NewCSVDecoder(schema *jobs.Schema, header []string, m jobs.Mode) (*Decoder, error) {
+	d := &Decoder{schema: schema, mode: m, cols: make([]int, len(header))}
 	seen := make([]bool, len(schema.Fields))
 	hasID := false
 	var unknown []string
@@ -50,12 +67,15 @@ func NewCSVDecoder(schema *jobs.Schema, header []string) (*Decoder, error) {
 			if hasID {
 				return nil, fmt.Errorf("the header names the %q column twice", IDColumn)
 			}
-			d.cols[c], hasID = -1, true
+			d.cols[c], hasID = colID, true
 			continue
 		}
 		i := schema.Index(name)
 		if i < 0 {
-			unknown = append(unknown, strconv.Quote(name))
+			d.cols[c] = colIgnored
+			if len(unknown) < maxIgnoredNamed {
+				unknown = append(unknown, strconv.Quote(clip(name)))
+			}
 			continue
 		}
 		if seen[i] {
@@ -64,8 +84,20 @@ func NewCSVDecoder(schema *jobs.Schema, header []string) (*Decoder, error) {
 		seen[i], d.cols[c] = true, i
 	}
 	if unknown != nil {
-		return nil, fmt.Errorf("the header has unknown columns %s; this model's inputs are %s, plus an optional %q",
-			strings.Join(unknown, ", "), fieldNames(schema), IDColumn)
+		ignored := 0
+		for _, col := range d.cols {
+			if col == colIgnored {
+				ignored++
+			}
+		}
+		if more := ignored - len(unknown); more > 0 {
+			unknown = append(unknown, fmt.Sprintf("and %d more", more))
+		}
+		if m.Strict || schema.Strict {
+			return nil, fmt.Errorf("the header has unknown columns %s; this model's inputs are %s, plus an optional %q",
+				strings.Join(unknown, ", "), fieldNames(schema), IDColumn)
+		}
+		d.Ignored = unknown
 	}
 	for i, ok := range seen {
 		if !ok {
@@ -76,7 +108,17 @@ func NewCSVDecoder(schema *jobs.Schema, header []string) (*Decoder, error) {
 }
 
 // NewJSONDecoder decodes JSON objects, one a row.
-func NewJSONDecoder(schema *jobs.Schema) *Decoder { return &Decoder{schema: schema} }
+func NewJSONDecoder(schema *jobs.Schema, m jobs.Mode) *Decoder {
+	return &Decoder{schema: schema, mode: m}
+}
+
+// clip cuts a name to 64 bytes for a message.
+func clip(s string) string {
+	if len(s) <= 64 {
+		return s
+	}
+	return strings.ToValidUTF8(s[:64], "") + "…"
+}
 
 func fieldNames(s *jobs.Schema) string {
 	names := make([]string, len(s.Fields))
@@ -105,12 +147,16 @@ func (d *Decoder) CSV(rec string, row jobs.Row) (string, *RowError) {
 			Detail: fmt.Sprintf("the row has %d fields but the header has %d", len(d.fields), len(d.cols))}
 	}
 	var errs []jobs.FieldError
+	d.Warnings = d.Warnings[:0]
 	for c, col := range d.cols {
-		if col < 0 {
+		switch col {
+		case colID:
 			id = d.fields[c]
 			continue
+		case colIgnored:
+			continue
 		}
-		v, fe := d.schema.ParseText(col, d.fields[c])
+		v, fe := d.schema.ParseText(col, d.fields[c], d.mode, &d.Warnings)
 		if fe != nil {
 			errs = append(errs, *fe)
 			continue
@@ -118,7 +164,7 @@ func (d *Decoder) CSV(rec string, row jobs.Row) (string, *RowError) {
 		row[col] = v
 	}
 	for _, col := range d.absent {
-		v, fe := d.schema.ParseText(col, "")
+		v, fe := d.schema.ParseText(col, "", d.mode, &d.Warnings)
 		if fe != nil {
 			errs = append(errs, *fe)
 			continue
@@ -150,7 +196,8 @@ func (d *Decoder) JSON(line []byte, row jobs.Row) (string, *RowError) {
 			id = string(b)
 		}
 	}
-	r, errs := d.schema.Validate(d.objects)
+	r, errs, warns := d.schema.Parse(d.objects, d.mode)
+	d.Warnings = append(d.Warnings[:0], warns...)
 	if errs != nil {
 		return id, invalid(errs)
 	}

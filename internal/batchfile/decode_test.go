@@ -2,8 +2,10 @@ package batchfile
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -27,13 +29,13 @@ func testSchema(t testing.TB) *jobs.Schema {
 
 func TestCSVDecoder(t *testing.T) {
 	s := testSchema(t)
-	if _, err := NewCSVDecoder(s, []string{"company_size", "colour"}); err == nil || !strings.Contains(err.Error(), `"colour"`) {
-		t.Errorf("unknown column: err = %v", err)
+	if _, err := NewCSVDecoder(s, []string{"company_size", "colour"}, strict); err == nil || !strings.Contains(err.Error(), `"colour"`) {
+		t.Errorf("unknown column, strict: err = %v", err)
 	}
-	if _, err := NewCSVDecoder(s, []string{"id", "title", "id"}); err == nil {
+	if _, err := NewCSVDecoder(s, []string{"id", "title", "id"}, lax); err == nil {
 		t.Error("a repeated id column was accepted")
 	}
-	d, err := NewCSVDecoder(s, []string{"\ufeffid", "company_size", "industry", "decision_timeline"})
+	d, err := NewCSVDecoder(s, []string{"\ufeffid", "company_size", "industry", "decision_timeline"}, lax)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,20 +66,57 @@ func TestCSVDecoder(t *testing.T) {
 	}
 }
 
+// Lax (the default) and strict parsing of the tests' rows.
+var (
+	lax    = jobs.Mode{AsOf: time.Date(2025, 3, 15, 0, 0, 0, 0, time.UTC)}
+	strict = jobs.Mode{Strict: true, AsOf: lax.AsOf}
+)
+
+// TestCSVDecoderLax: columns the model does not take are ignored and named
+// (a bounded number of them), and each row's warnings are its own.
+func TestCSVDecoderLax(t *testing.T) {
+	s := testSchema(t)
+	header := []string{"lead_owner", "company_size", "industry", "decision_timeline"}
+	for i := range 30 {
+		header = append(header, "extra_"+strconv.Itoa(i))
+	}
+	d, err := NewCSVDecoder(s, header, lax)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Ignored) != maxIgnoredNamed+1 || d.Ignored[0] != `"lead_owner"` || d.Ignored[maxIgnoredNamed] != "and 11 more" {
+		t.Errorf("ignored %q", d.Ignored)
+	}
+	row := make(jobs.Row, len(s.Fields))
+	tail := strings.Repeat(",x", 30)
+	if _, rerr := d.CSV("ann,250,Aerospace,Immediate"+tail, row); rerr != nil || row[2].Str != "Other" ||
+		len(d.Warnings) != 1 || d.Warnings[0].Field != "industry" || d.Warnings[0].Code != jobs.CodeUnknownValue {
+		t.Errorf("unknown industry: err %+v row %+v warnings %+v", rerr, row, d.Warnings)
+	}
+	if _, rerr := d.CSV("bob,\" 1000 \",Technology,Immediate"+tail, row); rerr != nil || row[0].Num != 1000 || len(d.Warnings) != 0 {
+		t.Errorf("next row: err %+v row %+v warnings %+v", rerr, row, d.Warnings)
+	}
+}
+
 func sameValue(a, b jobs.Value) bool {
 	return a.Kind == b.Kind && a.Str == b.Str && (a.Kind == jobs.KindMissing || a.Num == b.Num)
 }
 
 func TestJSONDecoder(t *testing.T) {
 	s := testSchema(t)
-	d := NewJSONDecoder(s)
+	d := NewJSONDecoder(s, lax)
 	row := make(jobs.Row, len(s.Fields))
-	id, rerr := d.JSON([]byte(`{"id": 17, "company_size": 3, "decision_timeline": "Immediate"}`), row)
-	if rerr != nil || id != "17" || row[0].Num != 3 {
-		t.Errorf("id %q err %+v row %+v", id, rerr, row)
+	id, rerr := d.JSON([]byte(`{"id": 17, "company_size": "3", "decision_timeline": "Immediate"}`), row)
+	if rerr != nil || id != "17" || row[0].Num != 3 || len(d.Warnings) != 0 {
+		t.Errorf("id %q err %+v row %+v warnings %+v", id, rerr, row, d.Warnings)
 	}
-	if _, rerr := d.JSON([]byte(`{"id": "a", "colour": 1, "decision_timeline": "Immediate"}`), row); rerr == nil || rerr.Fields[0].Code != jobs.CodeUnknownField {
-		t.Errorf("unknown field: %+v", rerr)
+	if _, rerr := d.JSON([]byte(`{"id": "a", "colour": 1, "decision_timeline": "Immediate"}`), row); rerr != nil ||
+		len(d.Warnings) != 1 || d.Warnings[0].Code != jobs.CodeUnknownField {
+		t.Errorf("unknown field, lax: %+v %+v", rerr, d.Warnings)
+	}
+	if _, rerr := NewJSONDecoder(s, strict).JSON([]byte(`{"id": "a", "colour": 1, "decision_timeline": "Immediate"}`), row); rerr == nil ||
+		rerr.Fields[0].Code != jobs.CodeUnknownField {
+		t.Errorf("unknown field, strict: %+v", rerr)
 	}
 	for _, bad := range []string{`[1]`, `{"a":1} {}`, `null`, `{`} {
 		if _, rerr := d.JSON([]byte(bad), row); rerr == nil || rerr.Code != CodeMalformedRow {
@@ -90,7 +129,7 @@ func TestJSONDecoder(t *testing.T) {
 func TestIDReaderMatchesDecoders(t *testing.T) {
 	s := testSchema(t)
 	header := []string{"company_size", "id", "decision_timeline"}
-	d, err := NewCSVDecoder(s, header)
+	d, err := NewCSVDecoder(s, header, lax)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,7 +144,7 @@ func TestIDReaderMatchesDecoders(t *testing.T) {
 	if got := NewIDReader([]string{"company_size"}, true).ID("3"); got != "" {
 		t.Errorf("no id column: %q", got)
 	}
-	j := NewJSONDecoder(s)
+	j := NewJSONDecoder(s, lax)
 	ids = NewIDReader(nil, false)
 	for _, rec := range []string{`{"id": "a", "company_size": 3, "decision_timeline": "Immediate"}`, `{"id": 17, "colour": 1}`,
 		`{"id": null}`, `{"company_size": 3}`, `{"id": "q\"uote"}`} {

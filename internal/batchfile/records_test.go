@@ -194,7 +194,7 @@ func FuzzJSONL(f *testing.F) {
 		if diff := cmp.Diff(want, got); diff != "" {
 			t.Fatalf("lines of %q differ (-want +got):\n%s", in, diff)
 		}
-		d := NewJSONDecoder(schema)
+		d := NewJSONDecoder(schema, lax)
 		row := make(jobs.Row, len(schema.Fields))
 		for _, l := range got {
 			d.JSON([]byte(l), row)

@@ -102,7 +102,8 @@ func needsQuotes(f []byte) bool {
 
 // JSONLRenderer writes one JSON object a line: {"row": N, "id": ..., the
 // columns...}, or {"row": N, "id": ..., "error": {"code", "detail",
-// "errors"}} for a row that was not scored. id is left out when empty.
+// "errors"}} for a row that was not scored. id, and warnings, are left out
+// when empty.
 type JSONLRenderer struct{ buf []byte }
 
 // Header writes nothing: JSONL has no header.
@@ -128,6 +129,9 @@ func (j *JSONLRenderer) Row(w *bufio.Writer, cols []Column, r *Result) error {
 		b = append(b, '}')
 	} else {
 		for i, col := range cols {
+			if col.Type == ColWarnings && len(r.Values[i]) == 0 {
+				continue
+			}
 			b = append(b, ',')
 			b = appendJSONString(b, []byte(col.Name))
 			b = append(b, ':')

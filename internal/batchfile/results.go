@@ -12,13 +12,16 @@ import (
 type ColType byte
 
 // Result column types. A List renders as a JSON array in JSONL and as its
-// items joined by "; " in CSV; JSON is a JSON text kept as is.
+// items joined by "; " in CSV; JSON is a JSON text kept as is; Warnings is a
+// row's input warnings, a JSON list (empty text when there are none, which
+// JSONL leaves out).
 const (
 	ColInt ColType = iota + 1
 	ColFloat
 	ColString
 	ColList
 	ColJSON
+	ColWarnings
 )
 
 // Column is one output column of a model's batch results.
@@ -105,7 +108,7 @@ func (w *ResultWriter) List(items []string) {
 	w.col++
 }
 
-// JSON appends a JSON text.
+// JSON appends a JSON text; Warnings (a JSON list, or nothing) too.
 func (w *ResultWriter) JSON(b []byte) { w.text(b) }
 
 func (w *ResultWriter) text(b []byte) {

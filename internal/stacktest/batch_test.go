@@ -59,6 +59,7 @@ type batchStatus struct {
 	RowsTotal  int      `json:"rows_total"`
 	RowsDone   int      `json:"rows_done"`
 	RowsFailed int      `json:"rows_failed"`
+	RowsWarned int      `json:"rows_warned"`
 	StartedAt  *string  `json:"started_at"`
 	FinishedAt *string  `json:"finished_at"`
 	ETA        *float64 `json:"eta_seconds"`
@@ -147,7 +148,8 @@ func checkCSVResults(t testing.TB, body []byte, n int, bad map[int]bool) [][]str
 	if err != nil {
 		t.Fatalf("results are not CSV: %v", err)
 	}
-	want := []string{"row", "id", "lead_score", "conversion_probability", "recommendation", "confidence", "factors", "error_code", "error_detail"}
+	want := []string{"row", "id", "lead_score", "conversion_probability", "recommendation", "confidence", "factors", "warnings",
+		"error_code", "error_detail"}
 	if diff := cmp.Diff(want, recs[0]); diff != "" {
 		t.Fatalf("header (-want +got):\n%s", diff)
 	}
@@ -158,8 +160,8 @@ func checkCSVResults(t testing.TB, body []byte, n int, bad map[int]bool) [][]str
 		if r[0] != strconv.Itoa(i) || r[1] != "L"+strconv.Itoa(i) {
 			t.Fatalf("result %d is row %s id %s: out of order", i, r[0], r[1])
 		}
-		if bad[i] != (r[7] != "") {
-			t.Fatalf("row %d: error %q %q, want failed=%t", i, r[7], r[8], bad[i])
+		if bad[i] != (r[8] != "") {
+			t.Fatalf("row %d: error %q %q, want failed=%t", i, r[8], r[9], bad[i])
 		}
 		if !bad[i] {
 			if score, err := strconv.Atoi(r[2]); err != nil || score < 0 || score > 100 || r[4] == "" {
@@ -181,7 +183,7 @@ func TestBatchCSV(t *testing.T) {
 		t.Fatalf("status %+v", b)
 	}
 	recs := checkCSVResults(t, s.results(id, "csv"), 300, bad)
-	if !strings.Contains(recs[71][8], "company_size") || recs[71][7] != "invalid_input" {
+	if !strings.Contains(recs[71][9], "company_size") || recs[71][8] != "invalid_input" {
 		t.Errorf("row 70's error does not name its field: %v", recs[71])
 	}
 
@@ -192,7 +194,7 @@ func TestBatchCSV(t *testing.T) {
 	}
 	lines := strings.Split(string(in), "\n")
 	header, _ := batchfile.SplitCSV(lines[0], nil)
-	dec, err := batchfile.NewCSVDecoder(m.Schema(), header)
+	dec, err := batchfile.NewCSVDecoder(m.Schema(), header, jobs.Mode{AsOf: time.Now()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -236,7 +238,7 @@ func TestBatchJSONLAndJSON(t *testing.T) {
 	for i := range 150 {
 		line := fmt.Sprintf(`{"id": %d, "company_size": %d, "engagement_score": 50, "industry": "Finance", "decision_timeline": "Immediate", "title": "CTO"}`, i, 10+i)
 		if i == 100 {
-			line = `{"id": "x", "colour": "blue"}`
+			line = `{"id": "x", "company_size": "lots"}`
 		}
 		if i == 101 {
 			line = `{"id": "y", "company_size": 5`
@@ -325,23 +327,23 @@ func TestBatchLimitsAndErrors(t *testing.T) {
 	for _, tc := range []struct {
 		name, ctype string
 		body        []byte
+		query       string
 		code        int
 		detail      string
 	}{
-		{"rows", "text/csv", []byte("company_size\n" + strings.Repeat("1\n", 51)), http.StatusRequestEntityTooLarge, "the 50-row limit"},
-		{"bytes", "text/csv", leadsCSV(t, 45, nil), http.StatusRequestEntityTooLarge, "the 3000-byte limit"},
-		{"media type", "text/plain", []byte("a"), http.StatusUnsupportedMediaType, "text/csv"},
-		{"header", "text/csv", []byte("company_size,colour\n1,red\n"), http.StatusUnprocessableEntity, `"colour"`},
-		{"empty", "text/csv", []byte(leadgen.Header + "\n"), http.StatusUnprocessableEntity, "no rows"},
-		{"bad callback", "application/x-ndjson", []byte("{}\n"), http.StatusUnprocessableEntity, "callback_url"},
-		{"json", "application/json", []byte(`{"inputs": 3}`), http.StatusUnprocessableEntity, "list of objects"},
+		{"rows", "text/csv", []byte("company_size\n" + strings.Repeat("1\n", 51)), "", http.StatusRequestEntityTooLarge, "the 50-row limit"},
+		{"bytes", "text/csv", leadsCSV(t, 45, nil), "", http.StatusRequestEntityTooLarge, "the 3000-byte limit"},
+		{"media type", "text/plain", []byte("a"), "", http.StatusUnsupportedMediaType, "text/csv"},
+		{"strict header", "text/csv", []byte("company_size,colour\n1,red\n"), "?strict=true", http.StatusUnprocessableEntity, `"colour"`},
+		{"repeated column", "text/csv", []byte("company_size,company_size\n1,1\n"), "", http.StatusUnprocessableEntity, "twice"},
+		{"empty", "text/csv", []byte(leadgen.Header + "\n"), "", http.StatusUnprocessableEntity, "no rows"},
+		{"bad callback", "application/x-ndjson", []byte("{}\n"), "?callback_url=ftp://example.com/x", http.StatusUnprocessableEntity, "callback_url"},
+		{"bad as_of", "application/x-ndjson", []byte("{}\n"), "?as_of=yesterday", http.StatusUnprocessableEntity, "as_of"},
+		{"bad options", "application/json", []byte(`{"options": {"strict": "yes"}, "inputs": [{}]}`), "", http.StatusUnprocessableEntity, "options"},
+		{"json", "application/json", []byte(`{"inputs": 3}`), "", http.StatusUnprocessableEntity, "list of objects"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			query := ""
-			if tc.name == "bad callback" {
-				query = "?callback_url=ftp://example.com/x"
-			}
-			r := s.submitBatch(tc.body, tc.ctype, query, nil)
+			r := s.submitBatch(tc.body, tc.ctype, tc.query, nil)
 			if r.code != tc.code || !strings.Contains(r.json(t)["detail"].(string), tc.detail) {
 				t.Fatalf("answered %d %s, want %d naming %q", r.code, r.body, tc.code, tc.detail)
 			}
@@ -423,11 +425,12 @@ func queuedBatch(t *testing.T) (*stack, string) {
 	return s, s.acceptedBatch(s.submitBatch(leadsCSV(t, 100, nil), "text/csv", "", nil))
 }
 
-// A chunk a worker cannot decode at all (here: a header the model no longer
-// has) fails its rows rather than the task, so the batch still finishes.
+// A chunk a worker cannot decode at all (here: a strict batch whose header
+// the model no longer has) fails its rows rather than the task, so the
+// batch still finishes.
 func TestBatchUnusableChunk(t *testing.T) {
 	s, id := queuedBatch(t)
-	if err := s.rdb.HSet(t.Context(), jobs.BatchKey(id), jobs.BatchFieldHeader, `["id","colour"]`).Err(); err != nil {
+	if err := s.rdb.HSet(t.Context(), jobs.BatchKey(id), jobs.BatchFieldHeader, `["id","colour"]`, jobs.BatchFieldStrict, "1").Err(); err != nil {
 		t.Fatal(err)
 	}
 	s.startWorker(srv.URL, worker.Config{})

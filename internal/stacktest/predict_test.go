@@ -28,9 +28,11 @@ func TestSyncPredict(t *testing.T) {
 			Factors               []any    `json:"factors"`
 		} `json:"predictions"`
 		Metadata struct {
-			APIVersion    string `json:"api_version"`
-			RequestID     string `json:"request_id"`
-			ModelRevision string `json:"model_revision"`
+			APIVersion      string `json:"api_version"`
+			InferenceMethod string `json:"inference_method"`
+			RequestID       string `json:"request_id"`
+			ModelRevision   string `json:"model_revision"`
+			Warnings        []any  `json:"warnings"`
 		} `json:"metadata"`
 		Timestamp string `json:"timestamp"`
 	}
@@ -53,10 +55,12 @@ func TestSyncPredict(t *testing.T) {
 	if p.Recommendation != want || len(p.Factors) == 0 {
 		t.Errorf("recommendation %q (want %q), factors %v", p.Recommendation, want, p.Factors)
 	}
-	if body.Metadata.RequestID != r.header.Get("X-Request-ID") || body.Metadata.APIVersion != "v1" || body.Metadata.ModelRevision == "" {
-		t.Errorf("metadata %+v, X-Request-ID %s", body.Metadata, r.header.Get("X-Request-ID"))
+	m := body.Metadata
+	if m.RequestID != r.header.Get("X-Request-ID") || m.APIVersion != "1.0" || m.InferenceMethod != "local" ||
+		m.ModelRevision == "" || m.Warnings == nil || len(m.Warnings) != 0 {
+		t.Errorf("metadata %+v, X-Request-ID %s", m, r.header.Get("X-Request-ID"))
 	}
-	if _, err := time.Parse(time.RFC3339Nano, body.Timestamp); err != nil {
+	if _, err := time.Parse(oldTimestamp, body.Timestamp); err != nil {
 		t.Errorf("timestamp %q: %v", body.Timestamp, err)
 	}
 
@@ -187,8 +191,10 @@ func TestErrors(t *testing.T) {
 	}{
 		{"malformed JSON", "POST", "/api/v1/models/21/predict", `{"inputs": `, nil, 400, "bad_request"},
 		{"no inputs", "POST", "/api/v1/models/21/predict", `{"options": {}}`, nil, 422, "invalid_input"},
-		{"unknown field", "POST", "/api/v1/models/21/predict", `{"inputs": {"colour": "red"}}`, nil, 422, "invalid_input"},
+		{"unknown field, strict", "POST", "/api/v1/models/21/predict", `{"inputs": {"colour": "red"}, "options": {"strict": true}}`, nil, 422, "invalid_input"},
 		{"wrong type", "POST", "/api/v1/models/21/predict", `{"inputs": {"company_size": "huge"}}`, nil, 422, "invalid_input"},
+		{"not a whole number", "POST", "/api/v1/models/21/predict", `{"inputs": {"company_size": 10.5}}`, nil, 422, "invalid_input"},
+		{"bad as_of", "POST", "/api/v1/models/21/predict", `{"inputs": {}, "options": {"as_of": "soon"}}`, nil, 422, "invalid_input"},
 		{"too many rows", "POST", "/api/v1/models/21/predict", `{"inputs": [` + strings.Repeat(`{},`, 100) + `{}]}`, nil, 422, "invalid_input"},
 		{"too large", "POST", "/api/v1/models/21/predict", big, nil, 413, "payload_too_large"},
 		{"media type", "POST", "/api/v1/models/21/predict", `{"inputs": {}}`, map[string]string{"Content-Type": "text/plain"}, 415, "unsupported_media_type"},

@@ -53,6 +53,9 @@ type hokusaiConfig struct {
 	Format    string          `json:"format"`
 	Features  []featureConfig `json:"features"`
 	Head      headConfig      `json:"head"`
+	// StrictInputs refuses, for every request, what lax parsing would
+	// score with a warning (jobs.Mode).
+	StrictInputs bool `json:"strict_inputs"`
 }
 
 type featureConfig struct {
@@ -64,13 +67,25 @@ type featureConfig struct {
 	Default     any            `json:"default"`
 	Min         *float64       `json:"min"`
 	Max         *float64       `json:"max"`
+	// Integer makes a number feature take whole numbers only.
+	Integer bool `json:"integer"`
 	// Values maps each allowed category to the number the model was
 	// trained on.
 	Values map[string]float64 `json:"values"`
+	// Buckets are a timeline feature's values, nearest first.
+	Buckets []timelineBucket `json:"buckets"`
 	// Rules map free text to a code: the first rule with a keyword found
 	// in the text wins; DefaultCode (or missing, when absent) otherwise.
 	Rules       []keywordRule `json:"rules"`
 	DefaultCode *float64      `json:"default_code"`
+}
+
+// timelineBucket is one value of a timeline feature: the timelines of at
+// most MaxMonths months (the last bucket has no bound) and their code.
+type timelineBucket struct {
+	Value     string   `json:"value"`
+	Code      float64  `json:"code"`
+	MaxMonths *float64 `json:"max_months"`
 }
 
 type keywordRule struct {
@@ -152,7 +167,7 @@ func parseConfig(data []byte) (*spec, error) {
 	if len(c.Features) == 0 {
 		return nil, errors.New("config.json declares no features")
 	}
-	s.schema = &jobs.Schema{Fields: make([]jobs.Field, len(c.Features))}
+	s.schema = &jobs.Schema{Fields: make([]jobs.Field, len(c.Features)), Strict: c.StrictInputs}
 	s.features = make([]encoder, len(c.Features))
 	for i := range c.Features {
 		f := &c.Features[i]
@@ -205,24 +220,27 @@ func (s *spec) checkModelFile() error {
 func compileFeature(f *featureConfig) (jobs.Field, encoder, error) {
 	field := jobs.Field{
 		Name: f.Name, Type: f.Type, Description: f.Description, Required: f.Required,
-		Default: f.Default, Min: f.Min, Max: f.Max,
+		Default: f.Default, Min: f.Min, Max: f.Max, Integer: f.Integer,
 	}
 	enc := encoder{name: f.Name, label: f.Label, typ: f.Type}
 	if enc.label == "" {
 		enc.label = f.Name
 	}
 	switch f.Type {
-	case jobs.FieldNumber, jobs.FieldBoolean, jobs.FieldCategory, jobs.FieldText:
+	case jobs.FieldNumber, jobs.FieldBoolean, jobs.FieldCategory, jobs.FieldText, jobs.FieldTimeline:
 	case "":
-		return field, enc, errors.New("the feature has no type; want number, boolean, category or text")
+		return field, enc, errors.New("the feature has no type; want number, boolean, category, text or timeline")
 	default:
-		return field, enc, fmt.Errorf("type %q is unknown; want number, boolean, category or text", f.Type)
+		return field, enc, fmt.Errorf("type %q is unknown; want number, boolean, category, text or timeline", f.Type)
 	}
-	if f.Type != jobs.FieldNumber && (f.Min != nil || f.Max != nil) {
-		return field, enc, errors.New("min and max apply only to number features")
+	if f.Type != jobs.FieldNumber && (f.Min != nil || f.Max != nil || f.Integer) {
+		return field, enc, errors.New("min, max and integer apply only to number features")
 	}
 	if f.Type != jobs.FieldCategory && f.Values != nil {
 		return field, enc, errors.New("values apply only to category features")
+	}
+	if f.Type != jobs.FieldTimeline && f.Buckets != nil {
+		return field, enc, errors.New("buckets apply only to timeline features")
 	}
 	if f.Type != jobs.FieldText && (f.Rules != nil || f.DefaultCode != nil) {
 		return field, enc, errors.New("rules and default_code apply only to text features")
@@ -256,6 +274,10 @@ func compileFeature(f *featureConfig) (jobs.Field, encoder, error) {
 			ca, cb := f.Values[field.Values[a]], f.Values[field.Values[b]]
 			return ca < cb || (ca == cb && field.Values[a] < field.Values[b])
 		})
+	case jobs.FieldTimeline:
+		if err := compileBuckets(f.Buckets, &field, &enc); err != nil {
+			return field, enc, err
+		}
 	case jobs.FieldText:
 		if len(f.Rules) == 0 {
 			return field, enc, errors.New("a text feature needs keyword rules that map the text to codes")
@@ -286,6 +308,39 @@ func compileFeature(f *featureConfig) (jobs.Field, encoder, error) {
 	enc.plus = enc.label + " (+)"
 	enc.minus = enc.label + " (-)"
 	return field, enc, nil
+}
+
+// compileBuckets checks a timeline feature's buckets: nearest first, each
+// but the last bounded by max_months, the bounds rising; names unique
+// whatever their case, codes finite.
+func compileBuckets(buckets []timelineBucket, field *jobs.Field, enc *encoder) error {
+	if len(buckets) < 2 {
+		return errors.New("a timeline feature needs two or more buckets, each a value, its code and (but the last) max_months")
+	}
+	enc.codes = make(map[string]float32, len(buckets))
+	seen := make(map[string]bool, len(buckets))
+	for i, b := range buckets {
+		last := i == len(buckets)-1
+		switch {
+		case strings.TrimSpace(b.Value) != b.Value || b.Value == "":
+			return fmt.Errorf("bucket %d: value %q is empty or has surrounding spaces", i, b.Value)
+		case seen[strings.ToLower(b.Value)]:
+			return fmt.Errorf("bucket %d: value %q is named twice (case does not count)", i, b.Value)
+		case !finite32(b.Code):
+			return fmt.Errorf("bucket %d: code %g is not a finite float32", i, b.Code)
+		case last && b.MaxMonths != nil:
+			return fmt.Errorf("bucket %d (%q) is the last and takes every timeline further out: it has no max_months", i, b.Value)
+		case !last && (b.MaxMonths == nil || *b.MaxMonths < 0 || (i > 0 && *b.MaxMonths <= field.MaxMonths[i-1])):
+			return fmt.Errorf("bucket %d (%q) needs max_months of 0 or more, above the bucket before it", i, b.Value)
+		}
+		seen[strings.ToLower(b.Value)] = true
+		enc.codes[b.Value] = float32(b.Code)
+		field.Values = append(field.Values, b.Value)
+		if !last {
+			field.MaxMonths = append(field.MaxMonths, *b.MaxMonths)
+		}
+	}
+	return nil
 }
 
 func compileHead(task Task, c *headConfig) (head, error) {

@@ -16,7 +16,7 @@ type encoder struct {
 	name, label string
 	plus, minus string // label with its direction, precomputed for factors
 	typ         jobs.FieldType
-	codes       map[string]float32 // category: canonical value -> code
+	codes       map[string]float32 // category, timeline: canonical value -> code
 	rules       []compiledRule     // text: one per keyword, in rule order
 	defaultCode float32            // text that matches no rule (NaN: missing)
 }
@@ -36,7 +36,7 @@ func (e *encoder) encode(v jobs.Value) (float32, error) {
 		if v.Kind == jobs.KindNumber || v.Kind == jobs.KindBool {
 			return float32(v.Num), nil
 		}
-	case jobs.FieldCategory:
+	case jobs.FieldCategory, jobs.FieldTimeline:
 		if v.Kind == jobs.KindString {
 			code, ok := e.codes[v.Str]
 			if !ok {

@@ -28,7 +28,7 @@ func FuzzParseConfig(f *testing.F) {
 			t.Fatalf("%d encoders for %d fields", len(s.features), len(s.schema.Fields))
 		}
 		// Every field's default (or absence) must validate and encode.
-		row, errs := s.schema.Validate(map[string]any{})
+		row, errs, _ := s.schema.Parse(map[string]any{}, strictNow)
 		if errs != nil {
 			for _, e := range errs {
 				if e.Code != jobs.CodeMissingField {

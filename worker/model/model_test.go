@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
@@ -54,7 +55,7 @@ func TestDemoGolden(t *testing.T) {
 	readJSON(t, "testdata/sales_lead_golden.json", &golden)
 	rows := make([]jobs.Row, len(golden.Inputs))
 	for i, in := range golden.Inputs {
-		row, errs := m.Schema().Validate(in)
+		row, errs, _ := m.Schema().Parse(in, strictNow)
 		if errs != nil {
 			t.Fatalf("input %d: %v", i, errs)
 		}
@@ -131,7 +132,7 @@ func TestDemoPrediction(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			row, errs := m.Schema().Validate(tt.in)
+			row, errs, _ := m.Schema().Parse(tt.in, strictNow)
 			if errs != nil {
 				t.Fatal(errs)
 			}
@@ -153,11 +154,14 @@ func TestDemoPrediction(t *testing.T) {
 	}
 }
 
+// strictNow reads inputs as the API does with "strict": true.
+var strictNow = jobs.Mode{Strict: true, AsOf: time.Now()}
+
 func TestValidateErrors(t *testing.T) {
 	m := loadDemo(t)
-	_, errs := m.Schema().Validate(map[string]any{
+	_, errs, _ := m.Schema().Parse(map[string]any{
 		"industry": "Aerospace", "demo_requested": "maybe", "engagement_score": 120.0, "colour": "red",
-	})
+	}, strictNow)
 	var codes []string
 	for _, e := range errs {
 		codes = append(codes, e.Field+":"+e.Code)
@@ -301,7 +305,23 @@ func TestLoadRefuses(t *testing.T) {
 		{"text without rules", func(h map[string]any) { delete(feature(h, 9), "rules") }, demoModel,
 			"needs keyword rules"},
 		{"min on boolean", func(h map[string]any) { feature(h, 5)["min"] = 0 }, demoModel,
-			"min and max apply only to number features"},
+			"min, max and integer apply only to number features"},
+		{"integer on boolean", func(h map[string]any) { feature(h, 5)["integer"] = true }, demoModel,
+			"min, max and integer apply only to number features"},
+		{"timeline bucket without a bound", func(h map[string]any) {
+			delete(feature(h, 8)["buckets"].([]any)[1].(map[string]any), "max_months")
+		}, demoModel, `bucket 1 ("1-3 months") needs max_months`},
+		{"timeline bounds falling", func(h map[string]any) {
+			feature(h, 8)["buckets"].([]any)[2].(map[string]any)["max_months"] = 2
+		}, demoModel, `bucket 2 ("3-6 months") needs max_months of 0 or more, above the bucket before it`},
+		{"last timeline bucket bounded", func(h map[string]any) {
+			feature(h, 8)["buckets"].([]any)[4].(map[string]any)["max_months"] = 24
+		}, demoModel, "is the last and takes every timeline further out"},
+		{"timeline buckets twice", func(h map[string]any) {
+			feature(h, 8)["buckets"].([]any)[1].(map[string]any)["value"] = "IMMEDIATE"
+		}, demoModel, "is named twice"},
+		{"buckets on a category", func(h map[string]any) { feature(h, 7)["buckets"] = []any{} }, demoModel,
+			"buckets apply only to timeline features"},
 		{"bad model file", func(h map[string]any) { h["model_file"] = "config.json"; h["format"] = "lightgbm-text" },
 			demoModel, "config.json as lightgbm-text"},
 		{"margin objective for lead scoring", func(h map[string]any) {
@@ -458,7 +478,7 @@ func BenchmarkPredictDemo(b *testing.B) {
 	readJSON(b, "testdata/sales_lead_golden.json", &golden)
 	rows := make([]jobs.Row, len(golden.Inputs))
 	for i, in := range golden.Inputs {
-		rows[i], _ = m.Schema().Validate(in)
+		rows[i], _, _ = m.Schema().Parse(in, strictNow)
 	}
 	b.ReportAllocs()
 	for b.Loop() {

@@ -1,0 +1,60 @@
+package jobs
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func TestParseInputs(t *testing.T) {
+	s := leadSchema(t)
+	row := func(i int) *int { return &i }
+	for _, tc := range []struct {
+		name   string
+		raw    string
+		strict bool
+		rows   int
+		list   bool
+		warns  []Warning
+		err    *Error
+	}{
+		{name: "one object", raw: `{"engagement_score": 1}`, rows: 1},
+		{name: "a list", raw: `[{"engagement_score": 1}, {"engagement_score": "2"}]`, rows: 2, list: true},
+		{name: "warnings name their row", raw: `[{"engagement_score": 1}, {"engagement_score": 2, "industry": "Mining"}]`,
+			rows: 2, list: true, warns: []Warning{{Row: row(1), Field: "industry", Code: CodeUnknownValue}}},
+		{name: "a single object's warnings have no row", raw: `{"engagement_score": 2, "extra": true}`,
+			rows: 1, warns: []Warning{{Field: "extra", Code: CodeUnknownField}}},
+		{name: "errors name their row", raw: `[{"engagement_score": 1}, {"engagement_score": "x"}]`, list: true,
+			err: &Error{Code: CodeInvalidInput, Fields: []FieldError{{Row: row(1), Field: "engagement_score", Code: CodeInvalidType}}}},
+		{name: "strict refuses what lax warns of", raw: `{"engagement_score": 2, "extra": true}`, strict: true,
+			err: &Error{Code: CodeInvalidInput, Fields: []FieldError{{Field: "extra", Code: CodeUnknownField}}}},
+		{name: "absent", raw: ``, err: &Error{Code: CodeInvalidInput, Fields: []FieldError{{Field: "inputs", Code: CodeMissingField}}}},
+		{name: "null", raw: `null`, err: &Error{Code: CodeInvalidInput, Fields: []FieldError{{Field: "inputs", Code: CodeMissingField}}}},
+		{name: "a number", raw: `3`, err: &Error{Code: CodeInvalidInput}},
+		{name: "a list of numbers", raw: `[3]`, list: true, err: &Error{Code: CodeInvalidInput}},
+		{name: "a list with null", raw: `[null]`, list: true, err: &Error{Code: CodeInvalidInput}},
+		{name: "an empty list", raw: `[]`, list: true, err: &Error{Code: CodeInvalidInput}},
+		{name: "too many rows", raw: `[{}, {}, {}]`, list: true, err: &Error{Code: CodeInvalidInput}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			in, err := ParseInputs(s, json.RawMessage(tc.raw), 2, Mode{Strict: tc.strict, AsOf: asOf})
+			if diff := cmp.Diff(tc.err, err, cmpopts.IgnoreFields(Error{}, "Detail"), cmpopts.IgnoreFields(FieldError{}, "Detail")); diff != "" {
+				t.Fatalf("error (-want +got):\n%s", diff)
+			}
+			if err != nil {
+				if err.Detail == "" || in.Rows != nil {
+					t.Errorf("error %+v with rows %v: want a detail and no rows", err, in.Rows)
+				}
+				return
+			}
+			if len(in.Rows) != tc.rows || in.List != tc.list {
+				t.Errorf("%d rows, list %v; want %d, %v", len(in.Rows), in.List, tc.rows, tc.list)
+			}
+			if diff := cmp.Diff(tc.warns, in.Warnings, cmpopts.IgnoreFields(Warning{}, "Detail")); diff != "" {
+				t.Errorf("warnings (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
