@@ -58,3 +58,43 @@ func TestParseInputs(t *testing.T) {
 		})
 	}
 }
+
+// FuzzParseInputs: whatever the inputs, parsing does not panic, its reports
+// stay small, and lax parsing is strict parsing plus coercions: a row strict
+// parsing accepts, lax parsing reads the same, with no warning.
+func FuzzParseInputs(f *testing.F) {
+	for _, seed := range []string{
+		`{"engagement_score": 1}`, `[{"engagement_score": "2", "industry": "finance"}]`,
+		`{"engagement_score": " 7.5e1 ", "company_size": "10.0", "decision_timeline": "Q2 '25", "x": {}}`,
+		`{"engagement_score": 1e400, "region": "  north america", "demo_requested": "off"}`,
+		`[{"decision_timeline": "12+ months", "engagement_score": 0}, null]`, `3`, `[]`, `{"": ""}`,
+	} {
+		f.Add([]byte(seed))
+	}
+	s := leadSchema(f)
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		if !json.Valid(raw) {
+			return
+		}
+		lax, lerr := ParseInputs(s, raw, 5, Mode{AsOf: asOf})
+		strict, serr := ParseInputs(s, raw, 5, Mode{Strict: true, AsOf: asOf})
+		for _, e := range []*Error{lerr, serr} {
+			if e == nil {
+				continue
+			}
+			b, _ := json.Marshal(e)
+			if len(b) > 5*(len(s.Fields)+maxUnknownNamed+1)*(2*maxQuoted+512) {
+				t.Fatalf("a %d-byte error for %d bytes of inputs", len(b), len(raw))
+			}
+		}
+		if serr != nil {
+			return
+		}
+		if lerr != nil {
+			t.Fatalf("strict accepted what lax refused: %v", lerr)
+		}
+		if len(lax.Warnings) != 0 || !cmp.Equal(strict.Rows, lax.Rows, cmpopts.EquateNaNs()) {
+			t.Fatalf("lax read %v with warnings %v; strict read %v", lax.Rows, lax.Warnings, strict.Rows)
+		}
+	})
+}

@@ -12,7 +12,7 @@ import (
 	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
-func leadSchema(t *testing.T) *Schema {
+func leadSchema(t testing.TB) *Schema {
 	t.Helper()
 	var s Schema
 	err := json.Unmarshal([]byte(`{"fields": [
