@@ -5,7 +5,8 @@
 //
 // Every route is registered in routes.go, in one table that /openapi.json is
 // checked against. Every error, on every path, is JSON with a stable code
-// (errors.go).
+// (errors.go). /docs is Swagger UI on that document, its files embedded from
+// a Go module and served by the API itself (docs.go).
 //
 // Operations: /metrics (metrics.go: requests, sync waits, rejections and the
 // queues, on a registry of the server's own), /ops/queues (the asynq

@@ -20,6 +20,7 @@ const (
 	CodeModelNotFound     = "model_not_found"
 	CodeJobNotFound       = "job_not_found"
 	CodeBatchNotFound     = "batch_not_found"
+	CodeAssetNotFound     = "asset_not_found"
 	CodeMethodNotAllowed  = "method_not_allowed"
 	CodeTooLarge          = "payload_too_large"
 	CodeUnsupportedMedia  = "unsupported_media_type"
@@ -43,6 +44,7 @@ var statusOf = map[string]int{
 	CodeModelNotFound:    http.StatusNotFound,
 	CodeJobNotFound:      http.StatusNotFound,
 	CodeBatchNotFound:    http.StatusNotFound,
+	CodeAssetNotFound:    http.StatusNotFound,
 	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	CodeTooLarge:         http.StatusRequestEntityTooLarge,
 	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,

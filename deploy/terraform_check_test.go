@@ -19,8 +19,9 @@ const (
 )
 
 // apiPublicPaths are the path patterns the HTTPS listener must forward to
-// the API target group (the 404 outage: /api/* was missing on HTTPS).
-var apiPublicPaths = []string{"/api/*", "/health", "/ready", "/openapi.json", "/docs"}
+// the API target group (the 404 outage: /api/* was missing on HTTPS);
+// /docs/* holds the files /docs loads, which the API serves itself.
+var apiPublicPaths = []string{"/api/*", "/health", "/ready", "/openapi.json", "/docs", "/docs/*"}
 
 // checkTerraform returns every way the configuration breaks the deployment
 // rules, one sentence each; nil means it holds.

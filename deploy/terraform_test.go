@@ -144,6 +144,11 @@ func TestTerraformChecksCatchRegressions(t *testing.T) {
 			want:   `forwarding path pattern "/openapi.json"`,
 		},
 		{
+			name:   "meta rule drops /docs/* (the reference's own assets)",
+			mutate: replaceIn("alb.tf", `, "/docs/*"`, ""),
+			want:   `forwarding path pattern "/docs/*"`,
+		},
+		{
 			name:   "/api/* rule narrowed to one host",
 			mutate: replaceIn("alb.tf", "      values = [\"/api/*\"]\n    }\n", "      values = [\"/api/*\"]\n    }\n    host_header {\n      values = [\"internal.example\"]\n    }\n"),
 			want:   `forwarding path pattern "/api/*"`,

@@ -87,6 +87,23 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
+// browserTab starts a headless Chromium with a fresh profile and opens a
+// tab on it, both closed when the test ends. The deadline bounds a stuck
+// page, not how fast it is.
+func browserTab(t *testing.T, browser string) context.Context {
+	t.Helper()
+	actx, cancel := chromedp.NewExecAllocator(context.Background(), chromedp.ExecPath(browser), chromedp.Headless,
+		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000))
+	t.Cleanup(cancel)
+	ctx, cancel := chromedp.NewContext(actx)
+	t.Cleanup(cancel)
+	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
 // An operator opens /ops/queues in a browser: refused without credentials,
 // and with them the pool's three queues listed with their sizes.
 func TestDashboardInBrowser(t *testing.T) {
@@ -115,15 +132,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		return true
 	}, "the queues never settled")
 
-	actx, cancel := chromedp.NewExecAllocator(context.Background(), chromedp.ExecPath(browser), chromedp.Headless,
-		chromedp.NoSandbox, chromedp.DisableGPU, chromedp.NoFirstRun, chromedp.NoDefaultBrowserCheck,
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1400, 1000))
-	defer cancel()
-	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancel = context.WithTimeout(ctx, 60*time.Second)
-	defer cancel()
+	ctx := browserTab(t, browser)
 
 	// Without credentials: 401 with a Basic challenge, which headless
 	// Chromium, having no one to prompt, reports as a failed navigation.
