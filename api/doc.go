@@ -5,7 +5,9 @@
 //
 // Every route is registered in routes.go, in one table that /openapi.json is
 // checked against. Every error, on every path, is JSON with a stable code
-// (errors.go).
+// (errors.go). After an authenticated request's answer, a body the handler
+// left unread is drained within bounds, so clients that write it whole
+// before reading still get the answer (drain.go).
 //
 // Operations: /metrics (metrics.go: requests, sync waits, rejections and the
 // queues, on a registry of the server's own), /ops/queues (the asynq
