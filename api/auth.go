@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -51,22 +52,34 @@ func (k *keyCache) tenant(ctx context.Context, key string) (string, error) {
 }
 
 // presentedKey finds the key in X-API-Key, "Authorization: Bearer K" or
-// "Authorization: ApiKey K".
-func presentedKey(c echo.Context) string {
+// "Authorization: ApiKey K", and only then in the query parameter api_key,
+// which the old API documented (as not recommended) and partners still use;
+// fromQuery says it came from there.
+func presentedKey(c echo.Context) (key string, fromQuery bool) {
 	if k := strings.TrimSpace(c.Request().Header.Get("X-API-Key")); k != "" {
-		return k
+		return k, false
 	}
 	scheme, key, ok := strings.Cut(strings.TrimSpace(c.Request().Header.Get("Authorization")), " ")
 	if ok && (strings.EqualFold(scheme, "Bearer") || strings.EqualFold(scheme, "ApiKey")) {
-		return strings.TrimSpace(key)
+		return strings.TrimSpace(key), false
 	}
-	return ""
+	if k := strings.TrimSpace(c.QueryParam(queryKeyParam)); k != "" {
+		return k, true
+	}
+	return "", false
 }
+
+// queryKeyDeprecation is the Deprecation header (RFC 9745) of answers to
+// requests authenticated by ?api_key=: keys in URLs end up in proxy logs and
+// browser histories, so partners are told to move to a header. The date is
+// that of the old API's contract, which already called the form not
+// recommended.
+var queryKeyDeprecation = "@" + strconv.FormatInt(time.Date(2025, time.October, 1, 0, 0, 0, 0, time.UTC).Unix(), 10)
 
 // auth requires a valid API key and records the caller's tenant.
 func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
-		key := presentedKey(c)
+		key, fromQuery := presentedKey(c)
 		if key == "" {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="hokusai"`)
 			return errorf(CodeUnauthorized, "An API key is required: send it as X-API-Key or Authorization: Bearer.")
@@ -78,6 +91,11 @@ func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			return errorf(CodeUnauthorized, "The API key is not valid.")
 		case err != nil:
 			return s.unavailable(c, err)
+		}
+		if fromQuery {
+			h := c.Response().Header()
+			h.Set("Deprecation", queryKeyDeprecation)
+			h.Add("Link", `</docs>; rel="deprecation"`)
 		}
 		c.Set("tenant", tenant)
 		return next(c)

@@ -23,6 +23,16 @@ type Config struct {
 	// MaxBodyBytes caps predict and job bodies. Env HOKUSAI_MAX_BODY_BYTES,
 	// default 1 MiB.
 	MaxBodyBytes int64
+	// DrainMaxBytes bounds how much of a body its handler left unread (a 413,
+	// an error found before the body mattered) is read and thrown away after
+	// an authenticated request's answer, so that a client that writes its
+	// whole body before reading (Python's http.client, urllib, requests)
+	// reads the answer instead of a connection reset. A longer rest closes
+	// the connection. Env HOKUSAI_DRAIN_MAX_BYTES, default 64 MiB.
+	DrainMaxBytes int64
+	// DrainTimeout bounds the time the answer and that drain may take; past
+	// it the connection is closed. Env HOKUSAI_DRAIN_TIMEOUT, default 10s.
+	DrainTimeout time.Duration
 	// RefreshInterval is how often the registry, published model info and
 	// worker heartbeats are re-read into memory. Default 250ms.
 	RefreshInterval time.Duration
@@ -60,6 +70,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
+	if c.DrainMaxBytes == 0 {
+		c.DrainMaxBytes = 64 << 20
+	}
+	if c.DrainTimeout == 0 {
+		c.DrainTimeout = 10 * time.Second
+	}
 	if c.RefreshInterval == 0 {
 		c.RefreshInterval = 250 * time.Millisecond
 	}
@@ -84,6 +100,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("body limit %d bytes is under 1 KiB", c.MaxBodyBytes))
+	}
+	if c.DrainMaxBytes < 0 || c.DrainTimeout < 0 {
+		errs = append(errs, errors.New("the drain bounds must not be negative"))
 	}
 	if c.RefreshInterval <= 0 || c.RefreshInterval > 2*time.Second {
 		errs = append(errs, errors.New("refresh interval must be between 0 and 2s so 503s follow heartbeats closely"))

@@ -6,7 +6,10 @@
 // Every route is registered in routes.go, in one table that /openapi.json is
 // checked against. Every error, on every path, is JSON with a stable code
 // (errors.go). /docs is Swagger UI on that document, its files embedded from
-// a Go module and served by the API itself (docs.go).
+// a Go module and served by the API itself (docs.go). After an authenticated
+// request's answer, a body the handler left unread is drained within bounds,
+// so clients that write it whole before reading still get the answer
+// (drain.go).
 //
 // Operations: /metrics (metrics.go: requests, sync waits, rejections and the
 // queues, on a registry of the server's own), /ops/queues (the asynq

@@ -1,10 +1,12 @@
 package api
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 
 	"github.com/labstack/echo/v4"
 
@@ -111,7 +113,14 @@ func errorHandler(log *slog.Logger, rejected func(c echo.Context, code string)) 
 			_ = c.NoContent(status)
 			return
 		}
-		_ = c.JSON(status, body)
+		// With a length, the answer can be flushed complete while the rest of
+		// the request body is still being drained (drain.go), so a client
+		// reading as it writes sees the answer's end at once. The body holds
+		// strings and field errors only, which always encode.
+		b, _ := json.Marshal(body)
+		b = append(b, '\n')
+		c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+		_ = c.JSONBlob(status, b)
 	}
 }
 

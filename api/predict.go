@@ -158,14 +158,21 @@ func (s *Server) readJSON(c echo.Context) ([]byte, error) {
 	if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return nil, errorf(CodeUnsupportedMedia, "Send the body as application/json, not %q.", ct)
 	}
+	if c.Request().ContentLength > s.cfg.MaxBodyBytes { // refused before reading any of it
+		return nil, s.bodyTooLarge()
+	}
 	body, err := io.ReadAll(io.LimitReader(c.Request().Body, s.cfg.MaxBodyBytes+1))
 	if err != nil {
 		return nil, errorf(CodeBadRequest, "The body could not be read.")
 	}
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
-		return nil, errorf(CodeTooLarge, "The body is over the %d-byte limit; send large inputs as a batch.", s.cfg.MaxBodyBytes)
+		return nil, s.bodyTooLarge()
 	}
 	return body, nil
+}
+
+func (s *Server) bodyTooLarge() *Error {
+	return errorf(CodeTooLarge, "The body is over the %d-byte limit; send large inputs as a batch.", s.cfg.MaxBodyBytes)
 }
 
 func jsonProblem(err error) string {

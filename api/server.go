@@ -137,7 +137,8 @@ func requestID(c echo.Context) string {
 	return id
 }
 
-// accessLog writes one line per request and counts it in the metrics.
+// accessLog writes one line per request and counts it in the metrics. The
+// query string is logged only with any api_key redacted.
 func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		start := time.Now()
@@ -150,6 +151,9 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		s.metrics.observe(method, path, status, d)
 		attrs := []any{"request_id", requestID(c), "method", method, "route", path,
 			"status", status, "duration_us", d.Microseconds()}
+		if q := c.Request().URL.RawQuery; q != "" {
+			attrs = append(attrs, "query", redactQuery(q))
+		}
 		if t, _ := c.Get("tenant").(string); t != "" {
 			attrs = append(attrs, "tenant", t)
 		}

@@ -21,6 +21,10 @@ func (s *Server) traceRequest(next echo.HandlerFunc) echo.HandlerFunc {
 			trace.WithAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", c.Path()),
 				attribute.String("hokusai.request_id", requestID(c))))
 		defer span.End()
+		if q := req.URL.RawQuery; q != "" {
+			// Redacted like the access log: tracing backends keep text too.
+			span.SetAttributes(attribute.String("url.query", redactQuery(q)))
+		}
 		c.SetRequest(req.WithContext(ctx))
 		err := next(c)
 		status := c.Response().Status

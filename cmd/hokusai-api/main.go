@@ -43,6 +43,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		SyncTimeout:     env.Duration("HOKUSAI_SYNC_TIMEOUT", 0),
 		ResultTTL:       env.Duration("HOKUSAI_RESULT_TTL", 0),
 		MaxBodyBytes:    env.Int("HOKUSAI_MAX_BODY_BYTES", 0),
+		DrainMaxBytes:   env.Int("HOKUSAI_DRAIN_MAX_BYTES", 0),
+		DrainTimeout:    env.Duration("HOKUSAI_DRAIN_TIMEOUT", 0),
 		AdminToken:      env.String("HOKUSAI_ADMIN_TOKEN", ""),
 		AdminWriteToken: env.String("HOKUSAI_ADMIN_WRITE_TOKEN", ""),
 		Batch: api.BatchConfig{
