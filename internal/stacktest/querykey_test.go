@@ -51,7 +51,7 @@ func TestQueryKey(t *testing.T) {
 	}{
 		{"unknown model, name encoded", "POST", "/api/v1/models/99/predict?api%5Fkey=" + key, `{"inputs": {}}`, noHeader, 404, "model_not_found", true},
 		{"invalid input, key twice", "POST", "/api/v1/models/21/predict?api_key=" + key + "&x=1&api_key=" + key,
-			`{"inputs": {"colour": "red"}}`, noHeader, 422, "invalid_input", true},
+			`{"inputs": {"company_size": "lots"}}`, noHeader, 422, "invalid_input", true},
 		{"wrong key", "GET", "/api/v1/models?api_key=" + wrongKey, "", noHeader, 401, "unauthorized", false},
 		{"unknown route, any case", "GET", "/api/v1/nothing?API_KEY=" + key, "", noHeader, 404, "not_found", false},
 		{"header wins", "GET", "/api/v1/models?api_key=" + wrongKey, "", nil, 200, "", false},
