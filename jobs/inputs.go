@@ -31,21 +31,20 @@ func ParseInputs(schema *Schema, raw json.RawMessage, max int, m Mode) (Inputs, 
 	raw = bytes.TrimSpace(raw)
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
-	var objs []map[string]any
+	var single [1]map[string]any // one object needs no list on the heap
+	objs := single[:]
 	if raw[0] == '[' {
 		in.List = true
-		if err := dec.Decode(&objs); err != nil {
+		list, err := decodeList(dec)
+		if err != nil {
 			return in, notObjects()
 		}
-		if len(objs) == 0 || len(objs) > max {
-			return in, &Error{Code: CodeInvalidInput, Detail: fmt.Sprintf(`"inputs" must hold 1 to %d rows, not %d; send more as a batch.`, max, len(objs))}
+		if len(list) == 0 || len(list) > max {
+			return in, &Error{Code: CodeInvalidInput, Detail: fmt.Sprintf(`"inputs" must hold 1 to %d rows, not %d; send more as a batch.`, max, len(list))}
 		}
-	} else {
-		var one map[string]any
-		if err := dec.Decode(&one); err != nil {
-			return in, notObjects()
-		}
-		objs = []map[string]any{one}
+		objs = list
+	} else if err := dec.Decode(&single[0]); err != nil {
+		return in, notObjects()
 	}
 	in.Rows = make([]Row, len(objs))
 	var all []FieldError
@@ -55,15 +54,11 @@ func ParseInputs(schema *Schema, raw json.RawMessage, max int, m Mode) (Inputs, 
 		}
 		row, errs, warns := schema.Parse(obj, m)
 		for _, e := range errs {
-			if in.List {
-				e.Row = &i
-			}
+			e.Row = in.row(i)
 			all = append(all, e)
 		}
 		for _, w := range warns {
-			if in.List {
-				w.Row = &i
-			}
+			w.Row = in.row(i)
 			in.Warnings = append(in.Warnings, w)
 		}
 		in.Rows[i] = row
@@ -72,6 +67,21 @@ func ParseInputs(schema *Schema, raw json.RawMessage, max int, m Mode) (Inputs, 
 		return Inputs{List: in.List}, &Error{Code: CodeInvalidInput, Detail: "Some inputs do not match the model's schema.", Fields: all}
 	}
 	return in, nil
+}
+
+func decodeList(dec *json.Decoder) ([]map[string]any, error) {
+	var list []map[string]any
+	err := dec.Decode(&list)
+	return list, err
+}
+
+// row is what a report of row i says of its row: its number in a list,
+// nothing for a single object.
+func (in *Inputs) row(i int) *int {
+	if !in.List {
+		return nil
+	}
+	return &i
 }
 
 // MissingInputs is the error of a request without "inputs" (raw absent or

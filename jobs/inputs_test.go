@@ -98,3 +98,25 @@ func FuzzParseInputs(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkParseInputs: a predict's inputs as each tier reads them, once
+// at the API and once at the worker: a plain lead, and one lax reading has
+// to coerce and warn about.
+func BenchmarkParseInputs(b *testing.B) {
+	s := leadSchema(b)
+	for name, raw := range map[string]string{
+		"plain": `{"company_size": 1000, "engagement_score": 75, "demo_requested": true, "industry": "Finance",
+			"decision_timeline": "1-3 months", "title": "Director of Sales", "region": "EMEA"}`,
+		"coerced": `{"company_size": "1000", "engagement_score": " 75 ", "demo_requested": "yes", "industry": "Mining",
+			"decision_timeline": "Q2 2025", "title": "Director of Sales", "lead_owner": "ann"}`,
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := ParseInputs(s, json.RawMessage(raw), 100, Mode{AsOf: asOf}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -3,8 +3,10 @@
 # git revision, against the working tree) run side by side as separate
 # processes (redis-server, hokusai-api, hokusai-worker each, one P, as
 # docker-compose.yml runs them) and are loaded in turn with wrk, ABBA order
-# over ROUNDS rounds so drift hits both alike. Prints every run and the
-# median ratio of throughput (working tree / BASE).
+# over ROUNDS rounds so drift hits both alike. Prints every run, the median
+# ratio of throughput (working tree / BASE), and each build's CPU per request
+# (its API, worker and Redis together), which drifts less than throughput on
+# a shared machine.
 #   tools/ab-bench.sh BASE         e.g. tools/ab-bench.sh main~3
 #   ROUNDS=4 SECS=5 CONNS=16 BODY=file.json
 # Needs redis-server, wrk, git. Bounded: 2 x ROUNDS x SECS of load. Stops
@@ -38,6 +40,7 @@ start() {
   r=$(port); a=$(port); h=$(port)
   redis-server --port "$r" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --loglevel warning >/dev/null 2>&1 &
   pids+=($!)
+  eval "procs_$name=$!"
   sleep 0.3
   printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: file://%s/models/sales-lead-scoring\n' "$src" >"$work/$name.yaml"
   REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" models apply -f "$work/$name.yaml" >/dev/null
@@ -45,8 +48,10 @@ start() {
   key=$(REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" keys create --tenant ab)
   REDIS_URL="redis://127.0.0.1:$r/0" GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn "$bin/hokusai-worker" --health-addr "127.0.0.1:$h" >"$work/$name.worker.log" 2>&1 &
   pids+=($!)
+  eval "procs_$name=\"\$procs_$name $!\""
   REDIS_URL="redis://127.0.0.1:$r/0" GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn "$bin/hokusai-api" --listen "127.0.0.1:$a" >"$work/$name.api.log" 2>&1 &
   pids+=($!)
+  eval "procs_$name=\"\$procs_$name $!\""
   waitfor "http://127.0.0.1:$h/readyz"
   waitfor "http://127.0.0.1:$a/ready"
   printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["X-API-Key"] = "%s"\nwrk.body = [[%s]]\n' \
@@ -68,9 +73,12 @@ for n in a b; do
   [ "$code" = 200 ] || { echo "ab-bench: $n answered $code: $(head -c 300 "$work/$n.first")" >&2; exit 1; }
 done
 
-run() { # run NAME ROUND
-  local u=url_$1
+ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
+run() { # run NAME ROUND: wrk's report, then the stack's CPU ticks over the run
+  local u=url_$1 procs=procs_$1 t0
+  t0=$(ticks ${!procs})
   wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$work/$1.lua" "${!u}" >"$work/$1.$2"
+  echo "ticks $(( $(ticks ${!procs}) - t0 )) $(getconf CLK_TCK)" >>"$work/$1.$2"
 }
 for i in $(seq "$ROUNDS"); do
   if [ $((i % 2)) = 1 ]; then run a "$i"; run b "$i"; else run b "$i"; run a "$i"; fi
@@ -83,12 +91,17 @@ def parse(p):
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
     m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
     p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
-    return rps, p99, bool(re.search(r"Non-2xx|Socket errors", t))
+    n = int(re.search(r"(\d+) requests in", t).group(1))
+    ticks, hz = map(int, re.search(r"^ticks (\d+) (\d+)$", t, re.M).groups())
+    return rps, p99, bool(re.search(r"Non-2xx|Socket errors", t)), ticks / hz / n * 1e6
 a = [parse(f"{w}/a.{i}") for i in range(1, rounds + 1)]
 b = [parse(f"{w}/b.{i}") for i in range(1, rounds + 1)]
 for i, (x, y) in enumerate(zip(a, b), 1):
-    print(f"round {i}: base {x[0]:7.0f} req/s p99 {x[1]:5.1f} ms   tree {y[0]:7.0f} req/s p99 {y[1]:5.1f} ms   ratio {y[0]/x[0]:.3f}")
+    print(f"round {i}: base {x[0]:7.0f} req/s p99 {x[1]:5.1f} ms {x[3]:4.0f} us CPU/req   "
+          f"tree {y[0]:7.0f} req/s p99 {y[1]:5.1f} ms {y[3]:4.0f} us CPU/req   ratio {y[0]/x[0]:.3f}")
 r = [y[0] / x[0] for x, y in zip(a, b)]
 print(f"median ratio tree/{base}: {statistics.median(r):.3f} (min {min(r):.3f}, max {max(r):.3f}, {rounds} ABBA rounds)"
       + ("  ERRORS in some run" if any(x[2] for x in a + b) else ""))
+print(f"median CPU per request (API + worker + Redis): base {statistics.median(x[3] for x in a):.0f} us, "
+      f"tree {statistics.median(y[3] for y in b):.0f} us")
 PY
