@@ -208,11 +208,7 @@ func TestErrors(t *testing.T) {
 		{"no ready worker", "POST", "/api/v1/models/22/predict", `{"inputs": {}}`, nil, 503, "no_ready_worker"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var body []byte
-			if tc.body != "" {
-				body = []byte(tc.body)
-			}
-			r := s.do(tc.method, tc.path, body, tc.headers)
+			r := s.doText(tc.method, tc.path, tc.body, tc.headers)
 			if r.code != tc.code {
 				t.Fatalf("status %d, want %d: %s", r.code, tc.code, r.body)
 			}

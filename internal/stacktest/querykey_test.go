@@ -57,11 +57,7 @@ func TestQueryKey(t *testing.T) {
 		{"header wins", "GET", "/api/v1/models?api_key=" + wrongKey, "", nil, 200, "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var body []byte
-			if tc.body != "" {
-				body = []byte(tc.body)
-			}
-			r := s.do(tc.method, tc.path, body, tc.headers)
+			r := s.doText(tc.method, tc.path, tc.body, tc.headers)
 			if r.code != tc.code {
 				t.Fatalf("status %d, want %d: %s", r.code, tc.code, r.body)
 			}

@@ -219,6 +219,16 @@ func (s *stack) do(method, path string, body []byte, headers map[string]string) 
 	return reply{code: resp.StatusCode, header: resp.Header, body: b}
 }
 
+// doText is do with the body as text, none when empty: for tables of
+// requests.
+func (s *stack) doText(method, path, body string, headers map[string]string) reply {
+	s.t.Helper()
+	if body == "" {
+		return s.do(method, path, nil, headers)
+	}
+	return s.do(method, path, []byte(body), headers)
+}
+
 func eventually(t testing.TB, within time.Duration, ok func() bool, format string, args ...any) {
 	t.Helper()
 	deadline := time.Now().Add(within)
