@@ -48,26 +48,50 @@ func ParseInputs(schema *Schema, raw json.RawMessage, max int, m Mode) (Inputs, 
 	}
 	in.Rows = make([]Row, len(objs))
 	var all []FieldError
+	moreErrs, moreWarns := 0, 0
 	for i, obj := range objs {
 		if obj == nil {
 			return Inputs{List: in.List}, notObjects()
 		}
 		row, errs, warns := schema.Parse(obj, m)
 		for _, e := range errs {
+			if len(all) == MaxReports {
+				moreErrs++
+				continue
+			}
 			e.Row = in.row(i)
 			all = append(all, e)
 		}
 		for _, w := range warns {
+			if len(in.Warnings) == MaxReports {
+				moreWarns++
+				continue
+			}
 			w.Row = in.row(i)
 			in.Warnings = append(in.Warnings, w)
 		}
 		in.Rows[i] = row
 	}
 	if all != nil {
-		return Inputs{List: in.List}, &Error{Code: CodeInvalidInput, Detail: "Some inputs do not match the model's schema.", Fields: all}
+		detail := "Some inputs do not match the model's schema."
+		if moreErrs > 0 {
+			detail = fmt.Sprintf("Some inputs do not match the model's schema; %d more errors are not listed.", moreErrs)
+		}
+		return Inputs{List: in.List}, &Error{Code: CodeInvalidInput, Detail: detail, Fields: all}
+	}
+	if moreWarns > 0 {
+		in.Warnings = append(in.Warnings, Warning{Code: CodeMoreWarnings, Detail: fmt.Sprintf("and %d more warnings", moreWarns)})
 	}
 	return in, nil
 }
+
+// MaxReports bounds the errors, and the warnings, one request lists: past
+// it they are counted, not listed, so an answer stays small whatever the
+// request holds.
+const MaxReports = 50
+
+// CodeMoreWarnings ends a list of warnings that reached MaxReports.
+const CodeMoreWarnings = "more_warnings"
 
 func decodeList(dec *json.Decoder) ([]map[string]any, error) {
 	var list []map[string]any

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -56,6 +57,25 @@ func TestParseInputs(t *testing.T) {
 				t.Errorf("warnings (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// TestParseInputsListsAtMostMaxReports: a list of bad or odd rows lists
+// MaxReports errors (the detail counts the rest), or MaxReports warnings and
+// a count.
+func TestParseInputsListsAtMostMaxReports(t *testing.T) {
+	s := leadSchema(t)
+	rows := func(row string) json.RawMessage {
+		return json.RawMessage("[" + strings.TrimSuffix(strings.Repeat(row+",", 100), ",") + "]")
+	}
+	_, err := ParseInputs(s, rows(`{"company_size": "x", "engagement_score": "y"}`), 100, Mode{Strict: true, AsOf: asOf})
+	if err == nil || len(err.Fields) != MaxReports || !strings.Contains(err.Detail, "150 more errors") {
+		t.Errorf("errors: %d listed, detail %q; want %d and 150 more", len(err.Fields), err.Detail, MaxReports)
+	}
+	in, err := ParseInputs(s, rows(`{"engagement_score": 1, "industry": "Mining"}`), 100, Mode{AsOf: asOf})
+	last := in.Warnings[len(in.Warnings)-1]
+	if err != nil || len(in.Warnings) != MaxReports+1 || last.Code != CodeMoreWarnings || last.Detail != "and 50 more warnings" {
+		t.Errorf("warnings: %d, last %+v (err %v)", len(in.Warnings), last, err)
 	}
 }
 

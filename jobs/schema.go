@@ -95,6 +95,18 @@ const (
 	CodeInvalidValue = "invalid_value"
 	CodeMissingField = "missing_field"
 	CodeOutOfRange   = "out_of_range"
+	// CodeTooManyFields and CodeFieldNameTooLong refuse a row that is no
+	// row of any model (see MaxRowFields), whatever the mode.
+	CodeTooManyFields    = "too_many_fields"
+	CodeFieldNameTooLong = "field_name_too_long"
+)
+
+// Bounds on one row, in both modes: more fields than MaxRowFields, or a
+// field name longer than MaxFieldNameBytes, and the row is refused as a
+// whole, without a report on each field.
+const (
+	MaxRowFields      = 1024
+	MaxFieldNameBytes = 256
 )
 
 // Warning codes, stable for clients: what lax parsing assumed in order to
@@ -231,6 +243,9 @@ func (s *Schema) Index(name string) int {
 // it assumed instead. A model's own Strict switch overrides m.
 func (s *Schema) Parse(in map[string]any, m Mode) (Row, []FieldError, []Warning) {
 	m.Strict = m.Strict || s.Strict
+	if fe := s.tooWide(in); fe != nil {
+		return nil, []FieldError{*fe}, nil
+	}
 	row := make(Row, len(s.Fields))
 	var errs []FieldError
 	var warns []Warning
@@ -255,6 +270,24 @@ func (s *Schema) Parse(in map[string]any, m Mode) (Row, []FieldError, []Warning)
 		return nil, errs, nil
 	}
 	return row, nil, warns
+}
+
+// tooWide refuses a row with more fields than MaxRowFields or a field name
+// longer than MaxFieldNameBytes (only names the schema lacks can be).
+func (s *Schema) tooWide(in map[string]any) *FieldError {
+	if len(in) > MaxRowFields {
+		return &FieldError{Code: CodeTooManyFields, Detail: fmt.Sprintf("the row has %d fields; a row may have at most %d", len(in), MaxRowFields)}
+	}
+	if len(in) <= len(s.index) && s.allKnown(in) {
+		return nil
+	}
+	for name := range in {
+		if len(name) > MaxFieldNameBytes {
+			return &FieldError{Field: clip(name), Code: CodeFieldNameTooLong,
+				Detail: fmt.Sprintf("a field name of %d bytes; names may have at most %d", len(name), MaxFieldNameBytes)}
+		}
+	}
+	return nil
 }
 
 // unknownFields reports the keys of in that name no field: the first

@@ -246,21 +246,38 @@ func TestModelStrict(t *testing.T) {
 }
 
 // TestReportsAreBounded: however many unknown fields or however long a
-// value, the errors and warnings of a row stay small.
+// value, the errors and warnings of a row stay small; a row too wide to be
+// any model's is refused with one error.
 func TestReportsAreBounded(t *testing.T) {
 	s := leadSchema(t)
-	in := map[string]any{"engagement_score": 50, "industry": strings.Repeat("x", 1<<20)}
-	for i := range 100_000 {
-		in[strings.Repeat("k", 100)+strconv.Itoa(i)] = 1
+	row := func(keys int, keyLen int) map[string]any {
+		in := map[string]any{"engagement_score": 50, "industry": strings.Repeat("x", 1<<20)}
+		for i := range keys {
+			name := strconv.Itoa(i)
+			in[name+strings.Repeat("k", keyLen-len(name))] = 1
+		}
+		return in
 	}
-	for _, strict := range []bool{false, true} {
-		_, errs, warns := s.Parse(in, Mode{Strict: strict, AsOf: asOf})
-		b, _ := json.Marshal(struct {
-			E []FieldError
-			W []Warning
-		}{errs, warns})
-		if len(b) > 4096 || len(errs)+len(warns) != maxUnknownNamed+2 {
-			t.Errorf("strict=%v: %d errors, %d warnings, %d bytes; want %d reports in under 4 KiB", strict, len(errs), len(warns), len(b), maxUnknownNamed+2)
+	for _, tc := range []struct {
+		name    string
+		in      map[string]any
+		reports int
+		code    string // of the one error, when the row is refused whole
+	}{
+		{"many unknown fields", row(MaxRowFields-2, 100), maxUnknownNamed + 2, ""},
+		{"too many fields", row(100_000, 100), 1, CodeTooManyFields},
+		{"a field name too long", row(1, MaxFieldNameBytes+1), 1, CodeFieldNameTooLong},
+	} {
+		for _, strict := range []bool{false, true} {
+			_, errs, warns := s.Parse(tc.in, Mode{Strict: strict, AsOf: asOf})
+			b, _ := json.Marshal(struct {
+				E []FieldError
+				W []Warning
+			}{errs, warns})
+			if len(b) > 4096 || len(errs)+len(warns) != tc.reports || tc.code != "" && errs[0].Code != tc.code {
+				t.Errorf("%s, strict=%v: errors %d, warnings %d, %d bytes; want %d reports (%s) in under 4 KiB",
+					tc.name, strict, len(errs), len(warns), len(b), tc.reports, tc.code)
+			}
 		}
 	}
 }

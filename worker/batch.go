@@ -267,7 +267,8 @@ func (w *Worker) failChunk(ctx context.Context, p jobs.BatchChunkPayload, rec ma
 
 // unusableChunk fails every row of a chunk with why it cannot be scored.
 func unusableChunk(input string, first int, rec map[string]string, cause error) ([]byte, int) {
-	return failRows(input, first, rec, &batchfile.RowError{Code: codeBatchUnusable, Detail: cause.Error()})
+	// Every row of the chunk stores the cause: a short one.
+	return failRows(input, first, rec, &batchfile.RowError{Code: codeBatchUnusable, Detail: batchfile.Clip(cause.Error(), 256)})
 }
 
 // failRows fails every row of a chunk of batch rec with e, keeping each
@@ -468,7 +469,7 @@ func (sc *chunkScorer) run(ctx context.Context, input string, first int) (blob [
 			if rerr == nil {
 				rows = append(rows, r)
 				if len(sc.dec.Warnings) > 0 {
-					b.warns, _ = json.Marshal(sc.dec.Warnings)
+					b.warns = batchfile.EncodeWarnings(sc.dec.Warnings, len(rec))
 					sc.warned(sc.schema, sc.dec.Warnings)
 				}
 			}

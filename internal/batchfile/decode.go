@@ -57,6 +57,9 @@ const maxIgnoredNamed = 20
 // repeat, and each must name an input or be the id column; when parsing is
 // lax, the model's other columns are ignored (and named in Ignored).
 func NewCSVDecoder(schema *jobs.Schema, header []string, m jobs.Mode) (*Decoder, error) {
+	if len(header) > jobs.MaxRowFields {
+		return nil, fmt.Errorf("the header has %d columns; a row may have at most %d", len(header), jobs.MaxRowFields)
+	}
 	d := &Decoder{schema: schema, mode: m, cols: make([]int, len(header))}
 	seen := make([]bool, len(schema.Fields))
 	hasID := false
@@ -71,6 +74,9 @@ func NewCSVDecoder(schema *jobs.Schema, header []string, m jobs.Mode) (*Decoder,
 			continue
 		}
 		i := schema.Index(name)
+		if i < 0 && len(name) > jobs.MaxFieldNameBytes {
+			return nil, fmt.Errorf("column %d's name has %d bytes; names may have at most %d", c+1, len(name), jobs.MaxFieldNameBytes)
+		}
 		if i < 0 {
 			d.cols[c] = colIgnored
 			if len(unknown) < maxIgnoredNamed {
@@ -113,12 +119,7 @@ func NewJSONDecoder(schema *jobs.Schema, m jobs.Mode) *Decoder {
 }
 
 // clip cuts a name to 64 bytes for a message.
-func clip(s string) string {
-	if len(s) <= 64 {
-		return s
-	}
-	return strings.ToValidUTF8(s[:64], "") + "…"
-}
+func clip(s string) string { return Clip(s, 64) }
 
 func fieldNames(s *jobs.Schema) string {
 	names := make([]string, len(s.Fields))
@@ -172,7 +173,7 @@ func (d *Decoder) CSV(rec string, row jobs.Row) (string, *RowError) {
 		row[col] = v
 	}
 	if errs != nil {
-		return id, invalid(errs)
+		return id, invalid(errs, len(rec))
 	}
 	return id, nil
 }
@@ -199,18 +200,73 @@ func (d *Decoder) JSON(line []byte, row jobs.Row) (string, *RowError) {
 	r, errs, warns := d.schema.Parse(d.objects, d.mode)
 	d.Warnings = append(d.Warnings[:0], warns...)
 	if errs != nil {
-		return id, invalid(errs)
+		return id, invalid(errs, len(line))
 	}
 	copy(row, r)
 	return id, nil
 }
 
-func invalid(errs []jobs.FieldError) *RowError {
+// ReportBudget is how many bytes the stored report of a row of record
+// bytes may take: its warnings, or its error's detail and field errors.
+// It grows with the row, not with what the row makes the parser say, so a
+// batch's results stay within about twice its input plus a constant a row,
+// whatever a tenant uploads.
+func ReportBudget(record int) int { return 384 + record }
+
+// invalid is the row error of a row (of record bytes) the schema refused:
+// as many field errors as half the budget holds, and a detail naming them
+// all, cut to the other half.
+func invalid(errs []jobs.FieldError, record int) *RowError {
+	half := ReportBudget(record) / 2
+	listed, size := 0, 2
+	for _, e := range errs {
+		b, _ := json.Marshal(e)
+		if size+len(b)+1 > half {
+			break
+		}
+		size += len(b) + 1
+		listed++
+	}
 	parts := make([]string, len(errs))
 	for i, e := range errs {
 		parts[i] = e.Field + " " + e.Detail
 	}
-	return &RowError{Code: "invalid_input", Detail: strings.Join(parts, "; "), Fields: errs}
+	detail := strings.Join(parts, "; ")
+	if listed < len(errs) {
+		detail = fmt.Sprintf("%d errors: %s", len(errs), detail)
+	}
+	return &RowError{Code: jobs.CodeInvalidInput, Detail: Clip(detail, half), Fields: errs[:listed]}
+}
+
+// EncodeWarnings is the stored form of a row's warnings (a JSON list), as
+// many as ReportBudget(record) holds, then a count of the rest.
+func EncodeWarnings(warns []jobs.Warning, record int) []byte {
+	const room = 64 // for the closing count
+	budget := ReportBudget(record) - room
+	b := []byte{'['}
+	for i, w := range warns {
+		item, _ := json.Marshal(w)
+		if len(b)+len(item)+2 > budget {
+			more, _ := json.Marshal(jobs.Warning{Code: jobs.CodeMoreWarnings, Detail: fmt.Sprintf("and %d more warnings", len(warns)-i)})
+			b = append(append(b, more...), ',')
+			break
+		}
+		b = append(append(b, item...), ',')
+	}
+	b[len(b)-1] = ']'
+	if len(warns) == 0 {
+		b = append(b, ']')
+	}
+	return b
+}
+
+// Clip cuts s to at most n bytes on a rune boundary, marking the cut: for
+// text stored once per row, such as why a whole chunk failed.
+func Clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return strings.ToValidUTF8(s[:max(0, n-3)], "") + "…"
 }
 
 // IDReader reads each record's id without a schema, for the rows of a

@@ -98,6 +98,43 @@ func TestCSVDecoderLax(t *testing.T) {
 	}
 }
 
+// TestReportsFitTheBudget: whatever a row makes the parser say, its stored
+// report (error or warnings) stays within ReportBudget of its size, and the
+// header too wide for any model is refused.
+func TestReportsFitTheBudget(t *testing.T) {
+	s := testSchema(t)
+	var odd strings.Builder
+	odd.WriteString(`{"company_size": "x", "demo_requested": "maybe", "industry": 7, "decision_timeline": 1, "title": 2}`)
+	row := make(jobs.Row, len(s.Fields))
+	_, rerr := NewJSONDecoder(s, lax).JSON([]byte(odd.String()), row)
+	fields, _ := json.Marshal(rerr.Fields)
+	if rerr == nil || len(rerr.Detail)+len(fields) > ReportBudget(odd.Len()) || len(rerr.Fields) == 0 {
+		t.Errorf("error of %d+%d bytes for a %d-byte row (budget %d): %+v", len(rerr.Detail), len(fields), odd.Len(), ReportBudget(odd.Len()), rerr)
+	}
+	many := make([]jobs.Warning, 40)
+	for i := range many {
+		many[i] = jobs.Warning{Field: strings.Repeat("f", 64), Code: jobs.CodeUnknownField, Detail: "this model does not take this field; ignored"}
+	}
+	b := EncodeWarnings(many, 10)
+	var back []jobs.Warning
+	if err := json.Unmarshal(b, &back); err != nil || len(b) > ReportBudget(10) || back[len(back)-1].Code != jobs.CodeMoreWarnings {
+		t.Errorf("%d bytes of warnings for a budget of %d (err %v): %s", len(b), ReportBudget(10), err, b)
+	}
+	if b := EncodeWarnings(many[:1], 10); !strings.HasPrefix(string(b), `[{"field":"fff`) || !json.Valid(b) {
+		t.Errorf("one warning: %s", b)
+	}
+	wide := make([]string, jobs.MaxRowFields+1)
+	for i := range wide {
+		wide[i] = "c" + strconv.Itoa(i)
+	}
+	if _, err := NewCSVDecoder(s, wide, lax); err == nil {
+		t.Error("a header wider than any row was accepted")
+	}
+	if _, err := NewCSVDecoder(s, []string{strings.Repeat("n", jobs.MaxFieldNameBytes+1)}, lax); err == nil {
+		t.Error("a column name too long was accepted")
+	}
+}
+
 func sameValue(a, b jobs.Value) bool {
 	return a.Kind == b.Kind && a.Str == b.Str && (a.Kind == jobs.KindMissing || a.Num == b.Num)
 }
