@@ -29,6 +29,9 @@ func ParseInputs(schema *Schema, raw json.RawMessage, max int, m Mode) (Inputs, 
 		return in, err
 	}
 	raw = bytes.TrimSpace(raw)
+	if fe := CheckWidth(raw); fe != nil {
+		return in, &Error{Code: CodeInvalidInput, Detail: "Some inputs do not match the model's schema.", Fields: []FieldError{*fe}}
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()
 	var single [1]map[string]any // one object needs no list on the heap

@@ -181,6 +181,9 @@ func (d *Decoder) CSV(rec string, row jobs.Row) (string, *RowError) {
 // JSON fills row from one JSON object (a JSONL line) and returns its id,
 // or why the row cannot be scored. A non-string id is kept as its JSON text.
 func (d *Decoder) JSON(line []byte, row jobs.Row) (string, *RowError) {
+	if fe := jobs.CheckWidth(line); fe != nil {
+		return (&IDReader{}).ID(string(line)), invalid([]jobs.FieldError{*fe}, len(line))
+	}
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
 	clear(d.objects)
