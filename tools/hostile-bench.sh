@@ -9,13 +9,14 @@
 #   - 40 one-row batches whose callback_url hangs every webhook attempt;
 #   - 200 connections trickling a predict body a byte a second.
 # Prints the victim's p50/p99 and errors in both windows, and the ratio.
-#   SECS=20 C=2 tools/hostile-bench.sh
+#   SECS=20 C=2 ATTACKS=wide,batch,hooks,trickle tools/hostile-bench.sh
 # Needs redis-server, wrk, python3. Bounded: 2 x SECS of load; stops
 # everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-20}
 C=${C:-2}
+ATTACKS=${ATTACKS:-wide,batch,hooks,trickle}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -73,9 +74,10 @@ row = wide((1 << 20) - 1)
 open(f"{w}/wide.jsonl", "w").write((row + "\n") * 4)
 PY
 idle=$(victim_run)
-python3 - "$work" "$api" "$hostile" "$SECS" "$hook" <<'PY' >"$work/attack.log" 2>&1 &
+python3 - "$work" "$api" "$hostile" "$SECS" "$hook" "$ATTACKS" <<'PY' >"$work/attack.log" 2>&1 &
 import socket, sys, threading, time, urllib.request
 w, api, key, secs, hook = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
+attacks = sys.argv[6].split(",")
 host, port = api[len("http://"):].split(":")
 end = time.time() + secs
 wide = open(f"{w}/wide.json", "rb").read()
@@ -99,11 +101,16 @@ def trickle():
         try: s.send(b" ")
         except OSError: return
         time.sleep(1)
-threads = [threading.Thread(target=loop, args=(lambda: post("/api/v1/models/21/predict", wide, "application/json"),)) for _ in range(8)]
-threads.append(threading.Thread(target=loop, args=(lambda: post("/api/v1/models/21/batches", batch, "application/x-ndjson"),)))
-for _ in range(40):
-    post("/api/v1/models/21/batches?callback_url=http://127.0.0.1:%s/hook" % hook, b'{"engagement_score": 1}\n', "application/x-ndjson")
-threads += [threading.Thread(target=trickle) for _ in range(200)]
+threads = []
+if "wide" in attacks:
+    threads += [threading.Thread(target=loop, args=(lambda: post("/api/v1/models/21/predict", wide, "application/json"),)) for _ in range(8)]
+if "batch" in attacks:
+    threads.append(threading.Thread(target=loop, args=(lambda: post("/api/v1/models/21/batches", batch, "application/x-ndjson"),)))
+if "hooks" in attacks:
+    for _ in range(40):
+        post("/api/v1/models/21/batches?callback_url=http://127.0.0.1:%s/hook" % hook, b'{"engagement_score": 1}\n', "application/x-ndjson")
+if "trickle" in attacks:
+    threads += [threading.Thread(target=trickle) for _ in range(200)]
 for t in threads: t.start()
 for t in threads: t.join()
 print("hostile answers:", counts)
