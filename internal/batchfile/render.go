@@ -16,6 +16,31 @@ type Renderer interface {
 	Header(w *bufio.Writer, cols []Column) error
 	// Row writes one result.
 	Row(w *bufio.Writer, cols []Column, r *Result) error
+	// End writes what follows the last row of a stream that ended cleanly:
+	// rows results were written and the batch's status is status. A stream
+	// that fails is broken off instead, so End is what sets a complete file
+	// apart from a cut one, for tools that do not read HTTP trailers.
+	End(w *bufio.Writer, rows int, status string) error
+}
+
+// Tally is a Renderer that counts the rows the one it wraps writes, and
+// how many of them are failed rows, so a stream can say at its end how many
+// it sent and what they add up to.
+type Tally struct {
+	Renderer
+	Rows, Failed int
+}
+
+// Row writes one result with the wrapped Renderer and counts it.
+func (t *Tally) Row(w *bufio.Writer, cols []Column, r *Result) error {
+	if err := t.Renderer.Row(w, cols, r); err != nil {
+		return err
+	}
+	t.Rows++
+	if r.Failed {
+		t.Failed++
+	}
+	return nil
 }
 
 // CSVRenderer writes a header row, then per row: its number, its id, one
@@ -68,6 +93,13 @@ func (c *CSVRenderer) Row(w *bufio.Writer, cols []Column, r *Result) error {
 	_, err := w.Write(b)
 	return err
 }
+
+// End writes nothing. A CSV has no place for a line that is not a record:
+// a comment or a short last line breaks CSV readers (encoding/csv refuses a
+// record of another width; spreadsheets and pandas take it for a row), and
+// a whole fake row would be read as a result. A CSV's end is confirmed by
+// the HTTP trailers and by its rows matching the batch's rows_total.
+func (c *CSVRenderer) End(*bufio.Writer, int, string) error { return nil }
 
 func appendInt(b []byte, n int) []byte { return strconv.AppendInt(b, int64(n), 10) }
 
@@ -156,6 +188,20 @@ func (j *JSONLRenderer) Row(w *bufio.Writer, cols []Column, r *Result) error {
 			}
 		}
 	}
+	b = append(b, "}\n"...)
+	j.buf = b
+	_, err := w.Write(b)
+	return err
+}
+
+// End writes the end marker, the last line of a JSONL stream that ended
+// cleanly: {"end":true,"rows":N,"status":"..."}. It has no "row" key, so
+// readers that take every line for a result can tell it apart.
+func (j *JSONLRenderer) End(w *bufio.Writer, rows int, status string) error {
+	b := append(j.buf[:0], `{"end":true,"rows":`...)
+	b = appendInt(b, rows)
+	b = append(b, `,"status":`...)
+	b = appendJSONString(b, []byte(status))
 	b = append(b, "}\n"...)
 	j.buf = b
 	_, err := w.Write(b)

@@ -122,13 +122,18 @@ func (s *stack) waitBatch(id string, within time.Duration) batchStatus {
 	return b
 }
 
+// results downloads a finished batch's results and checks that the
+// stream says it is whole: its trailers (and, in JSONL, its end marker)
+// give the batch's rows_total and status.
 func (s *stack) results(id, format string) []byte {
 	s.t.Helper()
-	r := s.do("GET", "/api/v1/batches/"+id+"/results?format="+format, nil, nil)
-	if r.code != http.StatusOK {
-		s.t.Fatalf("results answered %d: %s", r.code, r.body)
+	d := s.download(client, s.url, id, "?format="+format)
+	if d.code != http.StatusOK || d.err != nil {
+		s.t.Fatalf("results answered %d, read error %v: %s", d.code, d.err, d.body)
 	}
-	return r.body
+	b := s.batchStatus(id)
+	checkEnd(s.t, d, b.RowsTotal, b.Status)
+	return d.body
 }
 
 func leadsCSV(t testing.TB, n int, bad map[int]bool) []byte {
@@ -268,9 +273,9 @@ func TestBatchJSONLAndJSON(t *testing.T) {
 			if b.RowsDone != tc.rows || b.RowsFailed != len(tc.bad) {
 				t.Fatalf("status %+v", b)
 			}
-			out := s.results(id, "jsonl")
+			out := s.results(id, "jsonl") // its end marker checked there
 			dec := json.NewDecoder(bytes.NewReader(out))
-			for i := 0; dec.More(); i++ {
+			for i := range tc.rows {
 				var row struct {
 					Row       int             `json:"row"`
 					ID        string          `json:"id"`
@@ -418,11 +423,19 @@ func TestBatchCancel(t *testing.T) {
 // test starts a worker.
 func queuedBatch(t *testing.T) (*stack, string) {
 	s := startStack(t, stackOptions{noWorker: true, api: smallChunks.api})
-	_, stop := s.startWorker(srv.URL, worker.Config{})
+	return s, s.queueBatch(srv.URL, 100)
+}
+
+// queueBatch submits a CSV batch of rows leads to a stack with no worker
+// running on the Redis at url: one publishes model 21 and stops, and a fake
+// one keeps the model ready, so the batch waits until the test starts one.
+func (s *stack) queueBatch(url string, rows int) string {
+	s.t.Helper()
+	_, stop := s.startWorker(url, worker.Config{})
 	s.waitReady("21")
 	stop()
 	s.fakeReadyWorker()
-	return s, s.acceptedBatch(s.submitBatch(leadsCSV(t, 100, nil), "text/csv", "", nil))
+	return s.acceptedBatch(s.submitBatch(leadsCSV(s.t, rows, nil), "text/csv", "", nil))
 }
 
 // A chunk a worker cannot decode at all (here: a strict batch whose header
@@ -627,22 +640,6 @@ func TestBatchWorkerKilled(t *testing.T) {
 	recs := checkCSVResults(t, s.results(id, "csv"), rows, nil)
 	if recs[1][6] == "" {
 		t.Errorf("explain=true gave no factors: %v", recs[1])
-	}
-}
-
-// wait=true streams results while the batch runs, each chunk once it and
-// the ones before it are done.
-func TestBatchResultsWait(t *testing.T) {
-	s := startStack(t, smallChunks)
-	bad := map[int]bool{130: true}
-	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 1000, bad), "text/csv", "", nil))
-	if r := s.do("GET", "/api/v1/batches/"+id+"/results?wait=true", nil, nil); r.code != http.StatusOK {
-		t.Fatalf("results?wait=true answered %d: %s", r.code, r.body)
-	} else {
-		checkCSVResults(t, r.body, 1000, bad)
-	}
-	if b := s.batchStatus(id); b.Status != jobs.BatchPartiallyFailed {
-		t.Errorf("status %+v", b)
 	}
 }
 
