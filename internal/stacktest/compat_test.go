@@ -1,7 +1,6 @@
 package stacktest
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/csv"
 	"encoding/json"
@@ -251,20 +250,23 @@ func TestCompatCorpus(t *testing.T) {
 			if b.Status != jobs.BatchSucceeded || b.RowsDone != len(corpus) || b.RowsFailed != 0 || b.RowsWarned != warned {
 				t.Fatalf("status %+v, want %d rows scored, %d of them warned", b, len(corpus), warned)
 			}
-			sc := bufio.NewScanner(bytes.NewReader(s.results(id, "jsonl")))
-			for i := 0; sc.Scan(); i++ {
+			lines := bytes.Split(bytes.TrimSuffix(s.results(id, "jsonl"), []byte("\n")), []byte("\n"))
+			if len(lines) != len(corpus)+1 { // the rows, then the end marker
+				t.Fatalf("%d result lines for %d rows", len(lines), len(corpus))
+			}
+			for i, line := range lines[:len(corpus)] {
 				var row struct {
 					ID        string         `json:"id"`
 					LeadScore *int           `json:"lead_score"`
 					Warnings  []jobs.Warning `json:"warnings"`
 				}
-				if err := json.Unmarshal(sc.Bytes(), &row); err != nil {
+				if err := json.Unmarshal(line, &row); err != nil {
 					t.Fatal(err)
 				}
 				past := corpus[i].past()
 				if row.ID != corpus[i].name || row.LeadScore == nil || past != (len(row.Warnings) == 1) ||
 					past && row.Warnings[0].Code != jobs.CodeTimelinePast {
-					t.Errorf("row %d: %s", i, sc.Bytes())
+					t.Errorf("row %d: %s", i, line)
 				}
 			}
 		})
@@ -386,7 +388,8 @@ func TestLaxInputsEveryPath(t *testing.T) {
 				LeadScore any            `json:"lead_score"`
 				Warnings  []jobs.Warning `json:"warnings"`
 			}
-			if err := json.Unmarshal(s.results(id, "jsonl"), &row); err != nil {
+			first, _, _ := bytes.Cut(s.results(id, "jsonl"), []byte("\n")) // then the end marker
+			if err := json.Unmarshal(first, &row); err != nil {
 				t.Fatal(err)
 			}
 			var got []string
