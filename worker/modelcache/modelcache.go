@@ -129,17 +129,21 @@ func (c *Cache[V]) Stats() Stats {
 	return c.stats
 }
 
-// lookup returns a cached value and marks it recently used. countMiss says
-// whether a miss is the caller's first look (and so counts as a miss).
-func (c *Cache[V]) lookup(key Key, countMiss bool) (V, bool) {
+// lookup returns a cached value and marks it recently used. count says
+// whether this is the caller's first look, which counts as one hit or one
+// miss; the re-check inside a flight counts neither, so each Get is counted
+// once.
+func (c *Cache[V]) lookup(key Key, count bool) (V, bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if el, ok := c.items[key]; ok {
 		c.lru.MoveToFront(el)
-		c.stats.Hits++
+		if count {
+			c.stats.Hits++
+		}
 		return el.Value.(*entry[V]).value, true
 	}
-	if countMiss {
+	if count {
 		c.stats.Misses++
 	}
 	var zero V
