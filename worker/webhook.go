@@ -1,13 +1,19 @@
 package worker
 
 import (
+	"bytes"
+	"context"
 	"fmt"
+	"io"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
 	"syscall"
 	"time"
+
+	"github.com/hokusai-ai/inference-queue/internal/tenant"
+	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
 // newWebhookClient returns the client that posts batch webhooks. Partners
@@ -115,4 +121,28 @@ func publicAddr(ip netip.Addr) bool {
 
 func within(ip netip.Addr, ps []netip.Prefix) bool {
 	return slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Contains(ip) })
+}
+
+// postWebhook makes one delivery attempt.
+func (w *Worker) postWebhook(ctx context.Context, url, secret string, body []byte, n int) jobs.WebhookAttempt {
+	a := jobs.WebhookAttempt{Attempt: n, At: time.Now().UnixMilli()}
+	ctx, cancel := context.WithTimeout(ctx, w.cfg.WebhookTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "hokusai-webhook/1")
+	req.Header.Set(tenant.SignatureHeader, tenant.Sign(secret, body))
+	resp, err := w.webhooks.Do(req)
+	if err != nil {
+		a.Error = err.Error()
+		return a
+	}
+	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+	resp.Body.Close()
+	a.Status = resp.StatusCode
+	return a
 }
