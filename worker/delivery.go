@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/url"
 	"strconv"
 	"sync"
 	"time"
@@ -141,7 +142,7 @@ func (w *Worker) attemptWebhook(ctx context.Context, id string) (time.Time, erro
 		return time.Time{}, err
 	}
 	body, _ := json.Marshal(summarize(id, rec))
-	a := w.postWebhook(ctx, rec[jobs.BatchFieldCallback], secret, body, n+1)
+	a, cause := w.postWebhook(ctx, rec[jobs.BatchFieldCallback], secret, body, n+1)
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, err
 	}
@@ -160,12 +161,26 @@ func (w *Worker) attemptWebhook(ctx context.Context, id string) (time.Time, erro
 	case res == 0:
 		return time.Now(), nil // look again at what the other worker recorded
 	}
-	w.log.Warn("webhook failed", "batch_id", id, "attempt", a.Attempt, "status", a.Status, "err", a.Error)
+	log := w.log.With("batch_id", id, "tenant", rec[jobs.BatchFieldTenant], "callback_host", callbackHost(rec[jobs.BatchFieldCallback]))
+	if cause != nil {
+		log = log.With("err", cause.Error())
+	}
+	log.Warn("webhook failed", "attempt", a.Attempt, "status", a.Status, "attempt_error", a.Error)
 	if a.Attempt >= webhookMaxAttempts {
-		w.log.Warn("webhook given up", "batch_id", id, "attempts", a.Attempt)
+		log.Warn("webhook given up", "attempts", a.Attempt)
 		return time.Time{}, nil
 	}
 	return time.Now().Add(webhookBackoff(a.Attempt)), nil
+}
+
+// callbackHost is the host of a callback URL, for logs: its path, query
+// and user info may hold a partner's token.
+func callbackHost(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Host
 }
 
 // deliveries is a worker's webhook delivery pool (see the top of this file).

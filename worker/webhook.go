@@ -3,11 +3,14 @@ package worker
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
+	"errors"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
 	"slices"
 	"syscall"
 	"time"
@@ -48,10 +51,12 @@ func refusePrivate(_, address string, _ syscall.RawConn) error {
 		return err
 	}
 	if !publicAddr(ip) {
-		return fmt.Errorf("webhook to %s refused: not a public address (HOKUSAI_WEBHOOK_ALLOW_PRIVATE allows it)", ip)
+		return fmt.Errorf("webhook to %s refused: %w (HOKUSAI_WEBHOOK_ALLOW_PRIVATE allows it)", ip, errNotPublic)
 	}
 	return nil
 }
+
+var errNotPublic = errors.New("not a public address")
 
 // Webhook addresses are checked against the IANA IPv4 and IPv6
 // Special-Purpose Address Registries: every block there that is not
@@ -123,26 +128,72 @@ func within(ip netip.Addr, ps []netip.Prefix) bool {
 	return slices.ContainsFunc(ps, func(p netip.Prefix) bool { return p.Contains(ip) })
 }
 
-// postWebhook makes one delivery attempt.
-func (w *Worker) postWebhook(ctx context.Context, url, secret string, body []byte, n int) jobs.WebhookAttempt {
-	a := jobs.WebhookAttempt{Attempt: n, At: time.Now().UnixMilli()}
+// postWebhook makes one delivery attempt. When no answer came, cause is
+// why, for the worker's log: the attempt itself carries only attemptError's
+// name for it.
+func (w *Worker) postWebhook(ctx context.Context, callback, secret string, body []byte, n int) (a jobs.WebhookAttempt, cause error) {
+	a = jobs.WebhookAttempt{Attempt: n, At: time.Now().UnixMilli()}
 	ctx, cancel := context.WithTimeout(ctx, w.cfg.WebhookTimeout)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, callback, bytes.NewReader(body))
 	if err != nil {
-		a.Error = err.Error()
-		return a
+		a.Error = hookErrURL
+		return a, errors.New("the callback URL does not parse") // its text could hold a token
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("User-Agent", "hokusai-webhook/1")
 	req.Header.Set(tenant.SignatureHeader, tenant.Sign(secret, body))
 	resp, err := w.webhooks.Do(req)
 	if err != nil {
-		a.Error = err.Error()
-		return a
+		if ue := (*url.Error)(nil); errors.As(err, &ue) {
+			err = ue.Err // without the URL, whose query could hold a token
+		}
+		a.Error = attemptError(err)
+		return a, err
 	}
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
 	resp.Body.Close()
 	a.Status = resp.StatusCode
-	return a
+	return a, nil
+}
+
+// The errors of attempts that got no answer, as tenants see them in a
+// batch's webhook.attempts: a fixed vocabulary, so a batch status never
+// shows the worker's resolver, an address, a port or Go's error text. The
+// cause goes to the worker's log. An answer, whatever its code, is an
+// attempt's status instead.
+const (
+	hookErrURL     = "invalid callback url"
+	hookErrAddress = "address not allowed"
+	hookErrDNS     = "dns lookup failed"
+	hookErrRefused = "connection refused"
+	hookErrClosed  = "connection closed"
+	hookErrTimeout = "timed out"
+	hookErrTLS     = "tls error"
+	hookErrFailed  = "connection failed"
+)
+
+// attemptError names err, a failed POST's, in the vocabulary above.
+func attemptError(err error) string {
+	var dns *net.DNSError
+	var timeout interface{ Timeout() bool }
+	var verify *tls.CertificateVerificationError
+	var record tls.RecordHeaderError
+	var op *net.OpError
+	switch {
+	case errors.Is(err, errNotPublic):
+		return hookErrAddress
+	case errors.As(err, &dns):
+		return hookErrDNS
+	case errors.As(err, &timeout) && timeout.Timeout(): // a dial's, or the attempt's context
+		return hookErrTimeout
+	case errors.Is(err, syscall.ECONNREFUSED):
+		return hookErrRefused
+	case errors.Is(err, io.EOF), errors.Is(err, syscall.ECONNRESET):
+		return hookErrClosed
+	case errors.As(err, &verify), errors.As(err, &record),
+		errors.As(err, &op) && op.Op == "remote error": // crypto/tls's for an alert from the peer
+		return hookErrTLS
+	}
+	return hookErrFailed
 }

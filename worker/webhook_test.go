@@ -1,12 +1,25 @@
 package worker
 
 import (
+	"bytes"
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"io"
+	"log"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/hokusai-ai/inference-queue/internal/redistest"
+	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
 // Every special-purpose block a webhook must not reach is refused from its
@@ -124,4 +137,174 @@ func TestWebhookClient(t *testing.T) {
 	if resp.StatusCode != http.StatusFound || hits.Load() != 1 || redirected.Load() != 0 {
 		t.Errorf("status %d, %d hits, %d redirected; want the 302 itself, not followed", resp.StatusCode, hits.Load(), redirected.Load())
 	}
+}
+
+// An attempt that got no answer shows tenants one of a few fixed words,
+// never the resolver, an address or Go's error text; the worker's log has
+// the whole cause, without the callback's path, query or the signing
+// secret.
+func TestAttemptErrors(t *testing.T) {
+	rdb := redistest.Client(t, srv)
+	ok := func(http.ResponseWriter, *http.Request) {}
+	hang := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body) // then net/http sees the client go
+		<-r.Context().Done()
+	}))
+	defer hang.Close()
+	secure := httptest.NewTLSServer(http.HandlerFunc(ok))
+	defer secure.Close()
+	secure.Config.ErrorLog = log.New(io.Discard, "", 0) // the handshake the client gives up
+	// closing closes the connection without an answer; with ?reset, by a
+	// reset (no linger).
+	closing := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, _, err := w.(http.Hijacker).Hijack()
+		if err != nil {
+			return
+		}
+		if r.URL.Query().Has("reset") {
+			_ = c.(*net.TCPConn).SetLinger(0)
+		}
+		c.Close()
+	}))
+	defer closing.Close()
+	busy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}))
+	defer busy.Close()
+	picky := httptest.NewUnstartedServer(http.HandlerFunc(ok))
+	picky.TLS = &tls.Config{ClientAuth: tls.RequireAnyClientCert}
+	picky.StartTLS()
+	defer picky.Close()
+	picky.Config.ErrorLog = log.New(io.Discard, "", 0)
+	trusting := newWebhookClient(true) // trusts picky's certificate, has none of its own
+	trusting.Transport.(*http.Transport).TLSClientConfig = picky.Client().Transport.(*http.Transport).TLSClientConfig
+	banner := bannerAddr(t, "SSH-2.0-OpenSSH_9.6\r\n")
+	refused := refusedAddr(t)
+	lookup := newWebhookClient(true)
+	lookup.Transport.(*http.Transport).DialContext = (&net.Dialer{Resolver: nxdomainResolver(t)}).DialContext
+
+	for _, c := range []struct {
+		name, url string
+		query     string // besides the token
+		client    *http.Client
+		timeout   time.Duration
+		want      jobs.WebhookAttempt
+		cause     string // in the log
+	}{
+		{name: "refused", url: "http://" + refused, want: jobs.WebhookAttempt{Error: "connection refused"}, cause: refused},
+		{name: "private", url: busy.URL, client: newWebhookClient(false), want: jobs.WebhookAttempt{Error: "address not allowed"},
+			cause: "127.0.0.1 refused: not a public address"},
+		{name: "timeout", url: hang.URL, timeout: 50 * time.Millisecond, want: jobs.WebhookAttempt{Error: "timed out"},
+			cause: "deadline exceeded"},
+		{name: "untrusted certificate", url: secure.URL, want: jobs.WebhookAttempt{Error: "tls error"}, cause: "x509"},
+		{name: "not tls", url: "https://" + banner, want: jobs.WebhookAttempt{Error: "tls error"},
+			cause: "does not look like a TLS handshake"},
+		{name: "tls alert", url: picky.URL, client: trusting, want: jobs.WebhookAttempt{Error: "tls error"}, cause: "remote error"},
+		{name: "closed", url: closing.URL, want: jobs.WebhookAttempt{Error: "connection closed"}, cause: "EOF"},
+		{name: "reset", url: closing.URL, query: "reset", want: jobs.WebhookAttempt{Error: "connection closed"}, cause: "connection reset"},
+		{name: "dns", url: "http://nowhere.invalid", client: lookup, want: jobs.WebhookAttempt{Error: "dns lookup failed"},
+			cause: "lookup nowhere.invalid on "}, // the resolver's address, in the log only
+		{name: "http on the https port", url: strings.Replace(busy.URL, "http:", "https:", 1),
+			want: jobs.WebhookAttempt{Error: "connection failed"}, cause: "HTTP response to HTTPS client"},
+		{name: "invalid url", url: "http://[::1", want: jobs.WebhookAttempt{Error: "invalid callback url"}, cause: "does not parse"},
+		{name: "answered", url: busy.URL, want: jobs.WebhookAttempt{Status: http.StatusServiceUnavailable}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var logs bytes.Buffer
+			w := testWorker(rdb, Config{WebhookTimeout: c.timeout})
+			w.log = slog.New(slog.NewJSONHandler(&logs, nil))
+			if c.client != nil {
+				w.webhooks = c.client
+			}
+			id := "err-" + c.name
+			newBatchRecord(t, rdb, id, jobs.BatchFieldCallback, c.url+"/p4th?token=s3cret&"+c.query, jobs.BatchFieldTenant, "acme")
+			if _, err := w.attemptWebhook(t.Context(), id); err != nil {
+				t.Fatal(err)
+			}
+			var got jobs.WebhookAttempt
+			if err := json.Unmarshal([]byte(rdb.LIndex(t.Context(), jobs.BatchHooksKey(id), 0).Val()), &got); err != nil {
+				t.Fatal(err)
+			}
+			if got.Error != c.want.Error || got.Status != c.want.Status {
+				t.Errorf("attempt %+v, want error %q and status %d", got, c.want.Error, c.want.Status)
+			}
+			if !strings.Contains(logs.String(), c.cause) {
+				t.Errorf("the log lacks the cause %q:\n%s", c.cause, &logs)
+			}
+			for _, secret := range []string{"s3cret", "/p4th", "whsec_"} {
+				if strings.Contains(logs.String(), secret) {
+					t.Errorf("the log has %q:\n%s", secret, &logs)
+				}
+			}
+		})
+	}
+}
+
+// refusedAddr is a loopback address nobody listens on.
+func refusedAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// bannerAddr is a loopback address where a server that speaks neither
+// TLS nor HTTP answers what the client sends first with banner, and closes
+// once the client has.
+func bannerAddr(t *testing.T, banner string) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				if _, err := c.Read(make([]byte, 512)); err == nil {
+					_, _ = io.WriteString(c, banner)
+					_, _ = io.Copy(io.Discard, c)
+				}
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// nxdomainResolver is a resolver whose every question a DNS server on a
+// loopback UDP port answers "no such domain".
+func nxdomainResolver(t *testing.T) *net.Resolver {
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { pc.Close() })
+	go func() {
+		buf := make([]byte, 1500)
+		for {
+			n, from, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			if n < 12 {
+				continue
+			}
+			// The question back, flagged a response (QR), recursion
+			// available, and RCODE 3, NXDOMAIN.
+			resp := slices.Clone(buf[:n])
+			resp[2] |= 0x80
+			resp[3] = 0x80 | 3
+			_, _ = pc.WriteTo(resp, from)
+		}
+	}()
+	return &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		var d net.Dialer
+		return d.DialContext(ctx, "udp", pc.LocalAddr().String())
+	}}
 }
