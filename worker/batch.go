@@ -1,13 +1,10 @@
 package worker
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"runtime"
 	"strconv"
 	"time"
@@ -18,7 +15,6 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/internal/cpuclass"
-	"github.com/hokusai-ai/inference-queue/internal/tenant"
 	"github.com/hokusai-ai/inference-queue/internal/wakeup"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker/model"
@@ -46,16 +42,6 @@ const blockPause = 20 * time.Microsecond
 // core out makes a 1M-row batch about a third slower and sync p99 still
 // triples, so the batch takes them all.
 var batchCPU = make(chan struct{}, runtime.GOMAXPROCS(0))
-
-// Webhook delivery: attempts in one run of the finishing chunk, with
-// doubling pauses; past them the task fails and asynq runs it again later,
-// up to webhookMaxAttempts in all.
-const (
-	webhookAttemptsPerRun = 4
-	webhookFirstBackoff   = 500 * time.Millisecond
-	webhookMaxAttempts    = 12
-	webhookTimeout        = 10 * time.Second
-)
 
 // finishChunk stores a chunk's results once: the first run to finish the
 // chunk adds it to the done set, moves its staged results into place, counts
@@ -576,23 +562,8 @@ func writePrediction(out *batchfile.ResultWriter, p *model.Prediction) {
 // engine gives the batch path the model runtime behind a folder model.
 func (f *folderModel) engine() *model.Model { return f.m }
 
-// batchSummary is the webhook body.
-type batchSummary struct {
-	Event      string `json:"event"`
-	BatchID    string `json:"batch_id"`
-	ModelID    string `json:"model_id"`
-	Status     string `json:"status"`
-	RowsTotal  int    `json:"rows_total"`
-	RowsDone   int    `json:"rows_done"`
-	RowsFailed int    `json:"rows_failed"`
-	StartedAt  string `json:"started_at,omitempty"`
-	FinishedAt string `json:"finished_at,omitempty"`
-	StatusURL  string `json:"status_url"`
-	ResultsURL string `json:"results_url"`
-}
-
-// maybeNotify sends the completion webhook when this chunk finished the
-// batch and it has not been delivered yet.
+// maybeNotify schedules the completion webhook when this chunk finished the
+// batch (see delivery.go).
 func (w *Worker) maybeNotify(ctx context.Context, p jobs.BatchChunkPayload) error {
 	rec, err := w.rdb.HGetAll(ctx, jobs.BatchKey(p.BatchID)).Result()
 	if err != nil {
@@ -601,10 +572,10 @@ func (w *Worker) maybeNotify(ctx context.Context, p jobs.BatchChunkPayload) erro
 	if rec[jobs.BatchFieldFinisher] != strconv.Itoa(p.Chunk) || rec[jobs.BatchFieldCanceled] != "" {
 		return nil // another chunk's, or the cancel's notify task's
 	}
-	return w.deliverWebhook(ctx, p.BatchID, rec)
+	return w.scheduleWebhook(ctx, p.BatchID, rec)
 }
 
-// handleBatchNotify sends a canceled batch's webhook.
+// handleBatchNotify schedules a canceled batch's webhook.
 func (w *Worker) handleBatchNotify(ctx context.Context, t *asynq.Task) error {
 	p, err := jobs.DecodeBatchNotify(t.Payload())
 	if err != nil {
@@ -614,103 +585,5 @@ func (w *Worker) handleBatchNotify(ctx context.Context, t *asynq.Task) error {
 	if err != nil || rec[jobs.BatchFieldCanceled] == "" {
 		return err // expired, or not canceled: nothing to announce here
 	}
-	return w.deliverWebhook(ctx, p.BatchID, rec)
-}
-
-// deliverWebhook posts batch id's summary to its callback, if it has one
-// not yet delivered, recording every attempt; it fails (for asynq to run
-// it again later) when a run's attempts all failed and some are left.
-func (w *Worker) deliverWebhook(ctx context.Context, id string, rec map[string]string) error {
-	if rec[jobs.BatchFieldCallback] == "" || rec[jobs.BatchFieldHookDone] != "" {
-		return nil
-	}
-	attempts, err := w.rdb.LLen(ctx, jobs.BatchHooksKey(id)).Result()
-	if err != nil {
-		return err
-	}
-	if attempts >= webhookMaxAttempts {
-		return nil
-	}
-	secret, err := tenant.WebhookSecret(ctx, w.rdb, rec[jobs.BatchFieldTenant])
-	if err != nil {
-		return err
-	}
-	ttl, err := w.rdb.PTTL(ctx, jobs.BatchKey(id)).Result()
-	if err != nil || ttl <= 0 {
-		return err // expired meanwhile: nothing left to announce
-	}
-	body, _ := json.Marshal(summarize(id, rec))
-	backoff := webhookFirstBackoff
-	for i := range webhookAttemptsPerRun {
-		n := int(attempts) + i + 1
-		a := w.postWebhook(ctx, rec[jobs.BatchFieldCallback], secret, body, n)
-		b, _ := json.Marshal(a)
-		pl := w.rdb.TxPipeline()
-		pl.RPush(ctx, jobs.BatchHooksKey(id), b)
-		pl.PExpire(ctx, jobs.BatchHooksKey(id), ttl)
-		if a.Status >= 200 && a.Status < 300 {
-			pl.HSet(ctx, jobs.BatchKey(id), jobs.BatchFieldHookDone, a.At)
-		}
-		if _, err := pl.Exec(ctx); err != nil {
-			return err
-		}
-		if a.Status >= 200 && a.Status < 300 {
-			return nil
-		}
-		w.log.Warn("webhook failed", "batch_id", id, "attempt", n, "status", a.Status, "err", a.Error)
-		if n >= webhookMaxAttempts {
-			return nil
-		}
-		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(backoff):
-		}
-		backoff *= 2
-	}
-	return fmt.Errorf("webhook of batch %s not delivered after %d attempts", id, int(attempts)+webhookAttemptsPerRun)
-}
-
-func summarize(id string, rec map[string]string) batchSummary {
-	num := func(f string) int { n, _ := strconv.Atoi(rec[f]); return n }
-	stamp := func(f string) string {
-		ms, err := strconv.ParseInt(rec[f], 10, 64)
-		if err != nil {
-			return ""
-		}
-		return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
-	}
-	status, event := jobs.BatchStatus(rec, num(jobs.BatchFieldChunks)), "batch.completed"
-	if status == jobs.BatchCanceled {
-		event = "batch.canceled"
-	}
-	return batchSummary{Event: event, BatchID: id, ModelID: rec[jobs.BatchFieldModel],
-		Status: status, RowsTotal: num(jobs.BatchFieldRows),
-		RowsDone: num(jobs.BatchFieldOK) + num(jobs.BatchFieldFailed), RowsFailed: num(jobs.BatchFieldFailed),
-		StartedAt: stamp(jobs.BatchFieldStarted), FinishedAt: stamp(jobs.BatchFieldFinished),
-		StatusURL: "/api/v1/batches/" + id, ResultsURL: "/api/v1/batches/" + id + "/results"}
-}
-
-// postWebhook makes one delivery attempt.
-func (w *Worker) postWebhook(ctx context.Context, url, secret string, body []byte, n int) jobs.WebhookAttempt {
-	a := jobs.WebhookAttempt{Attempt: n, At: time.Now().UnixMilli()}
-	ctx, cancel := context.WithTimeout(ctx, webhookTimeout)
-	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
-	if err != nil {
-		a.Error = err.Error()
-		return a
-	}
-	req.Header.Set("Content-Type", "application/json")
-	req.Header.Set("User-Agent", "hokusai-webhook/1")
-	req.Header.Set(tenant.SignatureHeader, tenant.Sign(secret, body))
-	resp, err := w.webhooks.Do(req)
-	if err != nil {
-		a.Error = err.Error()
-		return a
-	}
-	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
-	resp.Body.Close()
-	a.Status = resp.StatusCode
-	return a
+	return w.scheduleWebhook(ctx, p.BatchID, rec)
 }

@@ -54,6 +54,19 @@ type Config struct {
 	// link-local addresses; off, they go to public addresses only. For
 	// development and tests. Env HOKUSAI_WEBHOOK_ALLOW_PRIVATE=1.
 	WebhookAllowPrivate bool
+	// WebhookConcurrency bounds the batch webhook attempts this worker makes
+	// at once. They run on goroutines of their own, never in a task slot
+	// (see delivery.go); only workers that consume the batch lane deliver.
+	// Env HOKUSAI_WEBHOOK_CONCURRENCY, default 32.
+	WebhookConcurrency int
+	// WebhookTenantConcurrency bounds one tenant's share of those attempts,
+	// so a tenant whose endpoint hangs leaves slots to the others. Env
+	// HOKUSAI_WEBHOOK_TENANT_CONCURRENCY, default 4 (or WebhookConcurrency
+	// when that is less).
+	WebhookTenantConcurrency int
+	// WebhookTimeout bounds one webhook attempt, from dialing to the
+	// answer's status. Env HOKUSAI_WEBHOOK_TIMEOUT, default 10s.
+	WebhookTimeout time.Duration
 	// Recheck, when set, is asked every RecheckInterval while the worker
 	// serves; reasons it returns (a revoked token, say) stop consumption until
 	// a later check returns none. Default interval 1m.
@@ -99,6 +112,15 @@ func (c Config) WithDefaults() Config {
 	if c.TaskRetryDelay == 0 {
 		c.TaskRetryDelay = time.Second
 	}
+	if c.WebhookConcurrency == 0 {
+		c.WebhookConcurrency = 32
+	}
+	if c.WebhookTenantConcurrency == 0 {
+		c.WebhookTenantConcurrency = min(4, c.WebhookConcurrency)
+	}
+	if c.WebhookTimeout == 0 {
+		c.WebhookTimeout = 10 * time.Second
+	}
 	if c.RecheckInterval == 0 {
 		c.RecheckInterval = time.Minute
 	}
@@ -135,6 +157,16 @@ func (c Config) Validate() error {
 	}
 	if c.TaskRetryDelay < 0 {
 		errs = append(errs, fmt.Errorf("task retry delay %s is negative", c.TaskRetryDelay))
+	}
+	if c.WebhookConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("webhook concurrency must be at least 1, not %d", c.WebhookConcurrency))
+	}
+	if c.WebhookTenantConcurrency < 1 || c.WebhookTenantConcurrency > c.WebhookConcurrency {
+		errs = append(errs, fmt.Errorf("webhook tenant concurrency must be between 1 and the webhook concurrency (%d), not %d",
+			c.WebhookConcurrency, c.WebhookTenantConcurrency))
+	}
+	if c.WebhookTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("webhook timeout must be positive, not %s", c.WebhookTimeout))
 	}
 	return errors.Join(errs...)
 }

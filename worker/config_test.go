@@ -17,3 +17,22 @@ func TestRetryDelayDoublesToACap(t *testing.T) {
 		t.Error("a negative retry delay passed validation")
 	}
 }
+
+func TestWebhookConfig(t *testing.T) {
+	c := Config{}.WithDefaults()
+	if c.WebhookConcurrency != 32 || c.WebhookTenantConcurrency != 4 || c.WebhookTimeout != 10*time.Second {
+		t.Errorf("defaults: %d slots, %d a tenant, %s an attempt", c.WebhookConcurrency, c.WebhookTenantConcurrency, c.WebhookTimeout)
+	}
+	if c := (Config{WebhookConcurrency: 2}).WithDefaults(); c.WebhookTenantConcurrency != 2 || c.Validate() != nil {
+		t.Errorf("2 slots: %d a tenant (%v)", c.WebhookTenantConcurrency, c.Validate())
+	}
+	for name, c := range map[string]Config{
+		"tenant share over the slots": {WebhookConcurrency: 2, WebhookTenantConcurrency: 3},
+		"no slots":                    {WebhookConcurrency: -1},
+		"negative timeout":            {WebhookTimeout: -time.Second},
+	} {
+		if err := c.WithDefaults().Validate(); err == nil {
+			t.Errorf("%s passed validation", name)
+		}
+	}
+}

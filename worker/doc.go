@@ -11,7 +11,9 @@
 // Every task passes through one middleware (metrics.go) that writes its log
 // line and counts it on the worker's own Prometheus registry, served at
 // /metrics beside /readyz; trace.go continues the API's trace from the task's
-// traceparent when a tracer provider is configured.
+// traceparent when a tracer provider is configured. Batch webhooks are
+// posted by a delivery pool beside the task slots, never in one
+// (delivery.go), to globally reachable addresses only (webhook.go).
 //
 // worker never imports api/. It imports jobs/ and internal/ for the contract
 // and plumbing it shares with the API, and worker/... for models.

@@ -56,6 +56,7 @@ type Worker struct {
 	// enqueuer queues a batch's next chunks.
 	enqueuer *asynq.Client
 	webhooks *http.Client // see newWebhookClient
+	hooks    *deliveries  // nil unless the worker consumes the batch lane
 
 	mu      sync.RWMutex
 	models  map[string]loaded
@@ -85,6 +86,9 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 		models: map[string]loaded{}, state: jobs.StateStarting, started: time.Now().UTC(),
 		changed: make(chan struct{}, 1), enqueuer: asynq.NewClientFromRedisClient(rdb),
 		webhooks: newWebhookClient(cfg.WebhookAllowPrivate)}
+	if slices.Contains(cfg.Lanes, jobs.LaneBatch) {
+		w.hooks = newDeliveries(w)
+	}
 	w.metrics = newMetrics(w)
 	if cfg.TracerProvider != nil {
 		w.tracer = cfg.TracerProvider.Tracer("github.com/hokusai-ai/inference-queue/worker")
@@ -132,6 +136,14 @@ func (w *Worker) Run(ctx context.Context) error {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
 	w.log.Info("worker consuming", "queues", jobs.Queues(w.cfg.Pool, w.cfg.Lanes...), "models", w.modelIDs())
+	// Webhooks are delivered beside the task slots, not in them.
+	hooksDone := make(chan struct{})
+	go func() {
+		defer close(hooksDone)
+		if w.hooks != nil {
+			w.hooks.run(ctx)
+		}
+	}()
 
 	reload := time.NewTicker(5 * time.Second)
 	defer reload.Stop()
@@ -144,6 +156,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.log.Info("worker draining", "timeout", w.cfg.ShutdownTimeout.String())
 			stopHook() // end a blocked BLPOP now rather than at its timeout
 			srv.Shutdown()
+			<-hooksDone // attempts cut short, their deliveries handed back
 			w.log.Info("worker stopped")
 			return nil
 		case <-reload.C:

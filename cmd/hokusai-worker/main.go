@@ -64,13 +64,16 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	env := envconf.New(getenv)
 	cfg := worker.Config{
-		Pool:                env.String("HOKUSAI_POOL", "default"),
-		HealthAddr:          env.String("HOKUSAI_HEALTH_ADDR", ":8081"),
-		Concurrency:         int(env.Int("HOKUSAI_CONCURRENCY", 0)),
-		ShutdownTimeout:     env.Duration("HOKUSAI_SHUTDOWN_TIMEOUT", 0),
-		TaskRetryDelay:      env.Duration("HOKUSAI_TASK_RETRY_DELAY", 0),
-		WebhookAllowPrivate: env.Bool("HOKUSAI_WEBHOOK_ALLOW_PRIVATE", false),
-		RecheckInterval:     env.Duration("HOKUSAI_TOKEN_RECHECK", 0),
+		Pool:                     env.String("HOKUSAI_POOL", "default"),
+		HealthAddr:               env.String("HOKUSAI_HEALTH_ADDR", ":8081"),
+		Concurrency:              int(env.Int("HOKUSAI_CONCURRENCY", 0)),
+		ShutdownTimeout:          env.Duration("HOKUSAI_SHUTDOWN_TIMEOUT", 0),
+		TaskRetryDelay:           env.Duration("HOKUSAI_TASK_RETRY_DELAY", 0),
+		WebhookAllowPrivate:      env.Bool("HOKUSAI_WEBHOOK_ALLOW_PRIVATE", false),
+		WebhookConcurrency:       int(env.Int("HOKUSAI_WEBHOOK_CONCURRENCY", 0)),
+		WebhookTenantConcurrency: int(env.Int("HOKUSAI_WEBHOOK_TENANT_CONCURRENCY", 0)),
+		WebhookTimeout:           env.Duration("HOKUSAI_WEBHOOK_TIMEOUT", 0),
+		RecheckInterval:          env.Duration("HOKUSAI_TOKEN_RECHECK", 0),
 	}
 	fs := flag.NewFlagSet("hokusai-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -210,11 +210,14 @@ func syncLatencies(s *stack, n int, stop chan struct{}) ([]time.Duration, []time
 	return out, at
 }
 
-func p99(d []time.Duration) time.Duration {
+func p99(d []time.Duration) time.Duration { return percentile(d, 99) }
+
+// percentile returns the p-th percentile of d (0 when d is empty).
+func percentile(d []time.Duration, p int) time.Duration {
 	if len(d) == 0 {
 		return 0
 	}
 	d = slices.Clone(d)
 	slices.Sort(d)
-	return d[len(d)*99/100]
+	return d[len(d)*p/100]
 }
