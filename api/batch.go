@@ -38,6 +38,13 @@ type BatchConfig struct {
 	MaxRows int
 	// MaxRecordBytes caps one row (one CSV record or JSON line). Default 1 MiB.
 	MaxRecordBytes int
+	// MinUploadRate, in bytes a second, extends Config.BodyTimeout for an
+	// upload by a second per MinUploadRate bytes received: a large file
+	// takes as long as it needs while it averages that rate, and one that
+	// stalls or trickles still gets its 408. Env
+	// HOKUSAI_BATCH_MIN_UPLOAD_RATE, default 64 KiB/s (a 1 GiB upload may
+	// take 4.6 hours).
+	MinUploadRate int64
 	// ChunkRows is how many rows one chunk task scores. Default 4096: big
 	// enough that queue overhead is a small share of a chunk's work (about
 	// 10 ms of scoring), small enough that a 1M-row batch spreads over all
@@ -66,6 +73,9 @@ func (c BatchConfig) withDefaults() BatchConfig {
 	if c.ChunkRows == 0 {
 		c.ChunkRows = 4096
 	}
+	if c.MinUploadRate == 0 {
+		c.MinUploadRate = 64 << 10
+	}
 	if c.PaceBurst == 0 {
 		c.PaceBurst = 250 * time.Microsecond
 	}
@@ -76,8 +86,8 @@ func (c BatchConfig) withDefaults() BatchConfig {
 }
 
 func (c BatchConfig) validate() error {
-	if c.ChunkRows < 1 || c.MaxRows < 1 || c.MaxBytes < 1 || c.MaxRecordBytes < 1 {
-		return errors.New("batch limits and chunk size must be positive")
+	if c.ChunkRows < 1 || c.MaxRows < 1 || c.MaxBytes < 1 || c.MaxRecordBytes < 1 || c.MinUploadRate < 1 {
+		return errors.New("batch limits, chunk size and minimum upload rate must be positive")
 	}
 	if c.PacePause < 0 {
 		return errors.New("the batch pace pause must not be negative")
@@ -154,6 +164,7 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		if req.ContentLength > lim.MaxBytes {
 			return tooLarge(lim)
 		}
+		bodyOf(c).allowRate(lim.MinUploadRate)
 		body := &limitedBody{r: req.Body, left: lim.MaxBytes}
 		idem := strings.TrimSpace(req.Header.Get("Idempotency-Key"))
 		var h hash.Hash // with a key: covers everything that shapes the batch
@@ -300,9 +311,13 @@ type limitedBody struct {
 func (l *limitedBody) Read(p []byte) (int, error) {
 	if l.left <= 0 {
 		var one [1]byte
-		if n, _ := l.r.Read(one[:]); n > 0 {
+		n, err := l.r.Read(one[:])
+		switch {
+		case n > 0:
 			l.over = true
 			return 0, errors.New("body over the limit")
+		case err != nil && err != io.EOF:
+			return 0, err // a stall or a client gone is not the end of the body
 		}
 		return 0, io.EOF
 	}

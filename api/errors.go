@@ -29,6 +29,7 @@ const (
 	CodeNoReadyWorker     = "no_ready_worker"
 	CodeQueueUnavailable  = "queue_unavailable"
 	CodeTimeout           = "timeout"
+	CodeRequestTimeout    = "request_timeout"
 	CodeConflict          = "conflict"
 	CodeInternal          = "internal"
 	headerRequestID       = "X-Request-ID"
@@ -53,6 +54,7 @@ var statusOf = map[string]int{
 	CodeNoReadyWorker:    http.StatusServiceUnavailable,
 	CodeQueueUnavailable: http.StatusServiceUnavailable,
 	CodeTimeout:          http.StatusGatewayTimeout,
+	CodeRequestTimeout:   http.StatusRequestTimeout,
 	CodeConflict:         http.StatusConflict,
 	CodeInternal:         http.StatusInternalServerError,
 }

@@ -44,7 +44,7 @@ func (s *Server) addRoutes(e *echo.Echo) {
 	for _, r := range s.routes {
 		var mw []echo.MiddlewareFunc
 		if r.Auth {
-			mw = append(mw, s.auth, s.drainBody)
+			mw = append(mw, s.auth)
 		}
 		e.Add(r.Method, r.Path, r.Handler(s), mw...)
 	}

@@ -77,6 +77,7 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 		e.Use(s.traceRequest)
 	}
 	e.Use(s.accessLog)
+	e.Use(s.guardBody)
 	s.routes = routes
 	s.addRoutes(e)
 	s.echo = e
@@ -100,6 +101,10 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	go func() { defer wg.Done(); s.state.run(bg, s.cfg.RefreshInterval) }()
 	<-subscribed
 
+	// Headers get ReadHeaderTimeout, bodies the deadline guardBody sets per
+	// request (a predict's and a gigabyte upload's differ). ReadTimeout
+	// would add nothing: that deadline replaces it on every request with a
+	// body, and a request without one has nothing more to read.
 	hs := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
 	go func() { errc <- hs.Serve(ln) }()
