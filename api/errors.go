@@ -111,13 +111,10 @@ func errorHandler(log *slog.Logger, rejected func(c echo.Context, code string)) 
 		for k, v := range e.Extra {
 			body[k] = v
 		}
-		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(status)
-			return
-		}
 		// With a length, the answer can be flushed complete while the rest of
 		// the request body is still being drained (drain.go), so a client
-		// reading as it writes sees the answer's end at once. The body holds
+		// reading as it writes sees the answer's end at once; a HEAD gets
+		// the headers of GET, and net/http drops the body. The body holds
 		// strings and field errors only, which always encode.
 		b, _ := json.Marshal(body)
 		b = append(b, '\n')

@@ -97,8 +97,13 @@ func (s *Server) opsQueues() echo.HandlerFunc {
 		if write && s.ops.readWrite != nil {
 			h = s.ops.readWrite
 		}
+		req := c.Request()
+		if req.Method == http.MethodHead { // asynqmon's routes take GET only
+			req = req.Clone(req.Context())
+			req.Method = http.MethodGet
+		}
 		c.Response().Header().Set("Cache-Control", "no-store")
-		h.ServeHTTP(c.Response(), c.Request())
+		h.ServeHTTP(c.Response(), req)
 		return nil
 	})
 }

@@ -1,6 +1,9 @@
 package api
 
 import (
+	"net/http"
+	"slices"
+
 	"github.com/labstack/echo/v4"
 )
 
@@ -38,6 +41,21 @@ var routes = []route{
 	{"GET", "/ops/queues/*", false, "The dashboard's pages, assets and JSON API (admin token)", (*Server).opsQueues},
 	{"POST", "/ops/queues/*", false, "Dashboard actions: retry, archive, pause (admin write token)", (*Server).opsQueues},
 	{"DELETE", "/ops/queues/*", false, "Dashboard actions: delete tasks or queues (admin write token)", (*Server).opsQueues},
+}
+
+// withHead is rs as served: each GET route also answers HEAD, with the
+// status and headers of GET and no body (net/http drops what the handler
+// writes). The table and /openapi.json leave HEAD implicit, as HTTP does;
+// Echo does not add it.
+func withHead(rs []route) []route {
+	out := slices.Clip(rs)
+	for _, r := range rs {
+		if r.Method == http.MethodGet {
+			r.Method = http.MethodHead
+			out = append(out, r)
+		}
+	}
+	return out
 }
 
 func (s *Server) addRoutes(e *echo.Echo) {

@@ -58,12 +58,13 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 		state:   &state{rdb: rdb},
 		replies: newReplies(cfg.Instance, log),
 		keys:    &keyCache{rdb: rdb, ttl: cfg.KeyCacheTTL, m: map[string]keyEntry{}},
-		metrics: newMetrics(routes),
+		routes:  withHead(routes),
 		ops:     newOps(cfg, rdb),
 	}
 	if cfg.TracerProvider != nil {
 		s.tracer = cfg.TracerProvider.Tracer("github.com/hokusai-ai/inference-queue/api")
 	}
+	s.metrics = newMetrics(s.routes)
 	s.metrics.reg.MustRegister(&queueCollector{insp: s.insp, state: s.state,
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hokusai_queue_stats_errors_total",
 			Help: "Scrapes in which a queue's counters could not be read, by queue."}, []string{"queue"}),
@@ -78,7 +79,6 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 	}
 	e.Use(s.accessLog)
 	e.Use(s.guardBody)
-	s.routes = routes
 	s.addRoutes(e)
 	s.echo = e
 	return s, nil
