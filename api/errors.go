@@ -38,6 +38,15 @@ const (
 	retryAfterUnavailable = "2"
 )
 
+// Codes of the answers net/http gives itself, before any handler runs
+// (malformed.go).
+const (
+	CodeHeaderTooLarge      = "header_too_large"
+	CodeUnsupportedTransfer = "unsupported_transfer_encoding"
+	CodeUnsupportedVersion  = "unsupported_http_version"
+	CodeExpectationFailed   = "expectation_failed"
+)
+
 // statusOf is the one table from code to HTTP status.
 var statusOf = map[string]int{
 	CodeBadRequest:       http.StatusBadRequest,
@@ -57,6 +66,12 @@ var statusOf = map[string]int{
 	CodeRequestTimeout:   http.StatusRequestTimeout,
 	CodeConflict:         http.StatusConflict,
 	CodeInternal:         http.StatusInternalServerError,
+
+	// net/http's own answers (malformed.go)
+	CodeHeaderTooLarge:      http.StatusRequestHeaderFieldsTooLarge,
+	CodeUnsupportedTransfer: http.StatusNotImplemented,
+	CodeUnsupportedVersion:  http.StatusHTTPVersionNotSupported,
+	CodeExpectationFailed:   http.StatusExpectationFailed,
 }
 
 // Error is an API failure: a code from the table above and a sentence for

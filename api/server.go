@@ -107,7 +107,7 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	// body, and a request without one has nothing more to read.
 	hs := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(jsonErrorListener{ln, s}) }()
 	s.log.Info("api listening", "addr", ln.Addr().String(), "instance", s.cfg.Instance)
 	var err error
 	select {

@@ -185,3 +185,40 @@ func TestTimeoutBatchMinUploadRate(t *testing.T) {
 		p.hungUp()
 	})
 }
+
+// What net/http refuses itself, before any handler runs, is answered with
+// the API's JSON errors too, and the connection is closed.
+func TestEdgeMalformedRequestsJSON(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true})
+	for _, tc := range []struct {
+		name, request string
+		status        int
+		code          string
+	}{
+		{"bad escape in the path", "GET /api/v1/models/%zz/info HTTP/1.1\r\nHost: h\r\n\r\n", 400, "bad_request"},
+		{"request line", "GARBAGE\r\n\r\n", 400, "bad_request"},
+		{"header line", "GET /health HTTP/1.1\r\nHost: h\r\nNo colon here\r\n\r\n", 400, "bad_request"},
+		{"no Host", "GET /health HTTP/1.1\r\n\r\n", 400, "bad_request"},
+		{"control character in a header", "GET /health HTTP/1.1\r\nHost: h\r\nX-A: a\x01b\r\n\r\n", 400, "bad_request"},
+		{"Content-Length", "POST /api/v1/models/21/predict HTTP/1.1\r\nHost: h\r\nContent-Length: ten\r\n\r\n", 400, "bad_request"},
+		{"headers over the limit", "GET /health HTTP/1.1\r\nHost: h\r\nX-Big: " + strings.Repeat("x", 1<<20+8<<10) + "\r\n\r\n",
+			431, "header_too_large"},
+		{"transfer coding", "POST /api/v1/models/21/predict HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "unsupported_transfer_encoding"},
+		{"HTTP/2.0 on HTTP/1", "GET /health HTTP/2.0\r\nHost: h\r\n\r\n", 505, "unsupported_http_version"},
+		{"Expect", "GET /health HTTP/1.1\r\nHost: h\r\nExpect: tea\r\n\r\n", 417, "expectation_failed"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := s.dialPy(t)
+			go func() { _, _ = p.conn.Write([]byte(tc.request)) }() // the server may answer before it has read it all
+			resp, body, err := p.read()
+			if err != nil {
+				t.Fatalf("no answer: %v", err)
+			}
+			checkError(t, resp, body, tc.status, tc.code)
+			if !resp.Close {
+				t.Error("the answer does not say Connection: close")
+			}
+			p.hungUp()
+		})
+	}
+}
