@@ -133,7 +133,9 @@ func errorHandler(log *slog.Logger, rejected func(c echo.Context, code string)) 
 		// strings and field errors only, which always encode.
 		b, _ := json.Marshal(body)
 		b = append(b, '\n')
-		c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+		h := c.Response().Header()
+		h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+		h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON) // over any a handler set before failing
 		_ = c.JSONBlob(status, b)
 	}
 }

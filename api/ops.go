@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"embed"
+	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
@@ -103,10 +105,42 @@ func (s *Server) opsQueues() echo.HandlerFunc {
 			req.Method = http.MethodGet
 		}
 		c.Response().Header().Set("Cache-Control", "no-store")
-		h.ServeHTTP(c.Response(), req)
+		w := &dashboardWriter{ResponseWriter: c.Response()}
+		h.ServeHTTP(w, req)
+		if w.failed != 0 {
+			return s.unavailable(c, fmt.Errorf("dashboard answered %d: %s", w.failed, w.text.String()))
+		}
 		return nil
 	})
 }
+
+// dashboardWriter passes asynqmon's answers through but for one with a 5xx
+// status, which it holds back: asynqmon answers a failed Redis read with a
+// text/plain 500 of the Redis error, which names hosts, and the API answers
+// queue_unavailable instead. The first of that text is kept for the log.
+type dashboardWriter struct {
+	http.ResponseWriter
+	failed int
+	text   bytes.Buffer
+}
+
+func (w *dashboardWriter) WriteHeader(code int) {
+	if code >= 500 {
+		w.failed = code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *dashboardWriter) Write(p []byte) (int, error) {
+	if w.failed == 0 {
+		return w.ResponseWriter.Write(p)
+	}
+	w.text.Write(p[:min(len(p), max(0, 512-w.text.Len()))])
+	return len(p), nil
+}
+
+func (w *dashboardWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // workersPage is what /ops/workers renders.
 type workersPage struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/redisproc"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -223,4 +224,47 @@ func sizesShown(rows [][]string) map[string]string {
 		}
 	}
 	return sizes
+}
+
+// With Redis down the dashboard's data calls answer 503 queue_unavailable
+// as JSON, naming no host, where asynqmon would answer a text 500 of the
+// Redis error; its page still loads, and its calls work again when Redis
+// is back.
+func TestDashboardRedisDownIsJSON(t *testing.T) {
+	own, err := redisproc.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(own.Stop)
+	s := startStack(t, stackOptions{redisURL: own.URL, noWorker: true, api: api.Config{AdminToken: adminToken}})
+	admin := map[string]string{"X-API-Key": "", "Authorization": "Bearer " + adminToken}
+	page := func() {
+		t.Helper()
+		if r := s.do("GET", "/ops/queues", nil, admin); r.code != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+			t.Fatalf("the dashboard's page: %d %q", r.code, r.header.Get("Content-Type"))
+		}
+	}
+	const queues = "/ops/queues/api/queues"
+	if r := s.do("GET", queues, nil, admin); r.code != 200 {
+		t.Fatalf("%s with Redis up: %d %s", queues, r.code, r.body)
+	}
+	page()
+
+	own.Stop()
+	for _, path := range []string{queues, "/ops/queues/api/queues/default:sync", "/ops/queues/api/redis_info"} {
+		r := s.do("GET", path, nil, admin)
+		if r.code != 503 || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") ||
+			r.json(t)["code"] != "queue_unavailable" || r.json(t)["request_id"] != r.header.Get("X-Request-ID") || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s with Redis down: %d %q %s, want a JSON 503 queue_unavailable with Retry-After", path, r.code, r.header.Get("Content-Type"), r.body)
+		}
+		if strings.Contains(string(r.body), strings.TrimPrefix(own.URL, "redis://")) {
+			t.Errorf("%s names Redis's address: %s", path, r.body)
+		}
+	}
+	page()
+
+	if err := own.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool { return s.do("GET", queues, nil, admin).code == 200 }, "%s never recovered", queues)
 }
