@@ -84,6 +84,9 @@ type Error struct {
 	Extra  map[string]any
 	// RetryAfter, in seconds, is sent as Retry-After when set.
 	RetryAfter string
+	// Plain sends the error as the text "code: detail (request id)", for
+	// the one client that cannot take JSON: the dashboard's page (ops.go).
+	Plain bool
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Detail }
@@ -132,11 +135,14 @@ func errorHandler(log *slog.Logger, rejected func(c echo.Context, code string)) 
 		// the headers of GET, and net/http drops the body. The body holds
 		// strings and field errors only, which always encode.
 		b, _ := json.Marshal(body)
-		b = append(b, '\n')
+		b, ctype := append(b, '\n'), echo.MIMEApplicationJSON
+		if e.Plain {
+			b, ctype = fmt.Appendf(nil, "%s: %s (request %s)\n", e.Code, e.Detail, requestID(c)), echo.MIMETextPlainCharsetUTF8
+		}
 		h := c.Response().Header()
 		h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
-		h.Set(echo.HeaderContentType, echo.MIMEApplicationJSON) // over any a handler set before failing
-		_ = c.JSONBlob(status, b)
+		h.Set(echo.HeaderContentType, ctype) // over any a handler set before failing
+		_ = c.Blob(status, ctype, b)
 	}
 }
 

@@ -108,10 +108,23 @@ func (s *Server) opsQueues() echo.HandlerFunc {
 		w := &dashboardWriter{ResponseWriter: c.Response()}
 		h.ServeHTTP(w, req)
 		if w.failed != 0 {
-			return s.unavailable(c, fmt.Errorf("dashboard answered %d: %s", w.failed, w.text.String()))
+			e := s.unavailable(c, fmt.Errorf("dashboard answered %d: %s", w.failed, w.text.String()))
+			e.Plain = fromDashboardPage(req)
+			return e
 		}
 		return nil
 	})
+}
+
+// fromDashboardPage says r is a call the dashboard's page made from its
+// scripts: browsers mark those Sec-Fetch-Site: same-origin and
+// Sec-Fetch-Dest: empty, and tools send neither. The page puts the body of
+// a failed call in its state and renders it as text: a JSON object (the
+// page's HTTP library parses any JSON body) takes its error banner away,
+// and blanks its task page. So the page gets the error as text, and every
+// other client JSON.
+func fromDashboardPage(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Site") == "same-origin" && r.Header.Get("Sec-Fetch-Dest") == "empty"
 }
 
 // dashboardWriter passes asynqmon's answers through but for one with a 5xx
