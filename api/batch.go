@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
@@ -149,6 +150,10 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		content, err := s.content(c)
+		if err != nil {
+			return err
+		}
 		q := c.QueryParams()
 		callback := q.Get("callback_url")
 		explain, strict := queryFlag(q.Get("explain")), queryFlag(q.Get("strict"))
@@ -165,13 +170,13 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 			return tooLarge(lim)
 		}
 		bodyOf(c).allowRate(lim.MinUploadRate)
-		body := &limitedBody{r: req.Body, left: lim.MaxBytes}
+		body := &limitedBody{r: content, left: lim.MaxBytes}
 		idem := strings.TrimSpace(req.Header.Get("Idempotency-Key"))
 		var h hash.Hash // with a key: covers everything that shapes the batch
 		if idem != "" {
 			h = sha256.New()
 			fmt.Fprintf(h, "%s\n%s\n%s\n%t\n%t\n%s\n", spec.ID, format, callback, explain, strict, q.Get("as_of"))
-			body.r = io.TeeReader(req.Body, h)
+			body.r = io.TeeReader(content, h) // the file, however it was compressed
 			if prior, err := s.priorBatch(c, idem); err != nil {
 				return err
 			} else if prior != nil {
@@ -287,15 +292,19 @@ func (s *Server) batchModel(c echo.Context) (registry.Spec, *jobs.Schema, error)
 
 // batchFormat maps the Content-Type to an input format.
 func batchFormat(ct string) (string, error) {
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, params, err := mime.ParseMediaType(ct)
+	format := ""
 	switch {
 	case err != nil:
 	case mt == mediaCSV:
-		return jobs.BatchCSV, nil
+		format = jobs.BatchCSV
 	case mt == mediaJSON:
-		return mediaJSON, nil
+		format = mediaJSON
 	case jsonlTypes[mt]:
-		return jobs.BatchJSONL, nil
+		format = jobs.BatchJSONL
+	}
+	if format != "" {
+		return format, checkCharset(params)
 	}
 	return "", errorf(CodeUnsupportedMedia, "Send the batch as text/csv (with a header row), application/x-ndjson "+
 		`(one JSON object a line) or application/json ({"inputs": [...]}), not %q.`, ct)
@@ -475,6 +484,9 @@ func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) 
 				if err := dec.Decode(&raw); err != nil {
 					return bad(err)
 				}
+				if !utf8.Valid(raw) {
+					return utf8Error(raw, fmt.Sprintf("Input %d", u.rows))
+				}
 				line.Reset()
 				if err := json.Compact(&line, raw); err != nil {
 					return bad(err)
@@ -504,6 +516,9 @@ func (u *batchUpload) options(dec *json.Decoder, rec map[string]any) error {
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
 		return errorf(CodeBadRequest, `The body must be {"inputs": [...]}: %s.`, jsonProblem(err))
+	}
+	if !utf8.Valid(raw) {
+		return utf8Error(raw, `"options"`)
 	}
 	o, err := jobs.ParseOptions(raw)
 	if err != nil {

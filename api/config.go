@@ -29,6 +29,12 @@ type Config struct {
 	// cannot hold a connection. Batch uploads get more (see
 	// BatchConfig.MinUploadRate). Env HOKUSAI_BODY_TIMEOUT, default 30s.
 	BodyTimeout time.Duration
+	// GzipMaxRatio bounds how far a gzip body (Content-Encoding: gzip) may
+	// expand, past its first MiB: more is refused with 413, so a small
+	// upload cannot make the API read as much as its largest limit allows.
+	// Env HOKUSAI_GZIP_MAX_RATIO, default 200 (Apache's
+	// DeflateInflateRatioLimit; real CSV and JSON compress 5- to 20-fold).
+	GzipMaxRatio int64
 	// DrainMaxBytes bounds how much of a body its handler left unread (a 413,
 	// an error found before the body mattered) is read and thrown away after
 	// an authenticated request's answer, so that a client that writes its
@@ -79,6 +85,9 @@ func (c Config) WithDefaults() Config {
 	if c.BodyTimeout == 0 {
 		c.BodyTimeout = 30 * time.Second
 	}
+	if c.GzipMaxRatio == 0 {
+		c.GzipMaxRatio = 200
+	}
 	if c.DrainMaxBytes == 0 {
 		c.DrainMaxBytes = 64 << 20
 	}
@@ -112,6 +121,9 @@ func (c Config) Validate() error {
 	}
 	if c.BodyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("body timeout %s is negative", c.BodyTimeout))
+	}
+	if c.GzipMaxRatio < 1 {
+		errs = append(errs, fmt.Errorf("gzip ratio %d is under 1", c.GzipMaxRatio))
 	}
 	if c.DrainMaxBytes < 0 || c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("the drain bounds must not be negative"))

@@ -23,12 +23,13 @@ func TestDrainConfig(t *testing.T) {
 	}
 }
 
-func TestBodyTimeoutConfig(t *testing.T) {
+func TestBodyConfig(t *testing.T) {
 	c := Config{}.WithDefaults()
-	if c.BodyTimeout != 30*time.Second || c.Batch.MinUploadRate != 64<<10 {
-		t.Fatalf("default body timeout %v, upload rate %d; want 30s, 64 KiB/s", c.BodyTimeout, c.Batch.MinUploadRate)
+	if c.BodyTimeout != 30*time.Second || c.Batch.MinUploadRate != 64<<10 || c.GzipMaxRatio != 200 {
+		t.Fatalf("default body timeout %v, upload rate %d, gzip ratio %d; want 30s, 64 KiB/s, 200",
+			c.BodyTimeout, c.Batch.MinUploadRate, c.GzipMaxRatio)
 	}
-	for _, bad := range []Config{{BodyTimeout: -time.Second}, {Batch: BatchConfig{MinUploadRate: -1}}} {
+	for _, bad := range []Config{{BodyTimeout: -time.Second}, {Batch: BatchConfig{MinUploadRate: -1}}, {GzipMaxRatio: -1}} {
 		if _, err := NewServer(bad, nil, nil); err == nil {
 			t.Errorf("%+v accepted", bad)
 		}

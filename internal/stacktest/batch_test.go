@@ -413,15 +413,23 @@ func TestBatchCancel(t *testing.T) {
 	}
 }
 
+// publishWithoutWorker has a worker on the Redis at url publish model 21
+// and stop, and keeps a ready heartbeat in its place: batches are accepted,
+// and nothing takes them until the test starts a worker.
+func (s *stack) publishWithoutWorker(url string) {
+	s.t.Helper()
+	_, stop := s.startWorker(url, worker.Config{})
+	s.waitReady("21")
+	stop()
+	s.fakeReadyWorker()
+}
+
 // queuedBatch submits a 100-row CSV batch to a stack whose only worker has
 // published model 21 and stopped, so the batch waits in its queue until the
 // test starts a worker.
 func queuedBatch(t *testing.T) (*stack, string) {
 	s := startStack(t, stackOptions{noWorker: true, api: smallChunks.api})
-	_, stop := s.startWorker(srv.URL, worker.Config{})
-	s.waitReady("21")
-	stop()
-	s.fakeReadyWorker()
+	s.publishWithoutWorker(srv.URL)
 	return s, s.acceptedBatch(s.submitBatch(leadsCSV(t, 100, nil), "text/csv", "", nil))
 }
 
