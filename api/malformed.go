@@ -13,17 +13,6 @@ import (
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
-// net/http answers some requests itself, before any handler runs: a request
-// line, header or URL it cannot parse (a bad %-escape in the path among
-// them), headers over its 1 MiB limit, a transfer coding it does not know,
-// an HTTP version it does not serve, an Expect other than 100-continue. It
-// writes those answers straight to the connection, as text. The
-// connections of jsonErrorListener recognise them as they are written and
-// write the API's JSON error in their place: same status, a code of the
-// table, a request id, Connection: close (net/http closes the connection
-// after them). Requests net/http drops without a word (a header timeout, a
-// client gone) stay unanswered.
-
 // plainHeaders follows the status line of every answer net/http writes
 // itself; the body repeats the status line, but for the 501.
 const plainHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
@@ -43,6 +32,17 @@ var serverErrors = map[int]*Error{
 		Detail: "The only Expect supported is 100-continue."},
 }
 
+// jsonErrorListener makes net/http's own error answers JSON. net/http
+// answers some requests itself, before any handler runs: a request line,
+// header or URL it cannot parse (a bad %-escape in the path among them),
+// headers over its 1 MiB limit, a transfer coding it does not know, an HTTP
+// version it does not serve, an Expect other than 100-continue. It writes
+// those answers straight to the connection, as text. The connections this
+// listener hands net/http recognise them as they are written and write the
+// API's JSON error in their place: same status, a code of the table, a
+// request id, Connection: close (net/http closes the connection after
+// them). Requests net/http drops without a word (a header timeout, a client
+// gone) stay unanswered.
 type jsonErrorListener struct {
 	net.Listener
 	s *Server

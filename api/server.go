@@ -84,7 +84,9 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 	return s, nil
 }
 
-// Handler is the whole HTTP surface, for tests and for embedding.
+// Handler is the whole HTTP surface, for tests and for embedding. Only Run
+// also turns net/http's own error answers into JSON (malformed.go): they
+// are written on the connection, outside any handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
 // Run serves on ln until ctx ends, then drains in-flight requests (up to the

@@ -114,14 +114,14 @@ func TestTimeoutStalledBody(t *testing.T) {
 	}
 }
 
-// trickle writes the request head, then body one byte every gap, until it
-// is all sent or the server stops taking it.
-func (p *pyConn) trickle(head string, body []byte, gap time.Duration) {
+// trickle writes the request head, then body, piece bytes every gap,
+// until it is all sent or the server stops taking it.
+func (p *pyConn) trickle(head string, body []byte, piece int, gap time.Duration) {
 	p.write(head)
 	go func() {
-		for _, b := range body {
+		for rest := body; len(rest) > 0; rest = rest[min(piece, len(rest)):] {
 			time.Sleep(gap)
-			if _, err := p.conn.Write([]byte{b}); err != nil {
+			if _, err := p.conn.Write(rest[:min(piece, len(rest))]); err != nil {
 				return
 			}
 		}
@@ -135,7 +135,7 @@ func TestTimeoutTrickledBody(t *testing.T) {
 	body := []byte(`{"inputs": ` + lead + `}`) // a few hundred bytes: seconds at a byte per 10 ms
 	p := s.dialPy(t)
 	p.trickle(fmt.Sprintf("POST /api/v1/models/21/predict HTTP/1.1\r\nHost: hokusai\r\nX-API-Key: %s\r\n"+
-		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", s.key, len(body)), body, 10*time.Millisecond)
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", s.key, len(body)), body, 1, 10*time.Millisecond)
 	resp, answer, err := p.read()
 	if err != nil {
 		t.Fatalf("no answer: %v", err)
@@ -152,16 +152,8 @@ func TestTimeoutBatchMinUploadRate(t *testing.T) {
 	csv := leadsCSV(t, 200, nil) // about 20 KiB
 	upload := func(t *testing.T, piece int, gap time.Duration) *pyConn {
 		p := s.dialPy(t)
-		p.write(fmt.Sprintf("POST /api/v1/models/21/batches HTTP/1.1\r\nHost: hokusai\r\nX-API-Key: %s\r\n"+
-			"Content-Type: text/csv\r\nContent-Length: %d\r\n\r\n", s.key, len(csv)))
-		go func() {
-			for rest := csv; len(rest) > 0; rest = rest[min(piece, len(rest)):] {
-				time.Sleep(gap)
-				if _, err := p.conn.Write(rest[:min(piece, len(rest))]); err != nil {
-					return
-				}
-			}
-		}()
+		p.trickle(fmt.Sprintf("POST /api/v1/models/21/batches HTTP/1.1\r\nHost: hokusai\r\nX-API-Key: %s\r\n"+
+			"Content-Type: text/csv\r\nContent-Length: %d\r\n\r\n", s.key, len(csv)), csv, piece, gap)
 		return p
 	}
 	t.Run("above the rate", func(t *testing.T) {

@@ -11,7 +11,6 @@ import (
 	"time"
 
 	"github.com/hokusai-ai/inference-queue/api"
-	"github.com/hokusai-ai/inference-queue/internal/redisproc"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -86,11 +85,7 @@ func gzipBomb(t testing.TB, size int) []byte {
 // have let it read and store 64 MiB. No worker runs, so what the process
 // allocates is the API's.
 func TestGzipBomb(t *testing.T) {
-	own, err := redisproc.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(own.Stop)
+	own := ownRedis(t)
 	s := startStack(t, stackOptions{redisURL: own.URL, noWorker: true, api: api.Config{Batch: api.BatchConfig{MaxBytes: 64 << 20}}})
 	s.publishWithoutWorker(own.URL)
 	bomb := gzipBomb(t, 1<<30)

@@ -16,7 +16,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/hokusai-ai/inference-queue/api"
-	"github.com/hokusai-ai/inference-queue/internal/redisproc"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -238,11 +237,7 @@ func sizesShown(rows [][]string) map[string]string {
 // Redis error; its page still loads, and its calls work again when Redis
 // is back.
 func TestDashboardRedisDownIsJSON(t *testing.T) {
-	own, err := redisproc.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(own.Stop)
+	own := ownRedis(t)
 	s := startStack(t, stackOptions{redisURL: own.URL, noWorker: true, api: api.Config{AdminToken: adminToken}})
 	admin := map[string]string{"X-API-Key": "", "Authorization": "Bearer " + adminToken}
 	page := func() {
@@ -290,11 +285,7 @@ func TestDashboardRedisDownIsJSON(t *testing.T) {
 // the page drops the banner and the task page comes up blank.)
 func TestDashboardRedisDownInBrowser(t *testing.T) {
 	browser := chromium(t)
-	own, err := redisproc.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(own.Stop)
+	own := ownRedis(t)
 	s := startStack(t, stackOptions{redisURL: own.URL, noWorker: true, api: api.Config{AdminToken: adminToken}})
 	own.Stop()
 	ctx := browserTab(t, browser)
@@ -310,6 +301,7 @@ func TestDashboardRedisDownInBrowser(t *testing.T) {
 		deadline := time.Now().Add(30 * time.Second) // a stuck page, not a measurement
 		for !strings.Contains(text, tc.want) && time.Now().Before(deadline) {
 			time.Sleep(100 * time.Millisecond)
+			var err error
 			if text, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`)); err != nil {
 				t.Fatal(err)
 			}
