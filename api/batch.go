@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
@@ -39,6 +40,13 @@ type BatchConfig struct {
 	MaxRows int
 	// MaxRecordBytes caps one row (one CSV record or JSON line). Default 1 MiB.
 	MaxRecordBytes int
+	// MinUploadRate, in bytes a second, extends Config.BodyTimeout for an
+	// upload by a second per MinUploadRate bytes received: a large file
+	// takes as long as it needs while it averages that rate, and one that
+	// stalls or trickles still gets its 408. Env
+	// HOKUSAI_BATCH_MIN_UPLOAD_RATE, default 64 KiB/s (a 1 GiB upload may
+	// take 4.6 hours).
+	MinUploadRate int64
 	// ChunkRows is how many rows one chunk task scores. Default 4096: big
 	// enough that queue overhead is a small share of a chunk's work (about
 	// 10 ms of scoring), small enough that a 1M-row batch spreads over all
@@ -67,6 +75,9 @@ func (c BatchConfig) withDefaults() BatchConfig {
 	if c.ChunkRows == 0 {
 		c.ChunkRows = 4096
 	}
+	if c.MinUploadRate == 0 {
+		c.MinUploadRate = 64 << 10
+	}
 	if c.PaceBurst == 0 {
 		c.PaceBurst = 250 * time.Microsecond
 	}
@@ -77,8 +88,8 @@ func (c BatchConfig) withDefaults() BatchConfig {
 }
 
 func (c BatchConfig) validate() error {
-	if c.ChunkRows < 1 || c.MaxRows < 1 || c.MaxBytes < 1 || c.MaxRecordBytes < 1 {
-		return errors.New("batch limits and chunk size must be positive")
+	if c.ChunkRows < 1 || c.MaxRows < 1 || c.MaxBytes < 1 || c.MaxRecordBytes < 1 || c.MinUploadRate < 1 {
+		return errors.New("batch limits, chunk size and minimum upload rate must be positive")
 	}
 	if c.PacePause < 0 {
 		return errors.New("the batch pace pause must not be negative")
@@ -140,6 +151,10 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		content, err := s.content(c)
+		if err != nil {
+			return err
+		}
 		q := c.QueryParams()
 		callback := q.Get("callback_url")
 		explain, strict := queryFlag(q.Get("explain")), queryFlag(q.Get("strict"))
@@ -155,13 +170,14 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		if req.ContentLength > lim.MaxBytes {
 			return tooLarge(lim)
 		}
-		body := &limitedBody{r: req.Body, left: lim.MaxBytes}
+		bodyOf(c).allowRate(lim.MinUploadRate)
+		body := &limitedBody{r: content, left: lim.MaxBytes}
 		idem := strings.TrimSpace(req.Header.Get("Idempotency-Key"))
 		var h hash.Hash // with a key: covers everything that shapes the batch
 		if idem != "" {
 			h = sha256.New()
 			fmt.Fprintf(h, "%s\n%s\n%s\n%t\n%t\n%s\n", spec.ID, format, callback, explain, strict, q.Get("as_of"))
-			body.r = io.TeeReader(req.Body, h)
+			body.r = io.TeeReader(content, h) // the file, however it was compressed
 			if prior, err := s.priorBatch(c, idem); err != nil {
 				return err
 			} else if prior != nil {
@@ -277,15 +293,19 @@ func (s *Server) batchModel(c echo.Context) (registry.Spec, *jobs.Schema, error)
 
 // batchFormat maps the Content-Type to an input format.
 func batchFormat(ct string) (string, error) {
-	mt, _, err := mime.ParseMediaType(ct)
+	mt, params, err := mime.ParseMediaType(ct)
+	format := ""
 	switch {
 	case err != nil:
 	case mt == mediaCSV:
-		return jobs.BatchCSV, nil
+		format = jobs.BatchCSV
 	case mt == mediaJSON:
-		return mediaJSON, nil
+		format = mediaJSON
 	case jsonlTypes[mt]:
-		return jobs.BatchJSONL, nil
+		format = jobs.BatchJSONL
+	}
+	if format != "" {
+		return format, checkCharset(params)
 	}
 	return "", errorf(CodeUnsupportedMedia, "Send the batch as text/csv (with a header row), application/x-ndjson "+
 		`(one JSON object a line) or application/json ({"inputs": [...]}), not %q.`, ct)
@@ -301,9 +321,13 @@ type limitedBody struct {
 func (l *limitedBody) Read(p []byte) (int, error) {
 	if l.left <= 0 {
 		var one [1]byte
-		if n, _ := l.r.Read(one[:]); n > 0 {
+		n, err := l.r.Read(one[:])
+		switch {
+		case n > 0:
 			l.over = true
 			return 0, errors.New("body over the limit")
+		case err != nil && err != io.EOF:
+			return 0, err // a stall or a client gone is not the end of the body
 		}
 		return 0, io.EOF
 	}
@@ -461,6 +485,9 @@ func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) 
 				if err := dec.Decode(&raw); err != nil {
 					return bad(err)
 				}
+				if !utf8.Valid(raw) {
+					return utf8Error(raw, fmt.Sprintf("Input %d", u.rows))
+				}
 				line.Reset()
 				if err := json.Compact(&line, raw); err != nil {
 					return bad(err)
@@ -490,6 +517,9 @@ func (u *batchUpload) options(dec *json.Decoder, rec map[string]any) error {
 	var raw json.RawMessage
 	if err := dec.Decode(&raw); err != nil {
 		return errorf(CodeBadRequest, `The body must be {"inputs": [...]}: %s.`, jsonProblem(err))
+	}
+	if !utf8.Valid(raw) {
+		return utf8Error(raw, `"options"`)
 	}
 	o, err := jobs.ParseOptions(raw)
 	if err != nil {

@@ -23,6 +23,18 @@ type Config struct {
 	// MaxBodyBytes caps predict and job bodies. Env HOKUSAI_MAX_BODY_BYTES,
 	// default 1 MiB.
 	MaxBodyBytes int64
+	// BodyTimeout is how long a request's body may take to arrive, from the
+	// end of its headers; past it the answer is 408 request_timeout and the
+	// connection is closed, so a client that trickles its body, or stalls,
+	// cannot hold a connection. Batch uploads get more (see
+	// BatchConfig.MinUploadRate). Env HOKUSAI_BODY_TIMEOUT, default 30s.
+	BodyTimeout time.Duration
+	// GzipMaxRatio bounds how far a gzip body (Content-Encoding: gzip) may
+	// expand, past its first MiB: more is refused with 413, so a small
+	// upload cannot make the API read as much as its largest limit allows.
+	// Env HOKUSAI_GZIP_MAX_RATIO, default 200 (Apache's
+	// DeflateInflateRatioLimit; real CSV and JSON compress 5- to 20-fold).
+	GzipMaxRatio int64
 	// DrainMaxBytes bounds how much of a body its handler left unread (a 413,
 	// an error found before the body mattered) is read and thrown away after
 	// an authenticated request's answer, so that a client that writes its
@@ -70,6 +82,12 @@ func (c Config) WithDefaults() Config {
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
+	if c.BodyTimeout == 0 {
+		c.BodyTimeout = 30 * time.Second
+	}
+	if c.GzipMaxRatio == 0 {
+		c.GzipMaxRatio = 200
+	}
 	if c.DrainMaxBytes == 0 {
 		c.DrainMaxBytes = 64 << 20
 	}
@@ -100,6 +118,12 @@ func (c Config) Validate() error {
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("body limit %d bytes is under 1 KiB", c.MaxBodyBytes))
+	}
+	if c.BodyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("body timeout %s is negative", c.BodyTimeout))
+	}
+	if c.GzipMaxRatio < 1 {
+		errs = append(errs, fmt.Errorf("gzip ratio %d is under 1", c.GzipMaxRatio))
 	}
 	if c.DrainMaxBytes < 0 || c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("the drain bounds must not be negative"))

@@ -9,62 +9,68 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// drainBody makes sure the answer to a request whose body the handler did
-// not read to the end (a 413, or an error found before the body mattered)
-// reaches clients that write the whole body before they read anything.
-// Python's http.client, urllib and requests all do that. Without the drain,
-// net/http closes the socket with the client's data still unread, the
-// kernel sends a reset, and the client never reads the answer. So, like
-// nginx's lingering close, the answer is flushed and the rest of the body
-// is read and thrown away, within Config.DrainMaxBytes and
-// Config.DrainTimeout. When the drain stops short of the end, the
-// connection is closed.
+// guardBody puts every request body under a deadline, and decides, once the
+// handler is done, what becomes of the part of the body it did not read.
 //
-// It runs after auth, so only partners get a drain; net/http closes
-// unauthenticated requests at once. A body read to its end costs a wrapper
-// and a shallow copy of the request, and no flush or syscall
-// (BenchmarkDrainBodyReadToEnd).
-func (s *Server) drainBody(next echo.HandlerFunc) echo.HandlerFunc {
+// The deadline is Config.BodyTimeout from the end of the headers (batch
+// uploads extend it, see requestBody.allowRate). Without it a client that
+// sends its body slowly, or not at all, holds a goroutine and a connection
+// for as long as it likes; with it a read past the deadline fails, the
+// answer is 408 request_timeout and the connection is closed.
+//
+// Full duplex is on for every body: otherwise, before writing an answer's
+// header, net/http reads up to 256 KiB of a body the handler left unread,
+// and a 401 waits for a bogus client's trickle.
+//
+// After the handler, a body read to its end needs nothing more. A partner's
+// (an authenticated request's) gets the lingering close of drain. Any other
+// (no key or a bad one, an unknown route or method, a route that takes no
+// body) and one that ran out of time get the answer with Connection: close,
+// and nothing waits for the rest of the body.
+//
+// A body read to its end costs two allocations (the wrapper and a shallow
+// copy of the request) and two deadline changes, and no flush
+// (BenchmarkGuardBodyReadToEnd).
+func (s *Server) guardBody(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
 		if req.ContentLength == 0 { // no body; -1 means one of unknown length
 			return next(c)
 		}
-		body := &watchedBody{ReadCloser: req.Body}
+		rc := http.NewResponseController(c.Response())
+		// An HTTP/1 setting; there is nothing to turn off on other protocols.
+		_ = rc.EnableFullDuplex()
+		body := &requestBody{ReadCloser: req.Body, rc: rc, start: time.Now(), timeout: s.cfg.BodyTimeout}
+		_ = rc.SetReadDeadline(body.deadline())
 		r := req.WithContext(req.Context())
 		r.Body = body
 		c.SetRequest(r)
 		err := next(c)
-		if body.eof {
-			return err
+		if err != nil && body.fault != nil {
+			err = body.fault // what the handler made of the failed read
 		}
-		return s.drain(c, body, err)
+		switch {
+		case body.done(req.ContentLength):
+			return err
+		case tenantOf(c) != "" && !body.timedOut():
+			return s.drain(c, body, err)
+		}
+		hangUp(c.Response(), rc)
+		return err
 	}
 }
 
-// watchedBody records what the handler did with the body: whether it asked
-// for any of it (with Expect: 100-continue, that first read is what sends
-// 100 Continue), how much it read, and whether it reached the end.
-type watchedBody struct {
-	io.ReadCloser
-	asked, eof bool
-	n          int64
-}
-
-func (b *watchedBody) Read(p []byte) (int, error) {
-	b.asked = true
-	n, err := b.ReadCloser.Read(p)
-	b.n += int64(n)
-	if err == io.EOF {
-		b.eof = true
-	}
-	return n, err
-}
-
-// drain writes the answer (err, if the handler returned one), flushes it,
-// and discards the rest of body within the bounds. If anything stops the
-// drain before the end of the body, the connection is closed.
-func (s *Server) drain(c echo.Context, body *watchedBody, err error) error {
+// drain makes sure the answer to a partner's request whose body the handler
+// did not read to the end (a 413, or an error found before the body
+// mattered) reaches clients that write the whole body before they read
+// anything. Python's http.client, urllib and requests all do that. Without
+// the drain, the connection is closed with the client's data still unread,
+// the kernel sends a reset, and the client never reads the answer. So, like
+// nginx's lingering close, it writes the answer (err, if the handler
+// returned one), flushes it, and reads and throws away the rest of the
+// body, within Config.DrainMaxBytes and Config.DrainTimeout. When the drain
+// stops short of the end, the connection is closed.
+func (s *Server) drain(c echo.Context, body *requestBody, err error) error {
 	req, res := c.Request(), c.Response()
 	if !body.asked && strings.EqualFold(req.Header.Get("Expect"), "100-continue") {
 		// The client waits for 100 Continue before it sends the body. It
@@ -72,12 +78,6 @@ func (s *Server) drain(c echo.Context, body *watchedBody, err error) error {
 		// closes the connection.
 		return err
 	}
-	rc := http.NewResponseController(res)
-	// Without full duplex, net/http reads up to 256 KiB of the body
-	// itself when the header goes out, then closes the connection if more
-	// is left. It is an HTTP/1 setting; there is nothing to turn off on
-	// other protocols.
-	_ = rc.EnableFullDuplex()
 	over := req.ContentLength > 0 && req.ContentLength-body.n > s.cfg.DrainMaxBytes
 	if over {
 		closeAfterReply(res) // before the answer is written, so its header says Connection: close
@@ -89,17 +89,27 @@ func (s *Server) drain(c echo.Context, body *watchedBody, err error) error {
 		return nil
 	}
 	deadline := time.Now().Add(s.cfg.DrainTimeout)
+	rc := body.rc
 	if rc.SetReadDeadline(deadline) != nil || rc.SetWriteDeadline(deadline) != nil || rc.Flush() != nil {
 		closeAfterReply(res)
 		return nil
 	}
 	// Anything but the end of the body within the bound (more data, the
 	// deadline, a client gone, broken chunking) means the rest cannot be
-	// skipped, and must not be parsed as the next request.
-	if _, err := io.CopyN(io.Discard, body, s.cfg.DrainMaxBytes+1); err != io.EOF {
+	// skipped, and must not be parsed as the next request. The read
+	// bypasses the wrapper: the drain has its own deadline.
+	if _, err := io.CopyN(io.Discard, body.ReadCloser, s.cfg.DrainMaxBytes+1); err != io.EOF {
 		closeAfterReply(res)
 	}
 	return nil
+}
+
+// hangUp closes the connection once the answer is out, without reading any
+// more of the body: the read deadline, already past, makes the read with
+// which net/http looks for the body's end return at once.
+func hangUp(res *echo.Response, rc *http.ResponseController) {
+	closeAfterReply(res)
+	_ = rc.SetReadDeadline(time.Unix(1, 0))
 }
 
 // closeAfterReply makes net/http close the connection once the answer is

@@ -29,12 +29,22 @@ const (
 	CodeNoReadyWorker     = "no_ready_worker"
 	CodeQueueUnavailable  = "queue_unavailable"
 	CodeTimeout           = "timeout"
+	CodeRequestTimeout    = "request_timeout"
 	CodeConflict          = "conflict"
 	CodeInternal          = "internal"
 	headerRequestID       = "X-Request-ID"
 	headerRetryAfter      = "Retry-After"
 	retryAfterNoWorker    = "5"
 	retryAfterUnavailable = "2"
+)
+
+// Codes of the answers net/http gives itself, before any handler runs
+// (malformed.go).
+const (
+	CodeHeaderTooLarge      = "header_too_large"
+	CodeUnsupportedTransfer = "unsupported_transfer_encoding"
+	CodeUnsupportedVersion  = "unsupported_http_version"
+	CodeExpectationFailed   = "expectation_failed"
 )
 
 // statusOf is the one table from code to HTTP status.
@@ -53,8 +63,15 @@ var statusOf = map[string]int{
 	CodeNoReadyWorker:    http.StatusServiceUnavailable,
 	CodeQueueUnavailable: http.StatusServiceUnavailable,
 	CodeTimeout:          http.StatusGatewayTimeout,
+	CodeRequestTimeout:   http.StatusRequestTimeout,
 	CodeConflict:         http.StatusConflict,
 	CodeInternal:         http.StatusInternalServerError,
+
+	// net/http's own answers (malformed.go)
+	CodeHeaderTooLarge:      http.StatusRequestHeaderFieldsTooLarge,
+	CodeUnsupportedTransfer: http.StatusNotImplemented,
+	CodeUnsupportedVersion:  http.StatusHTTPVersionNotSupported,
+	CodeExpectationFailed:   http.StatusExpectationFailed,
 }
 
 // Error is an API failure: a code from the table above and a sentence for
@@ -67,6 +84,9 @@ type Error struct {
 	Extra  map[string]any
 	// RetryAfter, in seconds, is sent as Retry-After when set.
 	RetryAfter string
+	// Plain sends the error as the text "code: detail (request id)", for
+	// the one client that cannot take JSON: the dashboard's page (ops.go).
+	Plain bool
 }
 
 func (e *Error) Error() string { return e.Code + ": " + e.Detail }
@@ -109,18 +129,20 @@ func errorHandler(log *slog.Logger, rejected func(c echo.Context, code string)) 
 		for k, v := range e.Extra {
 			body[k] = v
 		}
-		if c.Request().Method == http.MethodHead {
-			_ = c.NoContent(status)
-			return
-		}
 		// With a length, the answer can be flushed complete while the rest of
 		// the request body is still being drained (drain.go), so a client
-		// reading as it writes sees the answer's end at once. The body holds
+		// reading as it writes sees the answer's end at once; a HEAD gets
+		// the headers of GET, and net/http drops the body. The body holds
 		// strings and field errors only, which always encode.
 		b, _ := json.Marshal(body)
-		b = append(b, '\n')
-		c.Response().Header().Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
-		_ = c.JSONBlob(status, b)
+		b, ctype := append(b, '\n'), echo.MIMEApplicationJSON
+		if e.Plain {
+			b, ctype = fmt.Appendf(nil, "%s: %s (request %s)\n", e.Code, e.Detail, requestID(c)), echo.MIMETextPlainCharsetUTF8
+		}
+		h := c.Response().Header()
+		h.Set(echo.HeaderContentLength, strconv.Itoa(len(b)))
+		h.Set(echo.HeaderContentType, ctype) // over any a handler set before failing
+		_ = c.Blob(status, ctype, b)
 	}
 }
 

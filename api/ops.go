@@ -1,8 +1,10 @@
 package api
 
 import (
+	"bytes"
 	"crypto/subtle"
 	"embed"
+	"fmt"
 	"html/template"
 	"net/http"
 	"slices"
@@ -97,11 +99,61 @@ func (s *Server) opsQueues() echo.HandlerFunc {
 		if write && s.ops.readWrite != nil {
 			h = s.ops.readWrite
 		}
+		req := c.Request()
+		if req.Method == http.MethodHead { // asynqmon's routes take GET only
+			req = req.Clone(req.Context())
+			req.Method = http.MethodGet
+		}
 		c.Response().Header().Set("Cache-Control", "no-store")
-		h.ServeHTTP(c.Response(), c.Request())
+		w := &dashboardWriter{ResponseWriter: c.Response()}
+		h.ServeHTTP(w, req)
+		if w.failed != 0 {
+			e := s.unavailable(c, fmt.Errorf("dashboard answered %d: %s", w.failed, w.text.String()))
+			e.Plain = fromDashboardPage(req)
+			return e
+		}
 		return nil
 	})
 }
+
+// fromDashboardPage says r is a call the dashboard's page made from its
+// scripts: browsers mark those Sec-Fetch-Site: same-origin and
+// Sec-Fetch-Dest: empty, and tools send neither. The page puts the body of
+// a failed call in its state and renders it as text: a JSON object (the
+// page's HTTP library parses any JSON body) takes its error banner away,
+// and blanks its task page. So the page gets the error as text, and every
+// other client JSON.
+func fromDashboardPage(r *http.Request) bool {
+	return r.Header.Get("Sec-Fetch-Site") == "same-origin" && r.Header.Get("Sec-Fetch-Dest") == "empty"
+}
+
+// dashboardWriter passes asynqmon's answers through but for one with a 5xx
+// status, which it holds back: asynqmon answers a failed Redis read with a
+// text/plain 500 of the Redis error, which names hosts, and the API answers
+// queue_unavailable instead. The first of that text is kept for the log.
+type dashboardWriter struct {
+	http.ResponseWriter
+	failed int
+	text   bytes.Buffer
+}
+
+func (w *dashboardWriter) WriteHeader(code int) {
+	if code >= 500 {
+		w.failed = code
+		return
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *dashboardWriter) Write(p []byte) (int, error) {
+	if w.failed == 0 {
+		return w.ResponseWriter.Write(p)
+	}
+	w.text.Write(p[:min(len(p), max(0, 512-w.text.Len()))])
+	return len(p), nil
+}
+
+func (w *dashboardWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // workersPage is what /ops/workers renders.
 type workersPage struct {

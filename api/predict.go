@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/hibiken/asynq"
 	"github.com/labstack/echo/v4"
@@ -152,21 +153,35 @@ func noWorker(spec registry.Spec, lane jobs.Lane) *Error {
 		Detail: fmt.Sprintf("No worker is ready to serve model %s on the %s lane (pool %s); see GET /api/v1/models/%s/health.", spec.ID, lane, spec.Pool, spec.ID)}
 }
 
-// readJSON checks the media type and reads the body within the size limit.
+// readJSON checks the media type, charset and coding, and reads the body
+// (decompressed) within the size limit. A read that fails for the body's
+// own reason (its deadline, broken gzip) is answered with that reason by
+// guardBody.
 func (s *Server) readJSON(c echo.Context) ([]byte, error) {
 	ct := c.Request().Header.Get("Content-Type")
-	if mt, _, err := mime.ParseMediaType(ct); err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || (mt != "application/json" && !strings.HasSuffix(mt, "+json")) {
 		return nil, errorf(CodeUnsupportedMedia, "Send the body as application/json, not %q.", ct)
+	}
+	if err := checkCharset(params); err != nil {
+		return nil, err
+	}
+	r, err := s.content(c)
+	if err != nil {
+		return nil, err
 	}
 	if c.Request().ContentLength > s.cfg.MaxBodyBytes { // refused before reading any of it
 		return nil, s.bodyTooLarge()
 	}
-	body, err := io.ReadAll(io.LimitReader(c.Request().Body, s.cfg.MaxBodyBytes+1))
+	body, err := io.ReadAll(io.LimitReader(r, s.cfg.MaxBodyBytes+1))
 	if err != nil {
 		return nil, errorf(CodeBadRequest, "The body could not be read.")
 	}
 	if int64(len(body)) > s.cfg.MaxBodyBytes {
 		return nil, s.bodyTooLarge()
+	}
+	if !utf8.Valid(body) {
+		return nil, utf8Error(body, "The body")
 	}
 	return body, nil
 }

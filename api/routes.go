@@ -1,6 +1,9 @@
 package api
 
 import (
+	"net/http"
+	"slices"
+
 	"github.com/labstack/echo/v4"
 )
 
@@ -40,11 +43,26 @@ var routes = []route{
 	{"DELETE", "/ops/queues/*", false, "Dashboard actions: delete tasks or queues (admin write token)", (*Server).opsQueues},
 }
 
+// withHead is rs as served: each GET route also answers HEAD, with the
+// status and headers of GET and no body (net/http drops what the handler
+// writes). The table and /openapi.json leave HEAD implicit, as HTTP does;
+// Echo does not add it.
+func withHead(rs []route) []route {
+	out := slices.Clip(rs)
+	for _, r := range rs {
+		if r.Method == http.MethodGet {
+			r.Method = http.MethodHead
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
 func (s *Server) addRoutes(e *echo.Echo) {
 	for _, r := range s.routes {
 		var mw []echo.MiddlewareFunc
 		if r.Auth {
-			mw = append(mw, s.auth, s.drainBody)
+			mw = append(mw, s.auth)
 		}
 		e.Add(r.Method, r.Path, r.Handler(s), mw...)
 	}

@@ -2,6 +2,7 @@ package api
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"regexp"
 	"sort"
@@ -76,6 +77,46 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 		resp.Body.Close()
 		if body.Code == CodeNotFound || body.Code == CodeMethodNotAllowed || resp.StatusCode >= 500 && resp.StatusCode != 503 {
 			t.Errorf("%s answered %d %s: the documented route is not served", op, resp.StatusCode, body.Code)
+		}
+	}
+}
+
+// Every GET route of the table answers HEAD as it answers GET, status and
+// headers, without a body; errors too.
+func TestHeadAnswersLikeGet(t *testing.T) {
+	base := startServer(t, Config{AdminToken: "ops-secret"})
+	key, _, err := apikey.Create(t.Context(), redistest.Client(t, srv), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	do := func(method, path, key string) (*http.Response, []byte) {
+		t.Helper()
+		req, _ := http.NewRequest(method, base+path, nil)
+		req.Header.Set("X-API-Key", key)
+		req.SetBasicAuth("ops", "ops-secret")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatalf("%s %s: %v", method, path, err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp, b
+	}
+	paths := []string{"/ops/queues/api/queues"} // the dashboard's JSON API, behind its own router
+	for _, r := range routes {
+		if r.Method == http.MethodGet {
+			paths = append(paths, strings.ReplaceAll(strings.ReplaceAll(r.Path, ":id", "21"), "*", "21"))
+		}
+	}
+	for _, path := range paths {
+		for _, k := range []struct{ name, key string }{{"the key", key}, {"a wrong key", "hk_wrong"}} {
+			get, _ := do("GET", path, k.key)
+			head, body := do("HEAD", path, k.key)
+			if head.StatusCode != get.StatusCode || head.Header.Get("Content-Type") != get.Header.Get("Content-Type") ||
+				head.ContentLength != get.ContentLength || head.Header.Get("X-Request-ID") == "" || len(body) != 0 {
+				t.Errorf("HEAD %s with %s: %d %q length %d, %d bytes of body; GET: %d %q length %d", path, k.name, head.StatusCode,
+					head.Header.Get("Content-Type"), head.ContentLength, len(body), get.StatusCode, get.Header.Get("Content-Type"), get.ContentLength)
+			}
 		}
 	}
 }

@@ -58,12 +58,13 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 		state:   &state{rdb: rdb},
 		replies: newReplies(cfg.Instance, log),
 		keys:    &keyCache{rdb: rdb, ttl: cfg.KeyCacheTTL, m: map[string]keyEntry{}},
-		metrics: newMetrics(routes),
+		routes:  withHead(routes),
 		ops:     newOps(cfg, rdb),
 	}
 	if cfg.TracerProvider != nil {
 		s.tracer = cfg.TracerProvider.Tracer("github.com/hokusai-ai/inference-queue/api")
 	}
+	s.metrics = newMetrics(s.routes)
 	s.metrics.reg.MustRegister(&queueCollector{insp: s.insp, state: s.state,
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hokusai_queue_stats_errors_total",
 			Help: "Scrapes in which a queue's counters could not be read, by queue."}, []string{"queue"}),
@@ -77,13 +78,15 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 		e.Use(s.traceRequest)
 	}
 	e.Use(s.accessLog)
-	s.routes = routes
+	e.Use(s.guardBody)
 	s.addRoutes(e)
 	s.echo = e
 	return s, nil
 }
 
-// Handler is the whole HTTP surface, for tests and for embedding.
+// Handler is the whole HTTP surface, for tests and for embedding. Only Run
+// also turns net/http's own error answers into JSON (malformed.go): they
+// are written on the connection, outside any handler.
 func (s *Server) Handler() http.Handler { return s.echo }
 
 // Run serves on ln until ctx ends, then drains in-flight requests (up to the
@@ -100,9 +103,13 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	go func() { defer wg.Done(); s.state.run(bg, s.cfg.RefreshInterval) }()
 	<-subscribed
 
+	// Headers get ReadHeaderTimeout, bodies the deadline guardBody sets per
+	// request (a predict's and a gigabyte upload's differ). ReadTimeout
+	// would add nothing: that deadline replaces it on every request with a
+	// body, and a request without one has nothing more to read.
 	hs := &http.Server{Handler: s.echo, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 120 * time.Second}
 	errc := make(chan error, 1)
-	go func() { errc <- hs.Serve(ln) }()
+	go func() { errc <- hs.Serve(jsonErrorListener{ln, s}) }()
 	s.log.Info("api listening", "addr", ln.Addr().String(), "instance", s.cfg.Instance)
 	var err error
 	select {

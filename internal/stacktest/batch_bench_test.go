@@ -159,7 +159,7 @@ func BenchmarkBatchEndToEnd(b *testing.B) {
 	}
 }
 
-func redisMemory(b *testing.B, s *stack, field string) int64 {
+func redisMemory(b testing.TB, s *stack, field string) int64 {
 	b.Helper()
 	info, err := s.rdb.Info(context.Background(), "memory").Result()
 	if err != nil {

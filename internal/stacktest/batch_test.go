@@ -418,6 +418,17 @@ func TestBatchCancel(t *testing.T) {
 	}
 }
 
+// publishWithoutWorker has a worker on the Redis at url publish model 21
+// and stop, and keeps a ready heartbeat in its place: batches are accepted,
+// and nothing takes them until the test starts a worker.
+func (s *stack) publishWithoutWorker(url string) {
+	s.t.Helper()
+	_, stop := s.startWorker(url, worker.Config{})
+	s.waitReady("21")
+	stop()
+	s.fakeReadyWorker()
+}
+
 // queuedBatch submits a 100-row CSV batch to a stack whose only worker has
 // published model 21 and stopped, so the batch waits in its queue until the
 // test starts a worker.
@@ -427,14 +438,11 @@ func queuedBatch(t *testing.T) (*stack, string) {
 }
 
 // queueBatch submits a CSV batch of rows leads to a stack with no worker
-// running on the Redis at url: one publishes model 21 and stops, and a fake
-// one keeps the model ready, so the batch waits until the test starts one.
+// running on the Redis at url (see publishWithoutWorker), so the batch
+// waits until the test starts one.
 func (s *stack) queueBatch(url string, rows int) string {
 	s.t.Helper()
-	_, stop := s.startWorker(url, worker.Config{})
-	s.waitReady("21")
-	stop()
-	s.fakeReadyWorker()
+	s.publishWithoutWorker(url)
 	return s.acceptedBatch(s.submitBatch(leadsCSV(s.t, rows, nil), "text/csv", "", nil))
 }
 

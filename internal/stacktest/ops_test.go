@@ -104,6 +104,19 @@ func browserTab(t *testing.T, browser string) context.Context {
 	return ctx
 }
 
+// authorize makes the tab send the admin token as Basic auth, as a
+// browser does once its prompt is answered.
+func authorize(t *testing.T, ctx context.Context) {
+	t.Helper()
+	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("ops:"+adminToken))
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": basic}}); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // An operator opens /ops/queues in a browser: refused without credentials,
 // and with them the pool's three queues listed with their sizes.
 func TestDashboardInBrowser(t *testing.T) {
@@ -145,13 +158,7 @@ func TestDashboardInBrowser(t *testing.T) {
 		t.Fatalf("the browser without credentials: %v %v, want a 401 or ERR_INVALID_AUTH_CREDENTIALS", resp, err)
 	}
 
-	basic := "Basic " + base64.StdEncoding.EncodeToString([]byte("ops:"+adminToken))
-	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
-		t.Fatal(err)
-	}
-	if _, err := chromedp.Call(ctx, network.SetExtraHTTPHeaders, network.SetExtraHTTPHeadersParams{Headers: network.Headers{"Authorization": basic}}); err != nil {
-		t.Fatal(err)
-	}
+	authorize(t, ctx)
 	if resp, err = chromedp.RunResponse(ctx, chromedp.Navigate(s.url+"/ops/queues")); err != nil || resp.Status != 200 {
 		t.Fatalf("/ops/queues with Basic auth: %v %v", resp, err)
 	}
@@ -223,4 +230,84 @@ func sizesShown(rows [][]string) map[string]string {
 		}
 	}
 	return sizes
+}
+
+// With Redis down the dashboard's data calls answer 503 queue_unavailable
+// as JSON, naming no host, where asynqmon would answer a text 500 of the
+// Redis error; its page still loads, and its calls work again when Redis
+// is back.
+func TestDashboardRedisDownIsJSON(t *testing.T) {
+	own := ownRedis(t)
+	s := startStack(t, stackOptions{redisURL: own.URL, noWorker: true, api: api.Config{AdminToken: adminToken}})
+	admin := map[string]string{"X-API-Key": "", "Authorization": "Bearer " + adminToken}
+	page := func() {
+		t.Helper()
+		if r := s.do("GET", "/ops/queues", nil, admin); r.code != 200 || !strings.HasPrefix(r.header.Get("Content-Type"), "text/html") {
+			t.Fatalf("the dashboard's page: %d %q", r.code, r.header.Get("Content-Type"))
+		}
+	}
+	const queues = "/ops/queues/api/queues"
+	if r := s.do("GET", queues, nil, admin); r.code != 200 {
+		t.Fatalf("%s with Redis up: %d %s", queues, r.code, r.body)
+	}
+	page()
+
+	own.Stop()
+	for _, path := range []string{queues, "/ops/queues/api/queues/default:sync", "/ops/queues/api/redis_info"} {
+		r := s.do("GET", path, nil, admin)
+		if r.code != 503 || !strings.HasPrefix(r.header.Get("Content-Type"), "application/json") ||
+			r.json(t)["code"] != "queue_unavailable" || r.json(t)["request_id"] != r.header.Get("X-Request-ID") || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s with Redis down: %d %q %s, want a JSON 503 queue_unavailable with Retry-After", path, r.code, r.header.Get("Content-Type"), r.body)
+		}
+		if strings.Contains(string(r.body), strings.TrimPrefix(own.URL, "redis://")) {
+			t.Errorf("%s names Redis's address: %s", path, r.body)
+		}
+	}
+	page()
+	// The dashboard's page itself gets the same error as text (see
+	// TestDashboardRedisDownInBrowser).
+	r := s.do("GET", queues, nil, map[string]string{"X-API-Key": "", "Authorization": "Bearer " + adminToken,
+		"Sec-Fetch-Site": "same-origin", "Sec-Fetch-Dest": "empty"})
+	if want := "queue_unavailable: The job queue is unreachable right now; retry shortly. (request " + r.header.Get("X-Request-ID") + ")\n"; r.code != 503 ||
+		!strings.HasPrefix(r.header.Get("Content-Type"), "text/plain") || string(r.body) != want {
+		t.Errorf("the dashboard page's call with Redis down: %d %q %q, want a text 503 %q", r.code, r.header.Get("Content-Type"), r.body, want)
+	}
+
+	if err := own.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 10*time.Second, func() bool { return s.do("GET", queues, nil, admin).code == 200 }, "%s never recovered", queues)
+}
+
+// While Redis is down the dashboard in a browser behaves as asynqmon's own
+// does, but for the Redis error's text: the queues page shows its error
+// banner, and a task's page renders the API's error. (Given a JSON error,
+// the page drops the banner and the task page comes up blank.)
+func TestDashboardRedisDownInBrowser(t *testing.T) {
+	browser := chromium(t)
+	own := ownRedis(t)
+	s := startStack(t, stackOptions{redisURL: own.URL, noWorker: true, api: api.Config{AdminToken: adminToken}})
+	own.Stop()
+	ctx := browserTab(t, browser)
+	authorize(t, ctx)
+	for _, tc := range []struct{ path, want string }{
+		{"/ops/queues", "Could not retrieve queues live data"},
+		{"/ops/queues/queues/default:sync/tasks/abc", "queue_unavailable: The job queue is unreachable right now"},
+	} {
+		if err := chromedp.Do(ctx, chromedp.Navigate(s.url+tc.path)); err != nil {
+			t.Fatal(err)
+		}
+		var text string
+		deadline := time.Now().Add(30 * time.Second) // a stuck page, not a measurement
+		for !strings.Contains(text, tc.want) && time.Now().Before(deadline) {
+			time.Sleep(100 * time.Millisecond)
+			var err error
+			if text, err = chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`)); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if !strings.Contains(text, tc.want) || strings.Contains(text, strings.TrimPrefix(own.URL, "redis://")) {
+			t.Errorf("%s with Redis down shows %q; want %q, and no Redis address", tc.path, text, tc.want)
+		}
+	}
 }

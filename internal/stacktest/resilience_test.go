@@ -13,7 +13,6 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/hokusai-ai/inference-queue/api"
-	"github.com/hokusai-ai/inference-queue/internal/redisproc"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
 )
@@ -105,11 +104,7 @@ func TestWorkerDrainLosesNothing(t *testing.T) {
 // With Redis gone the API stays up, answers 503 queue_unavailable, and
 // recovers by itself when Redis returns.
 func TestRedisRestart(t *testing.T) {
-	own, err := redisproc.Start(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(own.Stop)
+	own := ownRedis(t)
 	s := startStack(t, stackOptions{redisURL: own.URL, api: api.Config{KeyCacheTTL: time.Millisecond}})
 	if r := s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), nil); r.code != 200 {
 		t.Fatalf("before: %d %s", r.code, r.body)

@@ -21,6 +21,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/api"
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/redisproc"
 	"github.com/hokusai-ai/inference-queue/internal/redistest"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/worker"
@@ -61,6 +62,18 @@ type stackOptions struct {
 	noWorker bool
 	specs    []registry.Spec
 	tracer   trace.TracerProvider // for the API and every worker; nil: tracing off
+}
+
+// ownRedis starts a redis-server for one test, which may stop and restart
+// it, or read its memory from its start.
+func ownRedis(t testing.TB) *redisproc.Server {
+	t.Helper()
+	own, err := redisproc.Start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(own.Stop)
+	return own
 }
 
 func newRedis(t testing.TB, url string) redis.UniversalClient {
