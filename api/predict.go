@@ -124,6 +124,9 @@ func (s *Server) admit(c echo.Context, lane jobs.Lane, received time.Time) (regi
 	if err != nil {
 		return spec, req, err
 	}
+	if ferr := jobs.CheckBodyWidth(body); ferr != nil { // before any decoding: see CheckBodyWidth
+		return spec, req, inputError(ferr)
+	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		return spec, req, errorf(CodeBadRequest, "The body is not valid JSON: %s.", jsonProblem(err))
 	}

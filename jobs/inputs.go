@@ -30,7 +30,7 @@ func ParseInputs(schema *Schema, raw json.RawMessage, max int, m Mode) (Inputs, 
 	}
 	raw = bytes.TrimSpace(raw)
 	if fe := CheckWidth(raw); fe != nil {
-		return in, &Error{Code: CodeInvalidInput, Detail: "Some inputs do not match the model's schema.", Fields: []FieldError{*fe}}
+		return in, widthError(fe)
 	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber()

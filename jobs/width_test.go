@@ -77,3 +77,113 @@ func FuzzCheckWidth(f *testing.F) {
 		}
 	})
 }
+
+func TestCheckBodyWidth(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		raw  string
+		wide bool
+	}{
+		{"a row at the bound", `{"inputs": ` + object(MaxRowFields, "1") + `}`, false},
+		{"a row over it", `{"inputs": ` + object(MaxRowFields+1, "1") + `}`, true},
+		{"the second of a list over it", `{"inputs": [{}, ` + object(MaxRowFields+1, "[]") + `]}`, true},
+		{"options over it", `{"inputs": {}, "options": ` + object(MaxRowFields+1, `"x"`) + `}`, true},
+		{"the envelope over it", object(MaxRowFields+1, "{}"), true},
+		{"deep inside a value", `{"inputs": {"a": [[[[[[[[[[[[[[[[[[` + object(MaxRowFields+1, "1") + `]]]]]]]]]]]]]]]]]}}`, true},
+		{"many narrow objects", `{"inputs": [` + strings.Repeat(object(MaxRowFields, "1")+",", 3) + `{}]}`, false},
+		{"colons in strings do not count", `{"inputs": {"a": "` + strings.Repeat(`:\":{`, MaxRowFields+1) + `"}}`, false},
+		{"not JSON is left to the decoder", strings.Repeat("}:", MaxRowFields+1), false},
+	} {
+		if got := CheckBodyWidth([]byte(tc.raw)) != nil; got != tc.wide {
+			t.Errorf("%s: wide %v, want %v", tc.name, got, tc.wide)
+		}
+	}
+}
+
+// widest is the most members of any object in v, a decoded JSON value.
+func widest(v any) int {
+	most := 0
+	switch v := v.(type) {
+	case map[string]any:
+		most = len(v)
+		for _, e := range v {
+			most = max(most, widest(e))
+		}
+	case []any:
+		for _, e := range v {
+			most = max(most, widest(e))
+		}
+	}
+	return most
+}
+
+// FuzzCheckBodyWidth: on valid JSON with distinct keys, the body check
+// refuses exactly the bodies in which a decoded object has more members
+// than the bound (3 here).
+func FuzzCheckBodyWidth(f *testing.F) {
+	f.Add(`{"a": 1}`, uint8(3), false)
+	f.Add(`{"a": {"b": 1, "c": 2, "d": 3, "e": 4}}`, uint8(1), true)
+	f.Add(`[1, {"b": {"c": "}"}}]`, uint8(5), true)
+	const most = 3
+	f.Fuzz(func(t *testing.T, value string, n uint8, list bool) {
+		if !json.Valid([]byte(value)) {
+			return
+		}
+		raw := object(int(n%8), value)
+		if list {
+			raw = `{"inputs": [{}, ` + raw + "]}"
+		}
+		var v any
+		if json.Unmarshal([]byte(raw), &v) != nil {
+			return
+		}
+		if hasDuplicateKeys([]byte(raw)) {
+			return // the decoder keeps one of each; the check counts them as written
+		}
+		if got, want := checkBodyWidth([]byte(raw), most) != nil, widest(v) > most; got != want {
+			t.Fatalf("checkBodyWidth says wide=%v of %q, the decoded value says %v", got, raw, want)
+		}
+	})
+}
+
+// hasDuplicateKeys reports whether some object in raw (valid JSON) repeats
+// a key.
+func hasDuplicateKeys(raw []byte) bool {
+	dec := json.NewDecoder(strings.NewReader(string(raw)))
+	type frame struct {
+		object, wantKey bool
+		seen            map[string]bool
+	}
+	var stack []*frame
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		var top *frame
+		if len(stack) > 0 {
+			top = stack[len(stack)-1]
+		}
+		if s, ok := tok.(string); ok && top != nil && top.object && top.wantKey {
+			if top.seen[s] {
+				return true
+			}
+			top.seen[s] = true
+			top.wantKey = false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, &frame{object: true, wantKey: true, seen: map[string]bool{}})
+			continue
+		case json.Delim('['):
+			stack = append(stack, &frame{})
+			continue
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+		if len(stack) > 0 && stack[len(stack)-1].object {
+			stack[len(stack)-1].wantKey = true
+		}
+	}
+}

@@ -74,7 +74,10 @@ row = wide((1 << 20) - 1)
 open(f"{w}/wide.jsonl", "w").write((row + "\n") * 4)
 PY
 idle=$(victim_run)
-python3 - "$work" "$api" "$hostile" "$SECS" "$hook" "$ATTACKS" <<'PY' >"$work/attack.log" 2>&1 &
+# The hostile driver runs under nice 19, standing in for a client on
+# another machine: on a small box its own Python would otherwise take a
+# core from the servers under test, which no server-side bound can help.
+nice -n 19 python3 - "$work" "$api" "$hostile" "$SECS" "$hook" "$ATTACKS" <<'PY' >"$work/attack.log" 2>&1 &
 import socket, sys, threading, time, urllib.request
 w, api, key, secs, hook = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
 attacks = sys.argv[6].split(",")
