@@ -34,7 +34,12 @@ func serve(t *testing.T, cfg Config) (*Server, string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error)
 	go func() { done <- s.Run(ctx, ln) }()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("server stopped with %v", err)
+		}
+	})
 	return s, "http://" + ln.Addr().String()
 }
 

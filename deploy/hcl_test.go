@@ -279,7 +279,8 @@ func (m *tfModule) words(node hclsyntax.Node) []string {
 }
 
 func (m *tfModule) visit(node hclsyntax.Node, seen map[string]bool, f func(hclsyntax.Node)) {
-	hclsyntax.VisitAll(node, func(n hclsyntax.Node) hcl.Diagnostics {
+	// The walker returns no diagnostics.
+	_ = hclsyntax.VisitAll(node, func(n hclsyntax.Node) hcl.Diagnostics {
 		f(n)
 		tr, ok := n.(*hclsyntax.ScopeTraversalExpr)
 		if !ok || tr.Traversal.RootName() != "local" || len(tr.Traversal) < 2 {

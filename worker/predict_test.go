@@ -32,7 +32,7 @@ func TestPredictBodyMatchesMarshal(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var preds any = tc.preds[0]
+		preds := any(tc.preds[0])
 		if tc.in.List {
 			preds = tc.preds
 		}

@@ -37,7 +37,12 @@ func devCLI(t *testing.T) func(args ...string) (stdout, stderr string, err error
 		done <- run(ctx, []string{"hokusai", "dev", "--listen", "127.0.0.1:0", "--models", models}, getenv, nil, pw, io.Discard)
 		pw.Close()
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("hokusai dev stopped with %v", err)
+		}
+	})
 	sc := bufio.NewScanner(pr)
 	for sc.Scan() && (env["HOKUSAI_API_URL"] == "" || env["HOKUSAI_API_KEY"] == "") {
 		if m := regexp.MustCompile(`(http://[0-9.:]+)/api/v1`).FindStringSubmatch(sc.Text()); m != nil {

@@ -29,7 +29,7 @@ MODEL is a model folder (config.json + model file) or a bare model file (.json, 
 // JSONL rows, `bench` times the engine.
 func runModel(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if len(args) == 0 {
-		return errors.New(modelUsage)
+		return errors.New(modelUsage) //nolint:staticcheck // ST1005: the usage text is the message
 	}
 	switch args[0] {
 	case "predict":
@@ -127,8 +127,9 @@ func modelPredict(ctx context.Context, args []string, stdin io.Reader, stdout, s
 		if err != nil {
 			return errors.Join(fmt.Errorf("line %d: %w", line, err), out.Flush())
 		}
-		out.Write(b)
-		out.WriteByte('\n')
+		// A bufio.Writer's errors stick: the Flush below reports them.
+		_, _ = out.Write(b)
+		_ = out.WriteByte('\n')
 	}
 	if err := sc.Err(); err != nil {
 		return errors.Join(fmt.Errorf("line %d: %w", line+1, err), out.Flush())

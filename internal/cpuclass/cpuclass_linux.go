@@ -62,4 +62,4 @@ func policy(tid int) int {
 	return int(p)
 }
 
-func yield() { syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }
+func yield() { _, _, _ = syscall.Syscall(syscall.SYS_SCHED_YIELD, 0, 0, 0) }

@@ -27,7 +27,9 @@ var (
 func WriteCSV(w io.Writer, n int, seed uint64, bad map[int]bool) error {
 	bw := bufio.NewWriterSize(w, 256<<10)
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
-	bw.WriteString(Header + "\n")
+	if _, err := bw.WriteString(Header + "\n"); err != nil {
+		return err
+	}
 	var b []byte
 	for i := range n {
 		b = AppendLead(b[:0], rng, i)

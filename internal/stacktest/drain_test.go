@@ -101,7 +101,7 @@ func (p *pyConn) predictOK() {
 // that the test's guard deadline ran out while it kept it open.
 func closed(err error) bool {
 	var ne net.Error
-	return err != nil && !(errors.As(err, &ne) && ne.Timeout())
+	return err != nil && (!errors.As(err, &ne) || !ne.Timeout())
 }
 
 // bigPredict is a 16 MiB predict body, over the 1 MiB default limit.

@@ -95,7 +95,7 @@ func TestQueryKey(t *testing.T) {
 		fmt.Fprintf(&spanText, "%s %s %v\n", sp.Name, sp.Status.Description, sp.Resource.Attributes())
 		var id, query string
 		for _, kv := range sp.Attributes {
-			fmt.Fprintf(&spanText, "%s=%s\n", kv.Key, kv.Value.Emit())
+			fmt.Fprintf(&spanText, "%s=%s\n", kv.Key, kv.Value.String())
 			switch kv.Key {
 			case "hokusai.request_id":
 				id = kv.Value.AsString()
