@@ -17,6 +17,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/internal/wakeup"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -214,25 +215,33 @@ func inputError(e *jobs.Error) *Error {
 // wakes an idle worker.
 func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPayload, lane jobs.Lane) error {
 	ctx := c.Request().Context()
-	queue := jobs.Queue(spec.Pool, lane)
-	c.Set("queue", queue)
+	queueName := jobs.Queue(spec.Pool, lane)
+	c.Set("queue", queueName)
 	task, err := jobs.NewPredictTask(p, jobs.TaskOptions{Pool: spec.Pool, Lane: lane, Retention: s.cfg.ResultTTL, MaxRetry: 3})
 	if err != nil {
 		return err
 	}
-	rec, _ := json.Marshal(jobs.JobRecord{Queue: queue, Tenant: p.Tenant, ModelID: spec.ID, CreatedAt: p.EnqueuedAt})
-	ctx = withFollowUp(ctx, func(pl redis.Pipeliner) {
+	rec, _ := json.Marshal(jobs.JobRecord{Queue: queueName, Tenant: p.Tenant, ModelID: spec.ID, CreatedAt: p.EnqueuedAt})
+	followUp := func(pl redis.Pipeliner) {
 		// asynq keeps a result ResultTTL from completion; the record lives
 		// twice that so a job that waited in the queue can still be found by
 		// id for as long as its result exists.
 		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, 2*s.cfg.ResultTTL)
 		wakeup.Push(ctx, pl, spec.Pool, lane)
-	})
-	if _, err := s.client.EnqueueContext(ctx, task); err != nil {
-		if errors.Is(err, asynq.ErrTaskIDConflict) {
-			return errorf(CodeConflict, "Request %s was already submitted.", p.RequestID)
-		}
-		s.metrics.enqueue.WithLabelValues(queue).Inc()
+	}
+	_, err = queue.Enqueue(ctx, s.client, task, followUp)
+	if errors.Is(err, queue.ErrFollowUp) {
+		// The task exists, and will run; without its record the job could
+		// not be looked up (404) nor its tenant checked. Both follow-ups
+		// may be sent twice, so send them once more before giving up.
+		s.log.Warn("enqueue follow-up failed; sending it again", "request_id", p.RequestID, "err", err.Error())
+		_, err = s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error { followUp(pl); return nil })
+	}
+	switch {
+	case errors.Is(err, asynq.ErrTaskIDConflict):
+		return errorf(CodeConflict, "Request %s was already submitted.", p.RequestID)
+	case err != nil:
+		s.metrics.enqueue.WithLabelValues(queueName).Inc()
 		return s.unavailable(c, err)
 	}
 	return nil

@@ -17,6 +17,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
@@ -42,15 +43,16 @@ type Server struct {
 	lastSync atomic.Int64
 }
 
-// NewServer builds the API on rdb. Call Run to serve. It adds a hook to rdb
-// that keeps queue reads from failing on asynq's memory estimate (memguard.go).
+// NewServer builds the API on rdb. Call Run to serve. It adds two hooks to
+// rdb (internal/queue): one keeps queue reads from failing on asynq's memory
+// estimate, one sends an enqueue's follow-up commands with it.
 func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server, error) {
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	rdb.AddHook(memGuard{})
-	rdb.AddHook(followUpHook{rdb: rdb})
+	rdb.AddHook(queue.MemGuard{})
+	rdb.AddHook(queue.NewFollowUpHook(rdb))
 	s := &Server{
 		cfg: cfg, rdb: rdb, log: log,
 		client:  asynq.NewClientFromRedisClient(rdb),

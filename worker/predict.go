@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hokusai-ai/inference-queue/internal/jsonw"
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -194,10 +195,6 @@ func (w *Worker) abandoned(ctx context.Context, p jobs.PredictPayload) (*jobs.Er
 	return &jobs.Error{Code: codeCallerGone, Detail: "The caller stopped waiting before a worker was free; submit it as an async job to let it run."}, nil
 }
 
-// resultKey is the hash asynq v0.26 keeps a task in; its "result" field is
-// what ResultWriter writes and Inspector.GetTaskInfo reads.
-func resultKey(queue, taskID string) string { return "asynq:{" + queue + "}:t:" + taskID }
-
 // finish stores the outcome as the task's result, tells a waiting API
 // process, and turns a failure into a final (not retried) task error.
 func (w *Worker) finish(ctx context.Context, p jobs.PredictPayload, body []byte, fail *jobs.Error) error {
@@ -205,10 +202,10 @@ func (w *Worker) finish(ctx context.Context, p jobs.PredictPayload, body []byte,
 	if err != nil {
 		return err
 	}
-	queue, _ := asynq.GetQueueName(ctx)
+	q, _ := asynq.GetQueueName(ctx)
 	cmds, err := w.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		// Where asynq's ResultWriter stores it, with the reply, in one round trip.
-		pl.HSet(ctx, resultKey(queue, p.RequestID), "result", b)
+		queue.StoreResult(ctx, pl, q, p.RequestID, b)
 		if p.ReplyTo != "" {
 			pl.Publish(ctx, p.ReplyTo, b)
 		}

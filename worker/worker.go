@@ -18,6 +18,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -52,7 +53,7 @@ type Worker struct {
 	rdb  redis.UniversalClient
 	load LoadFunc
 	log  *slog.Logger
-	wake *wakeHook
+	wake *queue.DequeueHook
 	// enqueuer queues a batch's next chunks.
 	enqueuer *asynq.Client
 	webhooks *http.Client // see newWebhookClient
@@ -101,9 +102,9 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 func (w *Worker) Run(ctx context.Context) error {
 	hookCtx, stopHook := context.WithCancel(context.Background())
 	defer stopHook()
-	w.wake = newWakeHook(hookCtx, w.rdb, w.cfg.Pool, w.cfg.Lanes, w.cfg.WakeTimeout)
-	w.wake.wakes = func() { w.wakeups.Add(1) }
-	w.wake.closed = w.gated
+	w.wake = queue.NewDequeueHook(hookCtx, w.rdb, w.cfg.Pool, w.cfg.Lanes, w.cfg.WakeTimeout)
+	w.wake.Wakes = func() { w.wakeups.Add(1) }
+	w.wake.Closed = w.gated
 	w.rdb.AddHook(w.wake)
 
 	hbDone := make(chan struct{})

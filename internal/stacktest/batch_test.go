@@ -26,6 +26,7 @@ import (
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/internal/leadgen"
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/internal/tenant"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -407,7 +408,7 @@ func TestBatchCancel(t *testing.T) {
 	}
 	s.startWorker(srv.URL, worker.Config{})
 	eventually(t, 10*time.Second, func() bool {
-		n, _ := s.rdb.LLen(t.Context(), "asynq:{default:batch}:pending").Result()
+		n, _ := s.rdb.LLen(t.Context(), queue.Key(jobs.Queue(jobs.DefaultPool, jobs.LaneBatch), "pending")).Result()
 		return n == 0
 	}, "the canceled chunks were never drained")
 	if b := s.batchStatus(id); b.Status != jobs.BatchCanceled || b.RowsDone != 0 {

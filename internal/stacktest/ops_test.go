@@ -16,6 +16,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -38,8 +39,8 @@ func TestScrapeSurvivesExpiredRetainedTasks(t *testing.T) {
 		return err == nil && info.Completed == len(ids)
 	}, "the tasks never completed; logs:\n%s", s.logs)
 	ctx := context.Background()
-	s.rdb.Del(ctx, "asynq:{default:async}:t:"+ids[0])
-	if n := s.rdb.ZCard(ctx, "asynq:{default:async}:completed").Val(); n != int64(len(ids)) {
+	s.rdb.Del(ctx, queue.TaskKey(jobs.Queue(jobs.DefaultPool, jobs.LaneAsync), ids[0]))
+	if n := s.rdb.ZCard(ctx, queue.Key(jobs.Queue(jobs.DefaultPool, jobs.LaneAsync), "completed")).Val(); n != int64(len(ids)) {
 		t.Fatalf("%d ids in the completed set, want %d: the case under test did not arise", n, len(ids))
 	}
 	if _, err := insp.GetQueueInfo("default:async"); err == nil {
@@ -48,7 +49,7 @@ func TestScrapeSurvivesExpiredRetainedTasks(t *testing.T) {
 	checkQueueReads(t, s, 3)
 
 	eventually(t, 30*time.Second, func() bool {
-		return s.rdb.ZCard(ctx, "asynq:{default:async}:completed").Val() == 0
+		return s.rdb.ZCard(ctx, queue.Key(jobs.Queue(jobs.DefaultPool, jobs.LaneAsync), "completed")).Val() == 0
 	}, "the retained tasks never expired")
 	checkQueueReads(t, s, 0)
 }

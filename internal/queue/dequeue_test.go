@@ -1,4 +1,4 @@
-package worker
+package queue
 
 import (
 	"context"
@@ -47,7 +47,7 @@ func consume(t *testing.T, rdb redis.UniversalClient, pool string, n int) []stri
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rdb.AddHook(newWakeHook(ctx, rdb, pool, jobs.Lanes, 50*time.Millisecond))
+	rdb.AddHook(NewDequeueHook(ctx, rdb, pool, jobs.Lanes, 50*time.Millisecond))
 	var mu sync.Mutex
 	var got []string
 	done := make(chan struct{})
@@ -156,7 +156,7 @@ func TestDequeueStateMatchesAsynq(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		if hooked {
-			c.AddHook(newWakeHook(ctx, c, pool, jobs.Lanes, 50*time.Millisecond))
+			c.AddHook(NewDequeueHook(ctx, c, pool, jobs.Lanes, 50*time.Millisecond))
 		}
 		id := pool + "-task"
 		if _, err := asynq.NewClientFromRedisClient(c).Enqueue(asynq.NewTask("t", []byte("x")),
@@ -175,17 +175,17 @@ func TestDequeueStateMatchesAsynq(t *testing.T) {
 		defer s.Shutdown()
 		defer close(release)
 		<-running
-		q := "asynq:{" + jobs.Queue(pool, jobs.LaneAsync) + "}"
-		out, err := c.HGetAll(ctx, q+":t:"+id).Result()
+		q := jobs.Queue(pool, jobs.LaneAsync)
+		out, err := c.HGetAll(ctx, TaskKey(q, id)).Result()
 		if err != nil {
 			t.Fatal(err)
 		}
 		delete(out, "msg") // carries the queue name
-		lease, _ := c.ZScore(ctx, q+":lease", id).Result()
+		lease, _ := c.ZScore(ctx, Key(q, "lease"), id).Result()
 		out["lease in s"] = fmt.Sprint(math.Round(lease - float64(time.Now().Unix())))
-		active, _ := c.LRange(ctx, q+":active", 0, -1).Result()
+		active, _ := c.LRange(ctx, Key(q, "active"), 0, -1).Result()
 		out["active"] = strings.ReplaceAll(strings.Join(active, ","), pool, "POOL")
-		out["pending"] = fmt.Sprint(c.LLen(ctx, q+":pending").Val())
+		out["pending"] = fmt.Sprint(c.LLen(ctx, Key(q, "pending")).Val())
 		return out
 	}
 	plain, hooked := state("plain", false), state("hooked", true)

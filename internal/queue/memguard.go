@@ -1,4 +1,4 @@
-package api
+package queue
 
 import (
 	"context"
@@ -7,7 +7,8 @@ import (
 	"github.com/redis/go-redis/v9"
 )
 
-// memGuard is a go-redis hook that keeps asynq v0.26's memory-usage script
+// MemGuard is a go-redis hook, for clients that read queues with asynq's
+// Inspector (the API's: dashboard, metrics, job status), that keeps asynq v0.26's memory-usage script
 // from failing a queue read. The script adds up MEMORY USAGE over a sample of
 // a queue's task hashes; a retained task whose hash has expired while its id
 // still sits in the completed set (until a worker's janitor drops it) turns
@@ -15,15 +16,15 @@ import (
 // dashboard's queue pages and a metrics scrape. On that error the hook
 // answers 0 bytes ("not known now") so the rest of the read goes through.
 // It costs other commands one function call.
-type memGuard struct{}
+type MemGuard struct{}
 
-func (memGuard) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (MemGuard) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (memGuard) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (MemGuard) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
 
-func (memGuard) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (MemGuard) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		err := next(ctx, cmd)
 		if err == nil || redis.HasErrorPrefix(err, "NOSCRIPT") || !isMemoryUsageScript(cmd) {
@@ -55,5 +56,5 @@ func isMemoryUsageScript(cmd redis.Cmder) bool {
 	}
 	first, _ := args[3].(string)
 	last, _ := args[9].(string)
-	return strings.HasPrefix(first, "asynq:{") && strings.HasSuffix(first, "}:active") && strings.HasSuffix(last, "}:groups")
+	return strings.HasPrefix(first, keyPrefix) && strings.HasSuffix(first, "}:active") && strings.HasSuffix(last, "}:groups")
 }

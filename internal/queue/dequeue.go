@@ -1,4 +1,4 @@
-package worker
+package queue
 
 import (
 	"context"
@@ -14,8 +14,9 @@ import (
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
-// wakeHook is a go-redis hook on the client handed to asynq. It changes how
-// asynq v0.26 takes tasks in two ways, watching asynq's dequeue script.
+// DequeueHook is a go-redis hook on the client a worker hands to asynq. It
+// changes how asynq v0.26 takes tasks in two ways, watching asynq's dequeue
+// script.
 //
 // One round trip a round: asynq tries its queues one script call at a time,
 // in a weighted random order, so a worker whose traffic is all sync spends a
@@ -37,7 +38,7 @@ import (
 // It also pauses after dequeue errors, since asynq retries those without
 // sleeping and would spin while Redis is down. Only asynq's processor
 // goroutine dequeues, so rounds never interleave.
-type wakeHook struct {
+type DequeueHook struct {
 	rdb  redis.UniversalClient
 	pool string
 	// wakeKeys and weights are derived from pool and lanes once, since the
@@ -47,26 +48,30 @@ type wakeHook struct {
 	timeout  time.Duration
 	ctx      context.Context // canceled at shutdown so no BLPOP outlives it
 
-	mu     sync.Mutex
-	skip   int // calls left in a round already found empty
-	fails  int
-	wakes  func()      // counts wake-ups; for metrics and tests
-	closed func() bool // while true, no task is taken (the worker is not ready)
+	mu    sync.Mutex
+	skip  int // calls left in a round already found empty
+	fails int
+
+	// Wakes, when set, is called on every wake-up (for metrics and tests).
+	Wakes func()
+	// Closed, when set, is asked before every dequeue: while it says true,
+	// no task is taken (the worker is not ready).
+	Closed func() bool
 }
 
-func (h *wakeHook) DialHook(next redis.DialHook) redis.DialHook { return next }
+func (h *DequeueHook) DialHook(next redis.DialHook) redis.DialHook { return next }
 
-func (h *wakeHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
+func (h *DequeueHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.ProcessPipelineHook {
 	return next
 }
 
-func (h *wakeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
+func (h *DequeueHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
 		q, ok := dequeueQueue(cmd)
 		if !ok {
 			return next(ctx, cmd)
 		}
-		if h.closed != nil && h.closed() {
+		if h.Closed != nil && h.Closed() {
 			// Answer "nothing to do" without touching the queues.
 			select {
 			case <-time.After(100 * time.Millisecond):
@@ -101,7 +106,7 @@ func (h *wakeHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 
 // skipped reports whether this call belongs to a round already found empty,
 // counting it off.
-func (h *wakeHook) skipped() bool {
+func (h *DequeueHook) skipped() bool {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.skip == 0 {
@@ -113,7 +118,7 @@ func (h *wakeHook) skipped() bool {
 
 // reset ends a round: skip calls are left in it (its queues found empty),
 // and dequeues work again.
-func (h *wakeHook) reset(skip int) {
+func (h *DequeueHook) reset(skip int) {
 	h.mu.Lock()
 	h.skip, h.fails = skip, 0
 	h.mu.Unlock()
@@ -121,7 +126,7 @@ func (h *wakeHook) reset(skip int) {
 
 // order is first, then the worker's other queues drawn one by one with
 // probability proportional to their weights, as asynq orders a round.
-func (h *wakeHook) order(first string) []string {
+func (h *DequeueHook) order(first string) []string {
 	out := make([]string, 1, len(h.weights))
 	out[0] = first
 	total := 0
@@ -147,7 +152,7 @@ func (h *wakeHook) order(first string) []string {
 }
 
 // block waits for a wake-up and returns the lane it names.
-func (h *wakeHook) block() (string, bool) {
+func (h *DequeueHook) block() (string, bool) {
 	// go-redis does not interrupt a blocking command when its context is
 	// canceled, so block in one-second slices (its smallest BLPOP timeout)
 	// to honour shutdown.
@@ -156,8 +161,8 @@ func (h *wakeHook) block() (string, bool) {
 		kv, err := h.rdb.BLPop(h.ctx, time.Second, h.wakeKeys...).Result()
 		switch {
 		case err == nil:
-			if h.wakes != nil {
-				h.wakes()
+			if h.Wakes != nil {
+				h.Wakes()
 			}
 			return kv[1], true
 		case errors.Is(err, redis.Nil):
@@ -199,7 +204,7 @@ return nil`
 // from had had the task. asynq reads the task's queue from the task itself,
 // so it leases and completes it on the right queue. It runs through next,
 // below this hook, and falls back from EVALSHA to EVAL as go-redis does.
-func (h *wakeHook) dequeue(ctx context.Context, next redis.ProcessHook, cmd redis.Cmder, from string, queues []string) error {
+func (h *DequeueHook) dequeue(ctx context.Context, next redis.ProcessHook, cmd redis.Cmder, from string, queues []string) error {
 	// asynq's call: evalsha SHA 4 pending paused active lease leaseUntil prefix.
 	orig, ok := cmd.(*redis.Cmd)
 	args := cmd.Args()
@@ -216,9 +221,9 @@ func (h *wakeHook) dequeue(ctx context.Context, next redis.ProcessHook, cmd redi
 		return next(ctx, cmd)
 	}
 	keys, prefixes := make([]any, 0, 4*len(queues)), make([]any, 0, len(queues))
-	old := "asynq:{" + from + "}"
+	old := Key(from, "")
 	for _, q := range queues {
-		repl := "asynq:{" + q + "}"
+		repl := Key(q, "")
 		for _, k := range names[:4] {
 			keys = append(keys, strings.Replace(k, old, repl, 1))
 		}
@@ -240,9 +245,11 @@ func (h *wakeHook) dequeue(ctx context.Context, next redis.ProcessHook, cmd redi
 	return c.Err()
 }
 
-// newWakeHook returns the hook for a worker of pool consuming lanes.
-func newWakeHook(ctx context.Context, rdb redis.UniversalClient, pool string, lanes []jobs.Lane, timeout time.Duration) *wakeHook {
-	h := &wakeHook{rdb: rdb, pool: pool, timeout: timeout, ctx: ctx,
+// NewDequeueHook returns the hook for a worker of pool consuming lanes: add
+// it to the client given to asynq.NewServerFromRedisClient. Idle, it blocks
+// on the lanes' wake lists for up to timeout a round; ctx ends every block.
+func NewDequeueHook(ctx context.Context, rdb redis.UniversalClient, pool string, lanes []jobs.Lane, timeout time.Duration) *DequeueHook {
+	h := &DequeueHook{rdb: rdb, pool: pool, timeout: timeout, ctx: ctx,
 		weights: jobs.Queues(pool, lanes...)}
 	for _, l := range lanes {
 		h.wakeKeys = append(h.wakeKeys, jobs.WakeKey(pool, l))
@@ -251,7 +258,7 @@ func newWakeHook(ctx context.Context, rdb redis.UniversalClient, pool string, la
 }
 
 // pause backs off 50ms, 100ms, ... up to 1s while dequeues keep failing.
-func (h *wakeHook) pause() {
+func (h *DequeueHook) pause() {
 	h.mu.Lock()
 	h.fails++
 	d := time.Duration(h.fails) * 50 * time.Millisecond
@@ -278,8 +285,8 @@ func dequeueQueue(cmd redis.Cmder) (string, bool) {
 	pending, _ := args[3].(string)
 	lease, _ := args[6].(string)
 	q, ok := strings.CutSuffix(pending, "}:pending")
-	if !ok || !strings.HasPrefix(q, "asynq:{") || !strings.HasSuffix(lease, "}:lease") {
+	if !ok || !strings.HasPrefix(q, keyPrefix) || !strings.HasSuffix(lease, "}:lease") {
 		return "", false
 	}
-	return strings.TrimPrefix(q, "asynq:{"), true
+	return strings.TrimPrefix(q, keyPrefix), true
 }
