@@ -5,7 +5,7 @@
 //
 // A worker consumes only once Redis answers and every model of its pool is
 // loaded; until then /readyz says why not, and it keeps retrying. Idle workers
-// block on a per-pool wake list (see wake.go) so sync work is picked up in
+// block on a per-pool wake list (queue.DequeueHook) so sync work is picked up in
 // about a millisecond without polling Redis hard.
 //
 // Every task passes through one middleware (metrics.go) that writes its log
