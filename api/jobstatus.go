@@ -83,7 +83,7 @@ func (s *Server) describe(c echo.Context, rec jobs.JobRecord) (jobResponse, *asy
 	var o jobs.Outcome
 	if len(info.Result) > 0 && json.Unmarshal(info.Result, &o) == nil {
 		out.Result, out.Error = o.Body, o.Error
-		if o.Error != nil && (o.Error.Code == "canceled" || o.Error.Code == "caller_gone") {
+		if o.Error != nil && (o.Error.Code == jobs.OutcomeCanceled || o.Error.Code == jobs.OutcomeCallerGone) {
 			out.Status = statusCanceled
 		}
 	} else if out.Status == statusFailed {

@@ -112,6 +112,14 @@ type BatchChunkPayload struct {
 // BatchChunkRetries is how often a failing chunk task is retried.
 const BatchChunkRetries = 10
 
+// Row errors a worker stores for every row of a chunk: one it cannot
+// decode at all, and one that failed all its attempts. They reach the
+// tenant in the batch's results.
+const (
+	RowBatchUnusable = "batch_unusable"
+	RowChunkFailed   = "chunk_failed"
+)
+
 // BatchChunkTaskID is the asynq task id of a chunk, so a chunk is queued once.
 func BatchChunkTaskID(batchID string, n int) string {
 	return "batch:" + batchID + ":" + strconv.Itoa(n)

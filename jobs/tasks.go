@@ -158,6 +158,15 @@ type Error struct {
 
 func (e *Error) Error() string { return e.Code + ": " + e.Detail }
 
+// Codes of the failures a worker stores in an Outcome. The API reads them:
+// a canceled job, and one whose caller left before it ran, show as
+// "canceled"; the others as failed.
+const (
+	OutcomeCallerGone  = "caller_gone"
+	OutcomeCanceled    = "canceled"
+	OutcomeModelFailed = "model_failed"
+)
+
 // Outcome is what a worker stores as a task's result (asynq ResultWriter) and
 // publishes on the reply channel: the response body on success, or an error.
 type Outcome struct {

@@ -186,14 +186,14 @@ func (w *Worker) failChunk(ctx context.Context, p jobs.BatchChunkPayload, rec ma
 	chunkRows, _ := strconv.Atoi(rec[jobs.BatchFieldChunkRows])
 	most, _ := asynq.GetMaxRetry(ctx)
 	blob, failed := failRows(input, p.Chunk*chunkRows, rec, &batchfile.RowError{
-		Code: codeChunkFailed, Detail: fmt.Sprintf("Scoring this row's chunk failed %d times; submit these rows again.", most+1)})
+		Code: jobs.RowChunkFailed, Detail: fmt.Sprintf("Scoring this row's chunk failed %d times; submit these rows again.", most+1)})
 	return w.storeChunk(ctx, p, blob, chunkCounts{failed: failed}, time.Now())
 }
 
 // unusableChunk fails every row of a chunk with why it cannot be scored.
 func unusableChunk(input string, first int, rec map[string]string, cause error) ([]byte, int) {
 	// Every row of the chunk stores the cause: a short one.
-	return failRows(input, first, rec, &batchfile.RowError{Code: codeBatchUnusable, Detail: batchfile.Clip(cause.Error(), 256)})
+	return failRows(input, first, rec, &batchfile.RowError{Code: jobs.RowBatchUnusable, Detail: batchfile.Clip(cause.Error(), 256)})
 }
 
 // failRows fails every row of a chunk of batch rec with e, keeping each
@@ -211,13 +211,6 @@ func failRows(input string, first int, rec map[string]string, e *batchfile.RowEr
 	}
 	return out.Bytes(), n
 }
-
-// Row errors of whole chunks: one that cannot be decoded, one that failed
-// every attempt.
-const (
-	codeBatchUnusable = "batch_unusable"
-	codeChunkFailed   = "chunk_failed"
-)
 
 // maybeNotify schedules the completion webhook when this chunk finished the
 // batch (see delivery.go).

@@ -238,7 +238,7 @@ func (sc *chunkScorer) score(out *batchfile.ResultWriter, block []blockRow, rows
 	if err != nil {
 		for i := range block {
 			if block[i].err == nil {
-				block[i].err = &batchfile.RowError{Code: codeModelFailed, Detail: "The model could not score this row."}
+				block[i].err = &batchfile.RowError{Code: jobs.OutcomeModelFailed, Detail: "The model could not score this row."}
 			}
 		}
 		writeFailed(out, block)

@@ -24,13 +24,6 @@ const (
 	InferenceMethod = "local"
 )
 
-// Codes of failures a worker stores for a job.
-const (
-	codeCallerGone  = "caller_gone"
-	codeCanceled    = "canceled"
-	codeModelFailed = "model_failed"
-)
-
 // handlePredict runs one predict task. Results are a pure function of the
 // payload and the model revision, so a task delivered twice writes the same
 // outcome twice: the write is idempotent.
@@ -73,9 +66,9 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 	w.metrics.rows(p.ModelID, time.Since(began), len(in.Rows))
 	inference.End()
 	if err != nil {
-		note.outcome = codeModelFailed
+		note.outcome = jobs.OutcomeModelFailed
 		w.log.Error("predict failed", "request_id", p.RequestID, "model_id", p.ModelID, "err", err.Error())
-		return w.finish(ctx, p, nil, &jobs.Error{Code: codeModelFailed, Detail: "The model could not score this input."})
+		return w.finish(ctx, p, nil, &jobs.Error{Code: jobs.OutcomeModelFailed, Detail: "The model could not score this input."})
 	}
 	body, err := predictBody(p, m.info.Revision, preds, in)
 	if err != nil {
@@ -179,7 +172,7 @@ func (w *Worker) abandoned(ctx context.Context, p jobs.PredictPayload) (*jobs.Er
 		}
 		var rec jobs.JobRecord
 		if err == nil && json.Unmarshal(b, &rec) == nil && rec.CanceledAt != 0 {
-			return &jobs.Error{Code: codeCanceled, Detail: "The job was canceled."}, nil
+			return &jobs.Error{Code: jobs.OutcomeCanceled, Detail: "The job was canceled."}, nil
 		}
 	}
 	if p.Deadline == 0 || time.Now().UnixMilli() <= p.Deadline {
@@ -192,7 +185,7 @@ func (w *Worker) abandoned(ctx context.Context, p jobs.PredictPayload) (*jobs.Er
 	if n == 1 {
 		return nil, nil
 	}
-	return &jobs.Error{Code: codeCallerGone, Detail: "The caller stopped waiting before a worker was free; submit it as an async job to let it run."}, nil
+	return &jobs.Error{Code: jobs.OutcomeCallerGone, Detail: "The caller stopped waiting before a worker was free; submit it as an async job to let it run."}, nil
 }
 
 // finish stores the outcome as the task's result, tells a waiting API
