@@ -6,7 +6,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/hibiken/asynq"
@@ -53,7 +52,7 @@ func (s *Server) cancelBatch() echo.HandlerFunc {
 		if err := s.notifyCanceled(ctx, b); err != nil {
 			return s.unavailable(c, err)
 		}
-		b.Status, b.CanceledAt, b.ETASeconds = jobs.BatchCanceled, stamp(strconv.FormatInt(now, 10)), nil
+		b.Status, b.CanceledAt, b.ETASeconds = jobs.BatchCanceled, stamp(time.UnixMilli(now).UTC()), nil
 		return c.JSON(http.StatusOK, b)
 	}
 }

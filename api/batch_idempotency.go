@@ -8,7 +8,6 @@ import (
 	"errors"
 	"hash"
 	"io"
-	"strconv"
 
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
@@ -49,15 +48,12 @@ func (s *Server) replayBatch(c echo.Context, prior *idemRecord, body *limitedBod
 	if hex.EncodeToString(h.Sum(nil)) != prior.Hash {
 		return errorf(CodeConflict, "This Idempotency-Key was used for a different batch (%s); use a new key for a new file.", prior.BatchID)
 	}
-	rec, err := s.rdb.HMGet(c.Request().Context(), jobs.BatchKey(prior.BatchID), jobs.BatchFieldModel, jobs.BatchFieldRows,
-		jobs.BatchFieldWarnings).Result()
+	fields, err := s.rdb.HGetAll(c.Request().Context(), jobs.BatchKey(prior.BatchID)).Result()
 	if err != nil {
 		return s.unavailable(c, err)
 	}
-	model, _ := rec[0].(string)
-	rows, _ := rec[1].(string)
-	n, _ := strconv.Atoi(rows)
-	return acceptBatch(c, prior.BatchID, model, n, fileWarnings(rec[2]))
+	rec, _ := jobs.DecodeBatchRecord(fields)
+	return acceptBatch(c, prior.BatchID, rec.ModelID, rec.Rows, rec.Warnings)
 }
 
 // claimIdempotency binds key to the new batch; when a concurrent request

@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
-	"strconv"
 	"time"
 
 	"github.com/labstack/echo/v4"
@@ -58,22 +57,19 @@ func (s *Server) batch(c echo.Context) (*batchResponse, error) {
 	if _, err := pl.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return nil, s.unavailable(c, err)
 	}
-	rec := recCmd.Val()
-	if len(rec) == 0 || rec[jobs.BatchFieldTenant] != tenantOf(c) {
+	rec, ok := jobs.DecodeBatchRecord(recCmd.Val())
+	if !ok || rec.Tenant != tenantOf(c) {
 		return nil, errorf(CodeBatchNotFound, "Batch %s not found.", id)
 	}
-	num := func(f string) int { n, _ := strconv.Atoi(rec[f]); return n }
 	done := int(doneCmd.Val())
-	out := &batchResponse{BatchID: id, ModelID: rec[jobs.BatchFieldModel], Status: jobs.BatchStatus(rec, done),
-		Format: rec[jobs.BatchFieldFormat], RowsTotal: num(jobs.BatchFieldRows), RowsFailed: num(jobs.BatchFieldFailed),
-		RowsDone: num(jobs.BatchFieldOK) + num(jobs.BatchFieldFailed), RowsWarned: num(jobs.BatchFieldWarned),
-		Warnings: fileWarnings(rec[jobs.BatchFieldWarnings]), ChunksTotal: num(jobs.BatchFieldChunks), ChunksDone: done,
-		CreatedAt: stamp(rec[jobs.BatchFieldCreated]), StartedAt: stamp(rec[jobs.BatchFieldStarted]),
-		FinishedAt: stamp(rec[jobs.BatchFieldFinished]), CanceledAt: stamp(rec[jobs.BatchFieldCanceled]),
-		CallbackURL: rec[jobs.BatchFieldCallback], ResultsURL: "/api/v1/batches/" + id + "/results",
-		pool: rec[jobs.BatchFieldPool]}
+	out := &batchResponse{BatchID: id, ModelID: rec.ModelID, Status: rec.Status(done), Format: rec.Format,
+		RowsTotal: rec.Rows, RowsFailed: rec.Failed, RowsDone: rec.OK + rec.Failed, RowsWarned: rec.Warned,
+		Warnings: rec.Warnings, ChunksTotal: rec.Chunks, ChunksDone: done,
+		CreatedAt: stamp(rec.Created), StartedAt: stamp(rec.Started), FinishedAt: stamp(rec.Finished),
+		CanceledAt: stamp(rec.Canceled), CallbackURL: rec.CallbackURL,
+		ResultsURL: "/api/v1/batches/" + id + "/results", pool: rec.Pool}
 	if out.CallbackURL != "" {
-		out.Webhook = &webhookStatus{DeliveredAt: stamp(rec[jobs.BatchFieldHookDone]), Attempts: []jobs.WebhookAttempt{}}
+		out.Webhook = &webhookStatus{DeliveredAt: stamp(rec.WebhookDelivered), Attempts: []jobs.WebhookAttempt{}}
 		for _, h := range hooksCmd.Val() {
 			var a jobs.WebhookAttempt
 			if json.Unmarshal([]byte(h), &a) == nil {
@@ -85,22 +81,11 @@ func (s *Server) batch(c echo.Context) (*batchResponse, error) {
 	return out, nil
 }
 
-// fileWarnings decodes a batch record's warnings (a JSON list, a string
-// from Redis), never nil.
-func fileWarnings(v any) []jobs.Warning {
-	w := []jobs.Warning{}
-	if s, ok := v.(string); ok && s != "" {
-		_ = json.Unmarshal([]byte(s), &w)
-	}
-	return w
-}
-
-func stamp(ms string) *time.Time {
-	n, err := strconv.ParseInt(ms, 10, 64)
-	if err != nil || n == 0 {
+// stamp is t for JSON: null when unset.
+func stamp(t time.Time) *time.Time {
+	if t.IsZero() {
 		return nil
 	}
-	t := time.UnixMilli(n).UTC()
 	return &t
 }
 

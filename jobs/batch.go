@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
-	"time"
 
 	"github.com/hibiken/asynq"
 )
@@ -91,16 +90,6 @@ const (
 	BatchFieldCanceled = "canceled_ms"
 )
 
-// BatchMode is how a batch's rows are read: strictly if it asked, with
-// timelines as of its as_of time, or else its submission.
-func BatchMode(rec map[string]string) Mode {
-	at, err := strconv.ParseInt(rec[BatchFieldAsOf], 10, 64)
-	if err != nil {
-		at, _ = strconv.ParseInt(rec[BatchFieldCreated], 10, 64)
-	}
-	return Mode{Strict: rec[BatchFieldStrict] == "1", AsOf: time.UnixMilli(at).UTC()}
-}
-
 // BatchChunkPayload is the body of a batch chunk task: which chunk, nothing
 // more. The rows themselves stay in Redis under BatchInKey.
 type BatchChunkPayload struct {
@@ -170,27 +159,6 @@ const (
 	BatchFailed          = "failed"
 	BatchCanceled        = "canceled"
 )
-
-// BatchStatus derives a batch's status from its record and the number of
-// chunks done.
-func BatchStatus(rec map[string]string, done int) string {
-	switch {
-	case rec[BatchFieldCanceled] != "":
-		return BatchCanceled
-	case rec[BatchFieldChunks] != "" && rec[BatchFieldChunks] == strconv.Itoa(done):
-		ok, failed := rec[BatchFieldOK], rec[BatchFieldFailed]
-		switch {
-		case failed == "" || failed == "0":
-			return BatchSucceeded
-		case ok == "" || ok == "0":
-			return BatchFailed
-		}
-		return BatchPartiallyFailed
-	case rec[BatchFieldStarted] != "":
-		return BatchRunning
-	}
-	return BatchQueued
-}
 
 // BatchNotifyPayload is the body of a batch notify task.
 type BatchNotifyPayload struct {

@@ -38,6 +38,16 @@ const blockPause = 20 * time.Microsecond
 // triples, so the batch takes them all.
 var batchCPU = make(chan struct{}, runtime.GOMAXPROCS(0))
 
+// batchRecord reads batch id's record; ok is false when it has none.
+func (w *Worker) batchRecord(ctx context.Context, id string) (rec jobs.BatchRecord, ok bool, err error) {
+	fields, err := w.rdb.HGetAll(ctx, jobs.BatchKey(id)).Result()
+	if err != nil {
+		return rec, false, err
+	}
+	rec, ok = jobs.DecodeBatchRecord(fields)
+	return rec, ok, nil
+}
+
 // handleBatchChunk scores one chunk of a batch. A chunk run twice (a retry,
 // a worker killed after storing) stores nothing the second time, so every
 // row is counted and returned exactly once.
@@ -47,11 +57,11 @@ func (w *Worker) handleBatchChunk(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
 	}
 	log := w.log.With("batch_id", p.BatchID, "chunk", p.Chunk, "model_id", p.ModelID)
-	rec, err := w.rdb.HGetAll(ctx, jobs.BatchKey(p.BatchID)).Result()
+	rec, ok, err := w.batchRecord(ctx, p.BatchID)
 	if err != nil {
 		return err
 	}
-	if len(rec) == 0 || rec[jobs.BatchFieldCanceled] != "" {
+	if !ok || !rec.Canceled.IsZero() {
 		log.Info("chunk dropped", "outcome", "batch expired or canceled")
 		return nil
 	}
@@ -81,9 +91,9 @@ func (w *Worker) handleBatchChunk(ctx context.Context, t *asynq.Task) error {
 // queueNext queues chunk n+window when it is stored and not done (its input
 // key exists exactly then). The API, storing that chunk, queues it itself
 // when chunk n is done by then; both may, and the task id makes it once.
-func (w *Worker) queueNext(ctx context.Context, p jobs.BatchChunkPayload, rec map[string]string) error {
-	window, err := strconv.Atoi(rec[jobs.BatchFieldWindow])
-	if err != nil || window < 1 {
+func (w *Worker) queueNext(ctx context.Context, p jobs.BatchChunkPayload, rec jobs.BatchRecord) error {
+	window := rec.Window
+	if window < 1 {
 		return fmt.Errorf("batch %s has no chunk window: %w", p.BatchID, asynq.SkipRetry)
 	}
 	next := jobs.BatchChunkPayload{BatchID: p.BatchID, Chunk: p.Chunk + window, ModelID: p.ModelID}
@@ -91,7 +101,7 @@ func (w *Worker) queueNext(ctx context.Context, p jobs.BatchChunkPayload, rec ma
 	if err != nil || n == 0 {
 		return err
 	}
-	task, err := jobs.NewBatchChunkTask(next, rec[jobs.BatchFieldPool], jobs.BatchChunkRetries)
+	task, err := jobs.NewBatchChunkTask(next, rec.Pool, jobs.BatchChunkRetries)
 	if err != nil {
 		return err
 	}
@@ -105,14 +115,14 @@ func (w *Worker) queueNext(ctx context.Context, p jobs.BatchChunkPayload, rec ma
 	// Wake an idle worker of the pool (this one included, once it returns)
 	// rather than leave the chunk to the next poll, up to a second away.
 	_, err = w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		wakeup.Push(ctx, p, rec[jobs.BatchFieldPool], jobs.LaneBatch)
+		wakeup.Push(ctx, p, rec.Pool, jobs.LaneBatch)
 		return nil
 	})
 	return err
 }
 
 // scoreChunk scores the chunk's rows and stores the results.
-func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec map[string]string) error {
+func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec jobs.BatchRecord) error {
 	m, ok := w.model(p.ModelID)
 	if !ok {
 		return fmt.Errorf("model %s is not loaded on worker %s", p.ModelID, w.cfg.ID)
@@ -130,7 +140,7 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec m
 		w.log.Info("chunk dropped", "batch_id", p.BatchID, "chunk", p.Chunk, "outcome", "input gone")
 		return nil
 	}
-	chunkRows, _ := strconv.Atoi(rec[jobs.BatchFieldChunkRows])
+	chunkRows := rec.ChunkRows
 	var blob []byte
 	var n chunkCounts
 	if sc, err := newChunkScorer(m, rec); err != nil {
@@ -175,7 +185,7 @@ func lastAttempt(ctx context.Context) bool {
 
 // failChunk stores every row of a chunk that failed all its attempts as a
 // row error; the cause stays in the worker's log.
-func (w *Worker) failChunk(ctx context.Context, p jobs.BatchChunkPayload, rec map[string]string) error {
+func (w *Worker) failChunk(ctx context.Context, p jobs.BatchChunkPayload, rec jobs.BatchRecord) error {
 	input, err := w.rdb.Get(ctx, jobs.BatchInKey(p.BatchID, p.Chunk)).Result()
 	if errors.Is(err, redis.Nil) {
 		return nil // canceled or expired meanwhile
@@ -183,24 +193,23 @@ func (w *Worker) failChunk(ctx context.Context, p jobs.BatchChunkPayload, rec ma
 	if err != nil {
 		return err
 	}
-	chunkRows, _ := strconv.Atoi(rec[jobs.BatchFieldChunkRows])
 	most, _ := asynq.GetMaxRetry(ctx)
-	blob, failed := failRows(input, p.Chunk*chunkRows, rec, &batchfile.RowError{
+	blob, failed := failRows(input, p.Chunk*rec.ChunkRows, rec, &batchfile.RowError{
 		Code: jobs.RowChunkFailed, Detail: fmt.Sprintf("Scoring this row's chunk failed %d times; submit these rows again.", most+1)})
 	return w.storeChunk(ctx, p, blob, chunkCounts{failed: failed}, time.Now())
 }
 
 // unusableChunk fails every row of a chunk with why it cannot be scored.
-func unusableChunk(input string, first int, rec map[string]string, cause error) ([]byte, int) {
+func unusableChunk(input string, first int, rec jobs.BatchRecord, cause error) ([]byte, int) {
 	// Every row of the chunk stores the cause: a short one.
 	return failRows(input, first, rec, &batchfile.RowError{Code: jobs.RowBatchUnusable, Detail: batchfile.Clip(cause.Error(), 256)})
 }
 
 // failRows fails every row of a chunk of batch rec with e, keeping each
 // row's id so partners can still match it.
-func failRows(input string, first int, rec map[string]string, e *batchfile.RowError) ([]byte, int) {
-	csv := rec[jobs.BatchFieldFormat] == jobs.BatchCSV
-	header, _ := batchHeader(rec) // none: no ids
+func failRows(input string, first int, rec jobs.BatchRecord, e *batchfile.RowError) ([]byte, int) {
+	csv := rec.Format == jobs.BatchCSV
+	header, _ := rec.CSVHeader() // none: no ids
 	ids := batchfile.NewIDReader(header, csv)
 	out := batchfile.NewResultWriter(nil, len(input)/4)
 	n := 0
@@ -215,11 +224,11 @@ func failRows(input string, first int, rec map[string]string, e *batchfile.RowEr
 // maybeNotify schedules the completion webhook when this chunk finished the
 // batch (see delivery.go).
 func (w *Worker) maybeNotify(ctx context.Context, p jobs.BatchChunkPayload) error {
-	rec, err := w.rdb.HGetAll(ctx, jobs.BatchKey(p.BatchID)).Result()
+	rec, _, err := w.batchRecord(ctx, p.BatchID)
 	if err != nil {
 		return err
 	}
-	if rec[jobs.BatchFieldFinisher] != strconv.Itoa(p.Chunk) || rec[jobs.BatchFieldCanceled] != "" {
+	if rec.Finisher != strconv.Itoa(p.Chunk) || !rec.Canceled.IsZero() {
 		return nil // another chunk's, or the cancel's notify task's
 	}
 	return w.scheduleWebhook(ctx, p.BatchID, rec)
@@ -231,8 +240,8 @@ func (w *Worker) handleBatchNotify(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
 	}
-	rec, err := w.rdb.HGetAll(ctx, jobs.BatchKey(p.BatchID)).Result()
-	if err != nil || rec[jobs.BatchFieldCanceled] == "" {
+	rec, _, err := w.batchRecord(ctx, p.BatchID)
+	if err != nil || rec.Canceled.IsZero() {
 		return err // expired, or not canceled: nothing to announce here
 	}
 	return w.scheduleWebhook(ctx, p.BatchID, rec)

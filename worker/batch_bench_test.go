@@ -60,7 +60,7 @@ func scoreFile(b *testing.B, l loaded, r io.Reader) int {
 	}
 	header, _ := batchfile.SplitCSV(string(head), nil)
 	hj, _ := json.Marshal(header)
-	rec := map[string]string{jobs.BatchFieldFormat: jobs.BatchCSV, jobs.BatchFieldHeader: string(hj)}
+	rec, _ := jobs.DecodeBatchRecord(map[string]string{jobs.BatchFieldFormat: jobs.BatchCSV, jobs.BatchFieldHeader: string(hj)})
 	chunks := make(chan string, 4)
 	var wg sync.WaitGroup
 	var mu sync.Mutex

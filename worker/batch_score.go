@@ -36,21 +36,12 @@ type chunkScorer struct {
 	warned func(*jobs.Schema, []jobs.Warning)
 }
 
-// batchHeader reads a CSV batch's header from its record.
-func batchHeader(rec map[string]string) ([]string, error) {
-	var header []string
-	if err := json.Unmarshal([]byte(rec[jobs.BatchFieldHeader]), &header); err != nil {
-		return nil, fmt.Errorf("the batch record's header is not a JSON list: %v", err)
-	}
-	return header, nil
-}
-
-func newChunkScorer(m loaded, rec map[string]string) (*chunkScorer, error) {
-	sc := &chunkScorer{csv: rec[jobs.BatchFieldFormat] == jobs.BatchCSV, explain: rec[jobs.BatchFieldExplain] == "1",
+func newChunkScorer(m loaded, rec jobs.BatchRecord) (*chunkScorer, error) {
+	sc := &chunkScorer{csv: rec.Format == jobs.BatchCSV, explain: rec.Explain,
 		schema: &m.info.Schema, model: m.model, warned: func(*jobs.Schema, []jobs.Warning) {}}
-	mode := jobs.BatchMode(rec)
+	mode := rec.Mode()
 	if sc.csv {
-		header, err := batchHeader(rec)
+		header, err := rec.CSVHeader()
 		if err != nil {
 			return nil, err
 		}

@@ -106,11 +106,11 @@ func webhookKeys(pool, tenant string) []string {
 // scheduleWebhook makes batch id's webhook due now, unless the batch has no
 // callback, has been delivered, or its delivery is pending already (the
 // task that schedules it ran again).
-func (w *Worker) scheduleWebhook(ctx context.Context, id string, rec map[string]string) error {
-	if rec[jobs.BatchFieldCallback] == "" || rec[jobs.BatchFieldHookDone] != "" {
+func (w *Worker) scheduleWebhook(ctx context.Context, id string, rec jobs.BatchRecord) error {
+	if rec.CallbackURL == "" || !rec.WebhookDelivered.IsZero() {
 		return nil
 	}
-	t := rec[jobs.BatchFieldTenant]
+	t := rec.Tenant
 	added, err := setDue.Run(ctx, w.rdb, webhookKeys(w.cfg.Pool, t), t, id, time.Now().UnixMilli(), "NX").Int()
 	if err != nil {
 		return fmt.Errorf("schedule the webhook of batch %s: %w", id, err)
@@ -133,16 +133,17 @@ func (w *Worker) attemptWebhook(ctx context.Context, id string) (time.Time, erro
 	if _, err := pl.Exec(ctx); err != nil {
 		return time.Time{}, err
 	}
-	rec, n := recCmd.Val(), int(countCmd.Val())
-	if rec[jobs.BatchFieldCallback] == "" || rec[jobs.BatchFieldHookDone] != "" || n >= webhookMaxAttempts {
+	rec, _ := jobs.DecodeBatchRecord(recCmd.Val())
+	n := int(countCmd.Val())
+	if rec.CallbackURL == "" || !rec.WebhookDelivered.IsZero() || n >= webhookMaxAttempts {
 		return time.Time{}, nil // expired (no record), delivered, or given up
 	}
-	secret, err := tenant.WebhookSecret(ctx, w.rdb, rec[jobs.BatchFieldTenant])
+	secret, err := tenant.WebhookSecret(ctx, w.rdb, rec.Tenant)
 	if err != nil {
 		return time.Time{}, err
 	}
 	body, _ := json.Marshal(summarize(id, rec))
-	a, cause := w.postWebhook(ctx, rec[jobs.BatchFieldCallback], secret, body, n+1)
+	a, cause := w.postWebhook(ctx, rec.CallbackURL, secret, body, n+1)
 	if err := ctx.Err(); err != nil {
 		return time.Time{}, err
 	}
@@ -161,7 +162,7 @@ func (w *Worker) attemptWebhook(ctx context.Context, id string) (time.Time, erro
 	case res == 0:
 		return time.Now(), nil // look again at what the other worker recorded
 	}
-	log := w.log.With("batch_id", id, "tenant", rec[jobs.BatchFieldTenant], "callback_host", callbackHost(rec[jobs.BatchFieldCallback]))
+	log := w.log.With("batch_id", id, "tenant", rec.Tenant, "callback_host", callbackHost(rec.CallbackURL))
 	if cause != nil {
 		log = log.With("err", cause.Error())
 	}
@@ -360,22 +361,18 @@ type batchSummary struct {
 }
 
 // summarize is batch id's webhook body, from its record.
-func summarize(id string, rec map[string]string) batchSummary {
-	num := func(f string) int { n, _ := strconv.Atoi(rec[f]); return n }
-	stamp := func(f string) string {
-		ms, err := strconv.ParseInt(rec[f], 10, 64)
-		if err != nil {
+func summarize(id string, rec jobs.BatchRecord) batchSummary {
+	stamp := func(t time.Time) string {
+		if t.IsZero() {
 			return ""
 		}
-		return time.UnixMilli(ms).UTC().Format(time.RFC3339Nano)
+		return t.Format(time.RFC3339Nano)
 	}
-	status, event := jobs.BatchStatus(rec, num(jobs.BatchFieldChunks)), "batch.completed"
+	status, event := rec.Status(rec.Chunks), "batch.completed"
 	if status == jobs.BatchCanceled {
 		event = "batch.canceled"
 	}
-	return batchSummary{Event: event, BatchID: id, ModelID: rec[jobs.BatchFieldModel],
-		Status: status, RowsTotal: num(jobs.BatchFieldRows),
-		RowsDone: num(jobs.BatchFieldOK) + num(jobs.BatchFieldFailed), RowsFailed: num(jobs.BatchFieldFailed),
-		StartedAt: stamp(jobs.BatchFieldStarted), FinishedAt: stamp(jobs.BatchFieldFinished),
+	return batchSummary{Event: event, BatchID: id, ModelID: rec.ModelID, Status: status, RowsTotal: rec.Rows,
+		RowsDone: rec.OK + rec.Failed, RowsFailed: rec.Failed, StartedAt: stamp(rec.Started), FinishedAt: stamp(rec.Finished),
 		StatusURL: "/api/v1/batches/" + id, ResultsURL: "/api/v1/batches/" + id + "/results"}
 }

@@ -54,7 +54,7 @@ func TestWebhookQueue(t *testing.T) {
 	d := newDeliveries(w)
 	schedule := func(tenant, id string) {
 		t.Helper()
-		rec := map[string]string{jobs.BatchFieldCallback: "http://example.com/hook", jobs.BatchFieldTenant: tenant}
+		rec := jobs.BatchRecord{CallbackURL: "http://example.com/hook", Tenant: tenant}
 		if err := w.scheduleWebhook(ctx, id, rec); err != nil {
 			t.Fatal(err)
 		}
@@ -63,7 +63,7 @@ func TestWebhookQueue(t *testing.T) {
 		schedule("a", id)
 	}
 	schedule("b", "b1")
-	if err := w.scheduleWebhook(ctx, "c1", map[string]string{jobs.BatchFieldTenant: "c"}); err != nil {
+	if err := w.scheduleWebhook(ctx, "c1", jobs.BatchRecord{Tenant: "c"}); err != nil {
 		t.Fatal(err) // no callback: nothing to deliver
 	}
 	now := time.Now().Add(time.Millisecond)
