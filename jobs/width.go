@@ -21,22 +21,12 @@ func checkWidth(raw []byte, most int) *FieldError {
 			break
 		}
 	}
-	depth, keys, inString, escaped := 0, 0, false, false
+	depth, keys, str := 0, 0, jsonStrings{}
 	for _, c := range raw {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
+		if str.inside(c) {
 			continue
 		}
 		switch c {
-		case '"':
-			inString = true
 		case '{', '[':
 			depth++
 			if depth == rowDepth && c == '{' {
@@ -77,22 +67,12 @@ func widthError(fe *FieldError) *Error {
 func checkBodyWidth(raw []byte, most int) *FieldError {
 	// keys holds, per open object or list, its members so far (-1: a list).
 	var stack [16]int
-	keys, inString, escaped := stack[:0], false, false
+	keys, str := stack[:0], jsonStrings{}
 	for _, c := range raw {
-		if inString {
-			switch {
-			case escaped:
-				escaped = false
-			case c == '\\':
-				escaped = true
-			case c == '"':
-				inString = false
-			}
+		if str.inside(c) {
 			continue
 		}
 		switch c {
-		case '"':
-			inString = true
 		case '{':
 			keys = append(keys, 0)
 		case '[':
@@ -110,4 +90,25 @@ func checkBodyWidth(raw []byte, most int) *FieldError {
 		}
 	}
 	return nil
+}
+
+// jsonStrings follows JSON text byte by byte to tell which bytes belong to
+// strings, so that scanners can count structure without decoding.
+type jsonStrings struct{ in, escaped bool }
+
+// inside reports whether c, the text's next byte, is part of a string,
+// its quotes included.
+func (s *jsonStrings) inside(c byte) bool {
+	switch {
+	case !s.in:
+		s.in = c == '"'
+	case s.escaped:
+		s.escaped = false
+	case c == '\\':
+		s.escaped = true
+	case c == '"':
+		s.in = false
+		return true
+	}
+	return s.in
 }

@@ -2,6 +2,7 @@ package jobs
 
 import (
 	"encoding/json"
+	"fmt"
 	"strconv"
 	"strings"
 	"testing"
@@ -40,6 +41,19 @@ func TestCheckWidth(t *testing.T) {
 	}
 }
 
+// fuzzedRows is a row of n%8 fields holding value, alone or, when list,
+// in listFormat; ok is false when value is not JSON.
+func fuzzedRows(value string, n uint8, list bool, listFormat string) (raw string, ok bool) {
+	if !json.Valid([]byte(value)) {
+		return "", false
+	}
+	raw = object(int(n%8), value)
+	if list {
+		raw = fmt.Sprintf(listFormat, raw)
+	}
+	return raw, true
+}
+
 // FuzzCheckWidth: on valid JSON, the width check refuses exactly the
 // inputs in which a decoded row has more fields than the bound (3 here, so
 // that rows over it are cheap to build: n fields holding the fuzzed value).
@@ -49,12 +63,9 @@ func FuzzCheckWidth(f *testing.F) {
 	f.Add(`[1, {"b": {"c": 2}}]`, uint8(5), true)
 	const most = 3
 	f.Fuzz(func(t *testing.T, value string, n uint8, list bool) {
-		if !json.Valid([]byte(value)) {
+		raw, ok := fuzzedRows(value, n, list, "[{}, %s]")
+		if !ok {
 			return
-		}
-		raw := object(int(n%8), value)
-		if list {
-			raw = "[{}, " + raw + "]"
 		}
 		var rows []map[string]json.RawMessage
 		if list {
@@ -126,12 +137,9 @@ func FuzzCheckBodyWidth(f *testing.F) {
 	f.Add(`[1, {"b": {"c": "}"}}]`, uint8(5), true)
 	const most = 3
 	f.Fuzz(func(t *testing.T, value string, n uint8, list bool) {
-		if !json.Valid([]byte(value)) {
+		raw, ok := fuzzedRows(value, n, list, `{"inputs": [{}, %s]}`)
+		if !ok {
 			return
-		}
-		raw := object(int(n%8), value)
-		if list {
-			raw = `{"inputs": [{}, ` + raw + "]}"
 		}
 		var v any
 		if json.Unmarshal([]byte(raw), &v) != nil {

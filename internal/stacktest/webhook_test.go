@@ -85,6 +85,21 @@ func (s *stack) submitHooked(url string, headers map[string]string) string {
 	return s.acceptedBatch(s.submitBatch(leadsCSV(s.t, 1, nil), "text/csv", "?callback_url="+url, headers))
 }
 
+// heldBatches starts a stack whose one worker has cfg, and submits n
+// one-row batches of the stack's tenant whose webhooks go to a receiver
+// that holds them.
+func heldBatches(t *testing.T, cfg worker.Config, n int) (*stack, *heldHook, []string) {
+	s := startStack(t, stackOptions{noWorker: true})
+	s.startWorker(srv.URL, cfg)
+	s.waitReady("21")
+	hook := newHeldHook(t, "")
+	ids := make([]string, n)
+	for i := range ids {
+		ids[i] = s.submitHooked(hook.URL, nil)
+	}
+	return s, hook, ids
+}
+
 // waitDelivered polls batch id (the stack's tenant's) until its webhook is
 // delivered, and returns its attempts without their times.
 func (s *stack) waitDelivered(id string) []jobs.WebhookAttempt {
@@ -105,15 +120,8 @@ func (s *stack) waitDelivered(id string) []jobs.WebhookAttempt {
 // answered and no task is active; once the receiver answers, every
 // attempt shows in the batch status.
 func TestWebhooksLeaveTaskSlotsFree(t *testing.T) {
-	s := startStack(t, stackOptions{noWorker: true})
 	// A minute per attempt: the receiver ends them, not the timeout.
-	s.startWorker(srv.URL, worker.Config{Concurrency: 2, WebhookTenantConcurrency: 4, WebhookTimeout: time.Minute})
-	s.waitReady("21")
-	hook := newHeldHook(t, "")
-	ids := make([]string, 4)
-	for i := range ids {
-		ids[i] = s.submitHooked(hook.URL, nil)
-	}
+	s, hook, ids := heldBatches(t, worker.Config{Concurrency: 2, WebhookTenantConcurrency: 4, WebhookTimeout: time.Minute}, 4)
 	eventually(t, 30*time.Second, func() bool { return hook.counts()[0] == len(ids) },
 		"%d of %d webhooks reached the receiver (held, answered, abandoned); logs:\n%s", hook.counts(), len(ids), s.logs)
 	for range 3 {
@@ -179,14 +187,7 @@ func TestWebhookOutlivesItsWorker(t *testing.T) {
 // delivery slots: another tenant's webhook goes out while every attempt of
 // the first is still held.
 func TestWebhookTenantShare(t *testing.T) {
-	s := startStack(t, stackOptions{noWorker: true})
-	s.startWorker(srv.URL, worker.Config{WebhookConcurrency: 3, WebhookTenantConcurrency: 2, WebhookTimeout: time.Minute})
-	s.waitReady("21")
-	stuck := newHeldHook(t, "")
-	ids := make([]string, 3)
-	for i := range ids {
-		ids[i] = s.submitHooked(stuck.URL, nil)
-	}
+	s, stuck, ids := heldBatches(t, worker.Config{WebhookConcurrency: 3, WebhookTenantConcurrency: 2, WebhookTimeout: time.Minute}, 3)
 	eventually(t, 30*time.Second, func() bool { return stuck.counts()[0] == 2 },
 		"acme's webhooks never filled its share: %v (held, answered, abandoned); logs:\n%s", stuck.counts(), s.logs)
 	other, _, err := apikey.Create(t.Context(), s.rdb, "globex")
