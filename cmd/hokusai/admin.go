@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ import (
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/internal/tenant"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -168,4 +170,22 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
+}
+
+// keysSecret prints a tenant's webhook signing secret, creating it on first use.
+func keysSecret(ctx context.Context, rdb redis.UniversalClient, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("keys secret", flag.ContinueOnError)
+	name := fs.String("tenant", "", "tenant whose webhook secret to show")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *name == "" {
+		return errors.New("keys secret needs --tenant NAME")
+	}
+	s, err := tenant.WebhookSecret(ctx, rdb, *name)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintln(stdout, s)
+	return err
 }

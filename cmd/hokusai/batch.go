@@ -15,10 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/redis/go-redis/v9"
-
 	"github.com/hokusai-ai/inference-queue/internal/leadgen"
-	"github.com/hokusai-ai/inference-queue/internal/tenant"
 )
 
 const batchUsage = `usage: hokusai batch COMMAND (talks to HOKUSAI_API_URL with HOKUSAI_API_KEY)
@@ -369,22 +366,4 @@ func isTerminal(w io.Writer) bool {
 	}
 	st, err := f.Stat()
 	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
-// keysSecret prints a tenant's webhook signing secret, creating it on first use.
-func keysSecret(ctx context.Context, rdb redis.UniversalClient, args []string, stdout io.Writer) error {
-	fs := flag.NewFlagSet("keys secret", flag.ContinueOnError)
-	name := fs.String("tenant", "", "tenant whose webhook secret to show")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *name == "" {
-		return errors.New("keys secret needs --tenant NAME")
-	}
-	s, err := tenant.WebhookSecret(ctx, rdb, *name)
-	if err != nil {
-		return err
-	}
-	_, err = fmt.Fprintln(stdout, s)
-	return err
 }
