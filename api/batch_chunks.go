@@ -77,7 +77,7 @@ func (u *batchUpload) enqueue(n int) error {
 		return u.redisErr(err)
 	}
 	_, _ = u.s.rdb.Pipelined(u.ctx, func(p redis.Pipeliner) error {
-		queue.Push(u.ctx, p, u.spec.Pool, jobs.LaneBatch)
+		queue.Wake(u.ctx, p, u.spec.Pool, jobs.LaneBatch)
 		return nil
 	})
 	return nil

@@ -105,7 +105,7 @@ func (w *Worker) queueNext(ctx context.Context, p jobs.BatchChunkPayload, rec ma
 	// Wake an idle worker of the pool (this one included, once it returns)
 	// rather than leave the chunk to the next poll, up to a second away.
 	_, err = w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		queue.Push(ctx, p, rec[jobs.BatchFieldPool], jobs.LaneBatch)
+		queue.Wake(ctx, p, rec[jobs.BatchFieldPool], jobs.LaneBatch)
 		return nil
 	})
 	return err
