@@ -11,7 +11,7 @@ import (
 	"github.com/hibiken/asynq"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/hokusai-ai/inference-queue/internal/wakeup"
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -77,7 +77,7 @@ func (u *batchUpload) enqueue(n int) error {
 		return u.redisErr(err)
 	}
 	_, _ = u.s.rdb.Pipelined(u.ctx, func(p redis.Pipeliner) error {
-		wakeup.Push(u.ctx, p, u.spec.Pool, jobs.LaneBatch)
+		queue.Wake(u.ctx, p, u.spec.Pool, jobs.LaneBatch)
 		return nil
 	})
 	return nil

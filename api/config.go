@@ -62,7 +62,7 @@ type Config struct {
 	// the dashboard is read-only for everyone.
 	AdminWriteToken string
 	// TracerProvider receives the API's spans; nil turns tracing off at no
-	// cost (see internal/telemetry.Setup, driven by OTEL_EXPORTER_OTLP_ENDPOINT).
+	// cost (see internal/service.SetupTracing, driven by OTEL_EXPORTER_OTLP_ENDPOINT).
 	TracerProvider trace.TracerProvider
 	// Batch holds the batch limits and chunk size (see BatchConfig).
 	Batch BatchConfig

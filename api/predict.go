@@ -19,7 +19,6 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
-	"github.com/hokusai-ai/inference-queue/internal/wakeup"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -227,7 +226,7 @@ func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPaylo
 		// twice that so a job that waited in the queue can still be found by
 		// id for as long as its result exists.
 		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, 2*s.cfg.ResultTTL)
-		wakeup.Push(ctx, pl, spec.Pool, lane)
+		queue.Wake(ctx, pl, spec.Pool, lane)
 	}
 	_, err = queue.Enqueue(ctx, s.client, task, followUp)
 	if errors.Is(err, queue.ErrFollowUp) {

@@ -7,7 +7,7 @@ import (
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/hokusai-ai/inference-queue/internal/telemetry"
+	"github.com/hokusai-ai/inference-queue/internal/service"
 )
 
 // traceRequest opens the server span of a request, continuing the caller's
@@ -16,7 +16,7 @@ import (
 func (s *Server) traceRequest(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		req := c.Request()
-		ctx := telemetry.FromHeaders(req.Context(), propagation.HeaderCarrier(req.Header))
+		ctx := service.TraceFromHeaders(req.Context(), propagation.HeaderCarrier(req.Header))
 		ctx, span := s.tracer.Start(ctx, req.Method+" "+c.Path(), trace.WithSpanKind(trace.SpanKindServer),
 			trace.WithAttributes(attribute.String("http.request.method", req.Method), attribute.String("http.route", c.Path()),
 				attribute.String("hokusai.request_id", requestID(c))))
@@ -42,5 +42,5 @@ func (s *Server) traceparent(c echo.Context) string {
 	if s.tracer == nil {
 		return ""
 	}
-	return telemetry.Traceparent(c.Request().Context())
+	return service.Traceparent(c.Request().Context())
 }

@@ -16,7 +16,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/internal/cpuclass"
-	"github.com/hokusai-ai/inference-queue/internal/wakeup"
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -115,7 +115,7 @@ func (w *Worker) queueNext(ctx context.Context, p jobs.BatchChunkPayload, rec jo
 	// Wake an idle worker of the pool (this one included, once it returns)
 	// rather than leave the chunk to the next poll, up to a second away.
 	_, err = w.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
-		wakeup.Push(ctx, p, rec.Pool, jobs.LaneBatch)
+		queue.Wake(ctx, p, rec.Pool, jobs.LaneBatch)
 		return nil
 	})
 	return err

@@ -8,7 +8,7 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/hokusai-ai/inference-queue/internal/telemetry"
+	"github.com/hokusai-ai/inference-queue/internal/service"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -26,7 +26,7 @@ func (w *Worker) traceTask(ctx context.Context, p jobs.PredictPayload, start tim
 	queue, _ := asynq.GetQueueName(ctx)
 	attrs := trace.WithAttributes(attribute.String("messaging.destination.name", queue),
 		attribute.String("hokusai.request_id", p.RequestID), attribute.String("hokusai.model_id", p.ModelID))
-	parent := telemetry.WithTraceparent(ctx, p.Trace)
+	parent := service.WithTraceparent(ctx, p.Trace)
 	_, wait := w.tracer.Start(parent, "queue wait", trace.WithTimestamp(time.UnixMilli(p.EnqueuedAt)), attrs)
 	wait.End(trace.WithTimestamp(start))
 	return w.tracer.Start(parent, "predict task", trace.WithSpanKind(trace.SpanKindConsumer), trace.WithTimestamp(start), attrs)

@@ -19,8 +19,6 @@ import (
 	"syscall"
 
 	"github.com/hokusai-ai/inference-queue/api"
-	"github.com/hokusai-ai/inference-queue/internal/envconf"
-	"github.com/hokusai-ai/inference-queue/internal/probe"
 	"github.com/hokusai-ai/inference-queue/internal/service"
 )
 
@@ -35,9 +33,9 @@ func main() {
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 1 && args[1] == "healthcheck" {
-		return probe.Run(ctx, args[2:], "http://127.0.0.1:8080/ready", stdout)
+		return service.Healthcheck(ctx, args[2:], "http://127.0.0.1:8080/ready", stdout)
 	}
-	env := envconf.New(getenv)
+	env := service.NewEnv(getenv)
 	cfg := api.Config{
 		Listen:          env.String("HOKUSAI_LISTEN", ":8080"),
 		SyncTimeout:     env.Duration("HOKUSAI_SYNC_TIMEOUT", 0),

@@ -22,8 +22,6 @@ import (
 	"time"
 
 	"github.com/hokusai-ai/inference-queue/internal/cpuclass"
-	"github.com/hokusai-ai/inference-queue/internal/envconf"
-	"github.com/hokusai-ai/inference-queue/internal/probe"
 	"github.com/hokusai-ai/inference-queue/internal/service"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
@@ -43,7 +41,7 @@ func main() {
 // newSources wires the Hub client, its disk cache and the HF token provider
 // from the environment (HF_ENDPOINT, HF_HOME, HF_HUB_CACHE, HF_HUB_OFFLINE,
 // HF_TOKEN, HUGGINGFACE_API_KEY, HF_TOKEN_FILE, HF_TOKEN_SECRET_ARN).
-func newSources(ctx context.Context, getenv func(string) string, modelsDir string, env *envconf.Env) (*worker.Sources, error) {
+func newSources(ctx context.Context, getenv func(string) string, modelsDir string, env *service.Env) (*worker.Sources, error) {
 	token, err := secret.FromEnv(ctx, getenv, secret.Options{RefreshEvery: env.Duration("HF_TOKEN_REFRESH", 0)})
 	if err != nil {
 		return nil, err
@@ -60,9 +58,9 @@ func newSources(ctx context.Context, getenv func(string) string, modelsDir strin
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	if len(args) > 1 && args[1] == "healthcheck" {
-		return probe.Run(ctx, args[2:], "http://127.0.0.1:8081/readyz", stdout)
+		return service.Healthcheck(ctx, args[2:], "http://127.0.0.1:8081/readyz", stdout)
 	}
-	env := envconf.New(getenv)
+	env := service.NewEnv(getenv)
 	cfg := worker.Config{
 		Pool:                     env.String("HOKUSAI_POOL", "default"),
 		HealthAddr:               env.String("HOKUSAI_HEALTH_ADDR", ":8081"),

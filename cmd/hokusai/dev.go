@@ -18,10 +18,10 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/api"
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
-	"github.com/hokusai-ai/inference-queue/internal/logging"
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
 	"github.com/hokusai-ai/inference-queue/internal/redisproc"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/internal/service"
 	"github.com/hokusai-ai/inference-queue/worker"
 )
 
@@ -41,7 +41,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	log, err := logging.New(stderr, *logFormat, "info")
+	log, err := service.NewLogger(stderr, *logFormat, "info")
 	if err != nil {
 		return err
 	}

@@ -12,6 +12,12 @@
 //     task's result.
 //
 // contract_test.go pins the asynq version and checks each of these against a
-// real asynq client, server and inspector on a real redis-server. It imports
-// only jobs of the project.
+// real asynq client, server and inspector on a real redis-server.
+//
+// Wake is the enqueuer's half of those wake-ups, a protocol of ours rather
+// than asynq's: after work is enqueued on a pool's lane, it pushes to the
+// lane's wake list (jobs.WakeKey), on which the pool's idle workers that
+// consume the lane block.
+//
+// It imports only jobs of the project.
 package queue

@@ -9,10 +9,7 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.opentelemetry.io/otel/trace"
 
-	"github.com/hokusai-ai/inference-queue/internal/envconf"
-	"github.com/hokusai-ai/inference-queue/internal/logging"
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
-	"github.com/hokusai-ai/inference-queue/internal/telemetry"
 )
 
 // Flags are the settings every server binary takes.
@@ -21,7 +18,7 @@ type Flags struct {
 }
 
 // AddFlags registers the shared flags on fs, defaulting from env.
-func AddFlags(fs *flag.FlagSet, env *envconf.Env) *Flags {
+func AddFlags(fs *flag.FlagSet, env *Env) *Flags {
 	return &Flags{
 		redisURL:  fs.String("redis-url", env.String("REDIS_URL", redisconn.DefaultURL), "Redis URL (REDIS_URL)"),
 		logFormat: fs.String("log-format", env.String("HOKUSAI_LOG_FORMAT", "json"), "json or text (HOKUSAI_LOG_FORMAT)"),
@@ -40,7 +37,7 @@ type Process struct {
 // Start builds the logger (writing to stdout), the Redis client
 // (REDIS_PASSWORD overrides the URL's) and tracing for service name.
 func (f *Flags) Start(ctx context.Context, name string, getenv func(string) string, stdout io.Writer) (*Process, error) {
-	log, err := logging.New(stdout, *f.logFormat, *f.logLevel)
+	log, err := NewLogger(stdout, *f.logFormat, *f.logLevel)
 	if err != nil {
 		return nil, err
 	}
@@ -48,7 +45,7 @@ func (f *Flags) Start(ctx context.Context, name string, getenv func(string) stri
 	if err != nil {
 		return nil, err
 	}
-	tp, stopTracing, err := telemetry.Setup(ctx, name, getenv, log)
+	tp, stopTracing, err := SetupTracing(ctx, name, getenv, log)
 	if err != nil {
 		_ = rdb.Close()
 		return nil, err

@@ -1,4 +1,4 @@
-package telemetry
+package service
 
 import (
 	"context"
@@ -15,10 +15,10 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// Setup returns the tracer provider the environment asks for and a function
-// that flushes buffered spans (for up to five seconds, logging a failure to
-// log) and stops it. With no OTLP endpoint set it returns a nil provider
-// (tracing off) and a stop that does nothing.
+// SetupTracing returns the tracer provider the environment asks for and a
+// function that flushes buffered spans (for up to five seconds, logging a
+// failure to log) and stops it. With no OTLP endpoint set it returns a nil
+// provider (tracing off) and a stop that does nothing.
 //
 //	OTEL_EXPORTER_OTLP_TRACES_ENDPOINT  full URL of the OTLP/HTTP traces endpoint
 //	OTEL_EXPORTER_OTLP_ENDPOINT         base URL; /v1/traces is appended
@@ -26,7 +26,7 @@ import (
 //
 // The exporter's other OTEL_EXPORTER_OTLP_* variables (headers, timeout,
 // compression) are read by the exporter itself.
-func Setup(ctx context.Context, service string, getenv func(string) string, log *slog.Logger) (trace.TracerProvider, func(), error) {
+func SetupTracing(ctx context.Context, service string, getenv func(string) string, log *slog.Logger) (trace.TracerProvider, func(), error) {
 	url := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"))
 	if url == "" {
 		if base := strings.TrimSpace(getenv("OTEL_EXPORTER_OTLP_ENDPOINT")); base != "" {
@@ -77,8 +77,8 @@ func WithTraceparent(ctx context.Context, traceparent string) context.Context {
 	return w3c.Extract(ctx, propagation.MapCarrier{"traceparent": traceparent})
 }
 
-// FromHeaders returns ctx with the caller's trace context from W3C
+// TraceFromHeaders returns ctx with the caller's trace context from W3C
 // traceparent/tracestate headers, if any.
-func FromHeaders(ctx context.Context, h propagation.TextMapCarrier) context.Context {
+func TraceFromHeaders(ctx context.Context, h propagation.TextMapCarrier) context.Context {
 	return w3c.Extract(ctx, h)
 }

@@ -1,10 +1,10 @@
-package envconf
+package service
 
 import "testing"
 
-func TestBool(t *testing.T) {
+func TestEnvBool(t *testing.T) {
 	vars := map[string]string{"A": "1", "B": "no", "C": "maybe"}
-	e := New(func(k string) string { return vars[k] })
+	e := NewEnv(func(k string) string { return vars[k] })
 	if !e.Bool("A", false) || e.Bool("B", true) || !e.Bool("UNSET", true) || e.Err() != nil {
 		t.Fatal("1, no or unset read wrong")
 	}

@@ -1,4 +1,4 @@
-package logging
+package service
 
 import (
 	"fmt"
@@ -6,9 +6,9 @@ import (
 	"log/slog"
 )
 
-// New returns a logger writing format ("json" or "text") to w at level
+// NewLogger returns a logger writing format ("json" or "text") to w at level
 // ("debug", "info", "warn", "error").
-func New(w io.Writer, format, level string) (*slog.Logger, error) {
+func NewLogger(w io.Writer, format, level string) (*slog.Logger, error) {
 	var lv slog.Level
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, fmt.Errorf("log level %q is not one of debug, info, warn, error", level)

@@ -1,4 +1,4 @@
-package envconf
+package service
 
 import (
 	"errors"
@@ -13,8 +13,8 @@ type Env struct {
 	errs   []error
 }
 
-// New wraps getenv (os.Getenv in main, a map in tests).
-func New(getenv func(string) string) *Env { return &Env{getenv: getenv} }
+// NewEnv wraps getenv (os.Getenv in main, a map in tests).
+func NewEnv(getenv func(string) string) *Env { return &Env{getenv: getenv} }
 
 // String returns the variable or def when unset or empty.
 func (e *Env) String(name, def string) string {

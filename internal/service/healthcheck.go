@@ -1,4 +1,4 @@
-package probe
+package service
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"time"
 )
 
-// Run implements `BINARY healthcheck [--url URL] [--timeout D]`: it exits
-// cleanly (nil) only when URL answers 200.
-func Run(ctx context.Context, args []string, defaultURL string, stdout io.Writer) error {
+// Healthcheck implements `BINARY healthcheck [--url URL] [--timeout D]`: it
+// exits cleanly (nil) only when URL answers 200.
+func Healthcheck(ctx context.Context, args []string, defaultURL string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("healthcheck", flag.ContinueOnError)
 	url := fs.String("url", defaultURL, "health endpoint to probe")
 	timeout := fs.Duration("timeout", 3*time.Second, "give up after this long")

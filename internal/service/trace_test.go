@@ -1,4 +1,4 @@
-package telemetry
+package service
 
 import (
 	"context"
@@ -10,10 +10,10 @@ import (
 	"testing"
 )
 
-func TestSetupOffWithoutEndpoint(t *testing.T) {
-	tp, stop, err := Setup(context.Background(), "x", func(string) string { return "" }, slog.New(slog.DiscardHandler))
+func TestTracingOffWithoutEndpoint(t *testing.T) {
+	tp, stop, err := SetupTracing(context.Background(), "x", func(string) string { return "" }, slog.New(slog.DiscardHandler))
 	if err != nil || tp != nil {
-		t.Fatalf("Setup without an endpoint: %v, %v; want tracing off", tp, err)
+		t.Fatalf("SetupTracing without an endpoint: %v, %v; want tracing off", tp, err)
 	}
 	stop()
 }
@@ -21,7 +21,7 @@ func TestSetupOffWithoutEndpoint(t *testing.T) {
 // With OTEL_EXPORTER_OTLP_ENDPOINT set, spans reach the collector's
 // /v1/traces over OTLP/HTTP when the provider stops, and a span's
 // traceparent carries its trace to a context on the other side.
-func TestSetupExportsAndPropagates(t *testing.T) {
+func TestTracingExportsAndPropagates(t *testing.T) {
 	var mu sync.Mutex
 	var got []string
 	collector := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -35,9 +35,9 @@ func TestSetupExportsAndPropagates(t *testing.T) {
 	}))
 	defer collector.Close()
 	env := map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_SERVICE_NAME": "test-service"}
-	tp, stop, err := Setup(context.Background(), "x", func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
+	tp, stop, err := SetupTracing(context.Background(), "x", func(k string) string { return env[k] }, slog.New(slog.DiscardHandler))
 	if err != nil || tp == nil {
-		t.Fatalf("Setup: %v, %v", tp, err)
+		t.Fatalf("SetupTracing: %v, %v", tp, err)
 	}
 	ctx, span := tp.Tracer("test").Start(context.Background(), "api")
 	tp1 := Traceparent(ctx)
