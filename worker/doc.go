@@ -5,8 +5,9 @@
 //
 // A worker consumes only once Redis answers and every model of its pool is
 // loaded; until then /readyz says why not, and it keeps retrying. Idle workers
-// block on a per-pool wake list (queue.DequeueHook) so sync work is picked up in
-// about a millisecond without polling Redis hard.
+// block on their pool's wake lists, one per lane they consume
+// (queue.DequeueHook), so sync work is picked up in about a millisecond
+// without polling Redis hard.
 //
 // Every task passes through one middleware (metrics.go) that writes its log
 // line and counts it on the worker's own Prometheus registry, served at

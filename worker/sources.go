@@ -24,7 +24,13 @@ const (
 	ReasonTokenInvalid = "hf_token_invalid"
 	ReasonRedis        = "redis_unreachable"
 	ReasonNoModels     = "no_models_in_pool"
+	// Per model, followed by ":" and the model's id.
+	ReasonModelLoadFailed = "model_load_failed"
+	ReasonPickleRefused   = "pickle_refused"
 )
+
+// modelReason is a per-model readiness reason: reason:ID.
+func modelReason(reason, id string) string { return reason + ":" + id }
 
 // SourcesConfig configures where models come from.
 type SourcesConfig struct {
@@ -112,10 +118,10 @@ func (s *Sources) fetch(ctx context.Context, key modelcache.Key) (*folderModel, 
 
 // classify turns a load failure into the readiness reason an operator acts on.
 func (s *Sources) classify(ctx context.Context, spec registry.Spec, err error) error {
-	reason := "model_load_failed:" + spec.ID
+	reason := modelReason(ReasonModelLoadFailed, spec.ID)
 	switch {
 	case errors.Is(err, tree.ErrPickle):
-		reason = "pickle_refused:" + spec.ID
+		reason = modelReason(ReasonPickleRefused, spec.ID)
 	case errors.Is(err, hub.ErrInvalidToken):
 		reason = s.tokenProblem(ctx)
 	case errors.Is(err, hub.ErrRepoNotFound), errors.Is(err, hub.ErrGatedRepo):

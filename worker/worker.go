@@ -33,8 +33,9 @@ type Model interface {
 	Predict(rows []jobs.Row, explain bool) ([]any, error)
 }
 
-// LoadFunc loads the model a registry entry names. Errors that carry a
-// readiness reason implement Reason() string (see NotReady).
+// LoadFunc loads the model a registry entry names. An error that carries a
+// readiness reason wraps a *NotReady; any other is reported as
+// model_load_failed:ID.
 type LoadFunc func(ctx context.Context, spec registry.Spec) (Model, error)
 
 // NotReady is an error with a machine-readable readiness reason, such as
@@ -221,11 +222,11 @@ func (w *Worker) waitReady(ctx context.Context) bool {
 // reasons the worker cannot serve its whole pool.
 func (w *Worker) prepare(ctx context.Context) []string {
 	if err := redisconn.Ping(ctx, w.rdb); err != nil {
-		return []string{"redis_unreachable"}
+		return []string{ReasonRedis}
 	}
 	specs, err := registry.List(ctx, w.rdb)
 	if err != nil {
-		return []string{"redis_unreachable"}
+		return []string{ReasonRedis}
 	}
 	var reasons []string
 	n := 0
@@ -241,7 +242,7 @@ func (w *Worker) prepare(ctx context.Context) []string {
 		m, err := w.load(ctx, spec)
 		w.metrics.load(spec.ID, time.Since(start), err)
 		if err != nil {
-			reason := "model_load_failed:" + spec.ID
+			reason := modelReason(ReasonModelLoadFailed, spec.ID)
 			if nr := (*NotReady)(nil); errors.As(err, &nr) {
 				reason = nr.Reason
 			}
@@ -253,7 +254,7 @@ func (w *Worker) prepare(ctx context.Context) []string {
 		info.ID, info.Name = spec.ID, spec.Name
 		b, _ := json.Marshal(info)
 		if err := w.rdb.Set(ctx, jobs.ModelInfoKey(spec.ID), b, 0).Err(); err != nil {
-			return []string{"redis_unreachable"}
+			return []string{ReasonRedis}
 		}
 		w.mu.Lock()
 		w.models[spec.ID] = loaded{spec: spec, model: m, info: info}
