@@ -25,30 +25,31 @@ type keyCache struct {
 }
 
 type keyEntry struct {
-	tenant string
-	until  time.Time
+	rec   apikey.Record
+	until time.Time
 }
 
-func (k *keyCache) tenant(ctx context.Context, key string) (string, error) {
+// lookup returns key's record: its tenant, id and own rate limit.
+func (k *keyCache) lookup(ctx context.Context, key string) (apikey.Record, error) {
 	h := apikey.Hash(key)
 	now := time.Now()
 	k.mu.Lock()
 	e, ok := k.m[h]
 	k.mu.Unlock()
 	if ok && now.Before(e.until) {
-		return e.tenant, nil
+		return e.rec, nil
 	}
 	rec, err := apikey.Lookup(ctx, k.rdb, key)
 	if err != nil {
-		return "", err
+		return apikey.Record{}, err
 	}
 	k.mu.Lock()
 	if len(k.m) > 100_000 { // bound memory against key spraying
 		clear(k.m)
 	}
-	k.m[h] = keyEntry{tenant: rec.Tenant, until: now.Add(k.ttl)}
+	k.m[h] = keyEntry{rec: rec, until: now.Add(k.ttl)}
 	k.mu.Unlock()
-	return rec.Tenant, nil
+	return rec, nil
 }
 
 // presentedKey finds the key in X-API-Key, "Authorization: Bearer K" or
@@ -76,7 +77,8 @@ func presentedKey(c echo.Context) (key string, fromQuery bool) {
 // recommended.
 var queryKeyDeprecation = "@" + strconv.FormatInt(time.Date(2025, time.October, 1, 0, 0, 0, 0, time.UTC).Unix(), 10)
 
-// auth requires a valid API key and records the caller's tenant.
+// auth requires a valid API key, records the caller's tenant and key, and
+// counts the request against their rate limits (ratelimit.go).
 func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		key, fromQuery := presentedKey(c)
@@ -84,7 +86,7 @@ func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="hokusai"`)
 			return errorf(CodeUnauthorized, "An API key is required: send it as X-API-Key or Authorization: Bearer.")
 		}
-		tenant, err := s.keys.tenant(c.Request().Context(), key)
+		rec, err := s.keys.lookup(c.Request().Context(), key)
 		switch {
 		case errors.Is(err, apikey.ErrUnknown):
 			c.Response().Header().Set("WWW-Authenticate", `Bearer realm="hokusai", error="invalid_token"`)
@@ -97,7 +99,11 @@ func (s *Server) auth(next echo.HandlerFunc) echo.HandlerFunc {
 			h.Set("Deprecation", queryKeyDeprecation)
 			h.Add("Link", `</docs>; rel="deprecation"`)
 		}
-		c.Set("tenant", tenant)
+		c.Set("tenant", rec.Tenant)
+		c.Set("key", rec)
+		if err := s.charge(c, 1); err != nil {
+			return err
+		}
 		return next(c)
 	}
 }

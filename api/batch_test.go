@@ -14,7 +14,7 @@ import (
 // (even one refused) starts the pacing, and it stops syncRecent later.
 func TestBatchPacingFollowsSyncTraffic(t *testing.T) {
 	s, base := serve(t, Config{})
-	key, _, err := apikey.Create(t.Context(), redistest.Client(t, srv), "acme")
+	key, _, err := apikey.Create(t.Context(), redistest.Client(t, srv), "acme", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,8 @@ import (
 
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/hokusai-ai/inference-queue/internal/ratelimit"
 )
 
 // Config configures the API. Zero fields take the defaults WithDefaults names.
@@ -66,6 +68,20 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	// Batch holds the batch limits and chunk size (see BatchConfig).
 	Batch BatchConfig
+	// RateLimit is each API key's quota, unless the key has its own (hokusai
+	// keys create --limit, hokusai keys limits): "N/s", "N/m", "N/h", "N/d"
+	// or "unlimited". Every /api/v1 request costs 1, a list of rows one per
+	// row. Env HOKUSAI_RATE_LIMIT, default "1000/h", the old API's.
+	RateLimit string
+	// TenantRateLimit is each tenant's quota over all its keys, unless the
+	// tenant has its own. Env HOKUSAI_TENANT_RATE_LIMIT, default
+	// "unlimited".
+	TenantRateLimit string
+	// RateLimitFail says what happens when Redis cannot count a request:
+	// "open" lets it through, "closed" answers 503 queue_unavailable. Either
+	// way it is counted in hokusai_api_rate_limit_errors_total. Env
+	// HOKUSAI_RATE_LIMIT_FAIL, default "open".
+	RateLimitFail string
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -99,6 +115,15 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.KeyCacheTTL == 0 {
 		c.KeyCacheTTL = time.Second
+	}
+	if c.RateLimit == "" {
+		c.RateLimit = "1000/h"
+	}
+	if c.TenantRateLimit == "" {
+		c.TenantRateLimit = "unlimited"
+	}
+	if c.RateLimitFail == "" {
+		c.RateLimitFail = "open"
 	}
 	c.Batch = c.Batch.withDefaults()
 	if c.Instance == "" {
@@ -139,6 +164,14 @@ func (c Config) Validate() error {
 	}
 	if err := c.Batch.validate(); err != nil {
 		errs = append(errs, err)
+	}
+	for _, l := range []string{c.RateLimit, c.TenantRateLimit} {
+		if _, err := ratelimit.ParseLimit(l); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	if c.RateLimitFail != "open" && c.RateLimitFail != "closed" {
+		errs = append(errs, fmt.Errorf("rate limit failure mode %q is neither open nor closed", c.RateLimitFail))
 	}
 	return errors.Join(errs...)
 }

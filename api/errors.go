@@ -31,6 +31,7 @@ const (
 	CodeTimeout           = "timeout"
 	CodeRequestTimeout    = "request_timeout"
 	CodeConflict          = "conflict"
+	CodeRateLimited       = "rate_limited"
 	CodeInternal          = "internal"
 	headerRequestID       = "X-Request-ID"
 	headerRetryAfter      = "Retry-After"
@@ -65,6 +66,7 @@ var statusOf = map[string]int{
 	CodeTimeout:          http.StatusGatewayTimeout,
 	CodeRequestTimeout:   http.StatusRequestTimeout,
 	CodeConflict:         http.StatusConflict,
+	CodeRateLimited:      http.StatusTooManyRequests,
 	CodeInternal:         http.StatusInternalServerError,
 
 	// net/http's own answers (malformed.go)

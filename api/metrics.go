@@ -41,6 +41,8 @@ type metrics struct {
 	rejectVec *prometheus.CounterVec
 	waits     [waitOutcomes]prometheus.Observer
 	enqueue   *prometheus.CounterVec
+	// rateErrors counts requests whose rate limits Redis could not check.
+	rateErrors prometheus.Counter
 }
 
 type routeKey struct{ method, path string }
@@ -77,7 +79,9 @@ func newMetrics(rs []route) *metrics {
 		[]string{"outcome"})
 	m.enqueue = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hokusai_api_enqueue_errors_total",
 		Help: "Enqueues that failed (Redis unreachable or refusing), by queue."}, []string{"queue"})
-	m.reg.MustRegister(m.requests, m.duration, m.rejectVec, waits, m.enqueue,
+	m.rateErrors = prometheus.NewCounter(prometheus.CounterOpts{Name: "hokusai_api_rate_limit_errors_total",
+		Help: "Requests whose rate limits could not be checked (Redis unreachable): let through or refused as HOKUSAI_RATE_LIMIT_FAIL says."})
+	m.reg.MustRegister(m.requests, m.duration, m.rejectVec, waits, m.enqueue, m.rateErrors,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	for _, r := range rs {
 		m.routes[routeKey{r.Method, r.Path}] = &routeMetrics{route: r.Path, method: r.Method}

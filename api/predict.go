@@ -142,8 +142,14 @@ func (s *Server) admit(c echo.Context, lane jobs.Lane, received time.Time) (regi
 	if info == nil {
 		return spec, req, noWorker(spec, lane)
 	}
-	if _, ferr := jobs.ParseInputs(&info.Schema, req.Inputs, spec.MaxBatchSize, opts.Mode(received)); ferr != nil {
+	in, ferr := jobs.ParseInputs(&info.Schema, req.Inputs, spec.MaxBatchSize, opts.Mode(received))
+	if ferr != nil {
 		return spec, req, inputError(ferr)
+	}
+	if n := int64(len(in.Rows)); n > 1 { // a list counts one per row; auth charged the first
+		if err := s.charge(c, n-1); err != nil {
+			return spec, req, err
+		}
 	}
 	if snap.readyWorkers(spec.ID, lane) == 0 {
 		return spec, req, noWorker(spec, lane)

@@ -26,7 +26,7 @@ var echoParam = regexp.MustCompile(`:([a-z_]+)`)
 func TestRoutesMatchOpenAPI(t *testing.T) {
 	// With an admin token, so /ops is on: without one it answers 404 by design.
 	base := startServer(t, Config{AdminToken: "ops-secret"})
-	key, _, err := apikey.Create(t.Context(), redistest.Client(t, srv), "acme")
+	key, _, err := apikey.Create(t.Context(), redistest.Client(t, srv), "acme", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func TestRoutesMatchOpenAPI(t *testing.T) {
 // headers, without a body; errors too.
 func TestHeadAnswersLikeGet(t *testing.T) {
 	base := startServer(t, Config{AdminToken: "ops-secret"})
-	key, _, err := apikey.Create(t.Context(), redistest.Client(t, srv), "acme")
+	key, _, err := apikey.Create(t.Context(), redistest.Client(t, srv), "acme", "")
 	if err != nil {
 		t.Fatal(err)
 	}

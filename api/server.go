@@ -34,6 +34,7 @@ type Server struct {
 	state   *state
 	replies *replies
 	keys    *keyCache
+	limits  *limiter
 	routes  []route
 	metrics *metrics
 	ops     *ops         // nil when /ops is off
@@ -60,6 +61,7 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 		state:   &state{rdb: rdb},
 		replies: newReplies(cfg.Instance, log),
 		keys:    &keyCache{rdb: rdb, ttl: cfg.KeyCacheTTL, m: map[string]keyEntry{}},
+		limits:  newLimiter(cfg),
 		routes:  withHead(routes),
 		ops:     newOps(cfg, rdb),
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
@@ -22,6 +23,8 @@ type snapshot struct {
 	workers []jobs.Heartbeat
 	at      time.Time
 	err     error // the last refresh's failure, if it failed
+	// tenantLimits are the tenants' own rate limits, by tenant.
+	tenantLimits map[string]string
 }
 
 // readyWorkers counts workers ready to serve model id on lane.
@@ -101,7 +104,12 @@ func (st *state) read(ctx context.Context) (*snapshot, error) {
 			return nil, err
 		}
 	}
-	snap := &snapshot{models: map[string]registry.Spec{}, info: map[string]*jobs.ModelInfo{}, at: now}
+	limits, err := apikey.TenantLimits(ctx, st.rdb)
+	if err != nil {
+		return nil, err
+	}
+	snap := &snapshot{models: map[string]registry.Spec{}, info: map[string]*jobs.ModelInfo{}, at: now,
+		tenantLimits: limits}
 	for i, s := range specs {
 		snap.models[s.ID] = s
 		snap.order = append(snap.order, s.ID)

@@ -45,7 +45,9 @@ start() {
   printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: file://%s/models/sales-lead-scoring\n' "$src" >"$work/$name.yaml"
   REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" models apply -f "$work/$name.yaml" >/dev/null
   local key
-  key=$(REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" keys create --tenant ab)
+  # Unthrottled where the build has rate limits; older builds have none.
+  key=$(REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" keys create --tenant ab --limit unlimited 2>/dev/null ||
+    REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" keys create --tenant ab)
   REDIS_URL="redis://127.0.0.1:$r/0" GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn "$bin/hokusai-worker" --health-addr "127.0.0.1:$h" >"$work/$name.worker.log" 2>&1 &
   pids+=($!)
   eval "procs_$name=\"\$procs_$name $!\""

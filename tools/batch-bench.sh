@@ -51,7 +51,7 @@ export REDIS_URL="redis://127.0.0.1:$rport/0"
 for _ in $(seq 50); do redis-cli -p "$rport" ping >/dev/null 2>&1 && break; sleep 0.1; done
 printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: file://%s/models/sales-lead-scoring\n' "$PWD" >"$work/registry.yaml"
 "$work/bin/hokusai" models apply -f "$work/registry.yaml" >/dev/null
-export HOKUSAI_API_KEY=$("$work/bin/hokusai" keys create --tenant bench)
+export HOKUSAI_API_KEY=$("$work/bin/hokusai" keys create --tenant bench --limit unlimited)
 export HOKUSAI_API_URL="http://127.0.0.1:$aport"
 # low_weight_group: make a new CPU cgroup of the lowest weight ($cgroup), as
 # docker-compose's cpu_shares: 2 gives the batch-worker container.

@@ -32,8 +32,8 @@ export REDIS_URL="redis://127.0.0.1:$rport/0"
 sleep 0.3
 printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: file://%s/models/sales-lead-scoring\n' "$PWD" >"$work/registry.yaml"
 bin/hokusai models apply -f "$work/registry.yaml" >/dev/null
-victim=$(bin/hokusai keys create --tenant victim)
-hostile=$(bin/hokusai keys create --tenant hostile)
+victim=$(bin/hokusai keys create --tenant victim --limit unlimited)
+hostile=$(bin/hokusai keys create --tenant hostile) # under the default limit (HOKUSAI_RATE_LIMIT)
 # The hostile webhooks' target: accepts connections and never answers.
 python3 - "$hook" <<'PY' &
 import socket, sys, time

@@ -16,6 +16,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/ratelimit"
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/internal/tenant"
@@ -47,13 +48,17 @@ func runKeys(ctx context.Context, rdb redis.UniversalClient, args []string, stdo
 	case "create":
 		fs := flag.NewFlagSet("keys create", flag.ContinueOnError)
 		tenant := fs.String("tenant", "", "tenant the key acts for")
+		limit := fs.String("limit", "", "the key's own rate limit: N/s, N/m, N/h, N/d or unlimited (default: the API's)")
 		if err := fs.Parse(args[1:]); err != nil {
 			return err
 		}
 		if *tenant == "" {
 			return fmt.Errorf("keys create needs --tenant NAME")
 		}
-		key, _, err := apikey.Create(ctx, rdb, *tenant)
+		if err := checkLimit(*limit); err != nil {
+			return err
+		}
+		key, _, err := apikey.Create(ctx, rdb, *tenant, *limit)
 		if err != nil {
 			return err
 		}
@@ -71,6 +76,8 @@ func runKeys(ctx context.Context, rdb redis.UniversalClient, args []string, stdo
 		return nil
 	case "secret":
 		return keysSecret(ctx, rdb, args[1:], stdout)
+	case "limits":
+		return keysLimits(ctx, rdb, args[1:], stdout)
 	case "list":
 		recs, err := apikey.List(ctx, rdb)
 		if err != nil {
@@ -78,9 +85,14 @@ func runKeys(ctx context.Context, rdb redis.UniversalClient, args []string, stdo
 		}
 		sort.Slice(recs, func(i, j int) bool { return recs[i].CreatedAt.Before(recs[j].CreatedAt) })
 		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tTENANT\tCREATED")
+		tenants, err := apikey.TenantLimits(ctx, rdb)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintln(tw, "ID\tTENANT\tCREATED\tLIMIT\tTENANT LIMIT")
 		for _, r := range recs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\n", r.ID, r.Tenant, r.CreatedAt.Format(time.RFC3339))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Tenant, r.CreatedAt.Format(time.RFC3339),
+				orDefault(r.Limit), orDefault(tenants[r.Tenant]))
 		}
 		return tw.Flush()
 	}
@@ -188,4 +200,55 @@ func keysSecret(ctx context.Context, rdb redis.UniversalClient, args []string, s
 	}
 	_, err = fmt.Fprintln(stdout, s)
 	return err
+}
+
+// keysLimits sets a key's own rate limit (KEY or its id) or a tenant's
+// (--tenant), or, with --limit default, gives it the API's default again.
+func keysLimits(ctx context.Context, rdb redis.UniversalClient, args []string, stdout io.Writer) error {
+	fs := flag.NewFlagSet("keys limits", flag.ContinueOnError)
+	tenantName := fs.String("tenant", "", "set the tenant's limit, over all its keys")
+	limit := fs.String("limit", "", "N/s, N/m, N/h, N/d, unlimited, or default")
+	pos, err := parseMixed(fs, args)
+	if err != nil {
+		return err
+	}
+	if *limit == "" || (*tenantName == "") == (len(pos) != 1) {
+		return errors.New("keys limits needs KEY|ID or --tenant NAME, and --limit N/h|unlimited|default")
+	}
+	own := *limit
+	if own == "default" {
+		own = ""
+	}
+	if err := checkLimit(own); err != nil {
+		return err
+	}
+	if *tenantName != "" {
+		if err := apikey.SetTenantLimit(ctx, rdb, *tenantName, own); err != nil {
+			return err
+		}
+		_, err := fmt.Fprintf(stdout, "tenant %s: limit %s\n", *tenantName, orDefault(own))
+		return err
+	}
+	rec, err := apikey.SetLimit(ctx, rdb, pos[0], own)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(stdout, "key %s of tenant %s: limit %s\n", rec.ID, rec.Tenant, orDefault(own))
+	return err
+}
+
+// checkLimit refuses a limit the API could not read; empty is the default.
+func checkLimit(l string) error {
+	if l == "" {
+		return nil
+	}
+	_, err := ratelimit.ParseLimit(l)
+	return err
+}
+
+func orDefault(limit string) string {
+	if limit == "" {
+		return "default"
+	}
+	return limit
 }

@@ -57,6 +57,48 @@ func TestKeysCommands(t *testing.T) {
 	}
 }
 
+// keys create --limit, keys limits for a key and a tenant, and keys list
+// showing both; limits the API could not read are refused.
+func TestKeysLimits(t *testing.T) {
+	rdb := redistest.Client(t, srv)
+	out, err := cli(t, "keys", "create", "--tenant", "acme", "--limit", "5000/h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	key := strings.TrimSpace(out)
+	rec, err := apikey.Lookup(t.Context(), rdb, key)
+	if err != nil || rec.Limit != "5000/h" {
+		t.Fatalf("created: %+v %v", rec, err)
+	}
+	if out, err := cli(t, "keys", "limits", rec.ID, "--limit", "unlimited"); err != nil || !strings.Contains(out, "limit unlimited") {
+		t.Fatalf("keys limits ID: %q %v", out, err)
+	}
+	if out, err := cli(t, "keys", "limits", "--tenant", "acme", "--limit", "20000/d"); err != nil || !strings.Contains(out, "tenant acme: limit 20000/d") {
+		t.Fatalf("keys limits --tenant: %q %v", out, err)
+	}
+	out, _ = cli(t, "keys", "list")
+	if !regexp.MustCompile(rec.ID + `\s+acme\s+\S+\s+unlimited\s+20000/d`).MatchString(out) {
+		t.Errorf("keys list:\n%s", out)
+	}
+	if _, err := cli(t, "keys", "limits", rec.ID, "--limit", "default"); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := apikey.Lookup(t.Context(), rdb, key); err != nil || got.Limit != "" {
+		t.Errorf("back to the default: %+v %v", got, err)
+	}
+	for _, bad := range [][]string{
+		{"keys", "create", "--tenant", "acme", "--limit", "lots"},
+		{"keys", "limits", rec.ID, "--limit", "5/week"},
+		{"keys", "limits", rec.ID},
+		{"keys", "limits", "--limit", "5/h"},
+		{"keys", "limits", rec.ID, "--tenant", "acme", "--limit", "5/h"},
+	} {
+		if _, err := cli(t, bad...); err == nil {
+			t.Errorf("%v accepted", bad)
+		}
+	}
+}
+
 func TestModelsAndWorkersCommands(t *testing.T) {
 	rdb := redistest.Client(t, srv)
 	file := filepath.Join(t.TempDir(), "registry.yaml")

@@ -84,7 +84,7 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		ID: "21", Name: "Sales Lead Scoring Model", Source: "file://" + modelDir}.WithDefaults()}); err != nil {
 		return err
 	}
-	key, _, err := apikey.Create(ctx, apiRDB, "demo")
+	key, _, err := apikey.Create(ctx, apiRDB, "demo", "")
 	if err != nil {
 		return err
 	}
@@ -97,7 +97,9 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	if admin == "" {
 		admin = "adm_" + strings.ReplaceAll(uuid.NewString(), "-", "")
 	}
-	srv, err := api.NewServer(api.Config{AdminToken: admin}, apiRDB, log.With("tier", "api"))
+	// Rate limits as in production (1,000 requests an hour per key, the old
+	// API's), unless HOKUSAI_RATE_LIMIT says otherwise.
+	srv, err := api.NewServer(api.Config{AdminToken: admin, RateLimit: getenv("HOKUSAI_RATE_LIMIT")}, apiRDB, log.With("tier", "api"))
 	if err != nil {
 		return err
 	}

@@ -1,9 +1,10 @@
 // Command hokusai is the operator's CLI and the one-process dev stack.
 //
 //	hokusai dev [--listen :8080]            API + worker (+ a private redis-server) with the demo model
-//	hokusai keys create --tenant NAME       print a new API key (only the key, on stdout)
+//	hokusai keys create --tenant NAME [--limit N/h|unlimited]   print a new API key (only the key, on stdout)
 //	hokusai keys revoke KEY|ID
-//	hokusai keys list
+//	hokusai keys list                       ids, tenants and rate limits (never keys)
+//	hokusai keys limits KEY|ID|--tenant NAME --limit N/h|unlimited|default
 //	hokusai models apply -f FILE            write registry entries from YAML
 //	hokusai models list
 //	hokusai workers                         list workers, pools, models and readiness
@@ -35,9 +36,10 @@ func main() {
 
 const usage = `usage: hokusai COMMAND
   dev [--listen :8080]          run API + worker with the demo model
-  keys create --tenant NAME     issue an API key
+  keys create --tenant NAME [--limit N/h]   issue an API key, with its own rate limit
   keys revoke KEY|ID            revoke a key
-  keys list                     list keys (ids and tenants, never keys)
+  keys list                     list keys (ids, tenants, limits; never keys)
+  keys limits KEY|ID|--tenant NAME --limit N/h|unlimited|default   set a key's or a tenant's rate limit
   models apply -f FILE          apply registry YAML
   models list                   list registry entries
   workers                       list workers and their readiness

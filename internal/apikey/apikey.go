@@ -29,7 +29,14 @@ type Record struct {
 	Tenant    string    `json:"tenant"`
 	CreatedAt time.Time `json:"created_at"`
 	Hash      string    `json:"hash"`
+	// Limit is the key's own rate limit ("5000/h", "unlimited"), or empty
+	// for the API's default. Its syntax is internal/ratelimit's, checked by
+	// the callers that set it.
+	Limit string `json:"limit,omitempty"`
 }
+
+// TenantLimitsKey is the Redis hash of tenant -> the tenant's own rate limit.
+const TenantLimitsKey = "hokusai:tenant_limits"
 
 var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
@@ -39,8 +46,9 @@ func Hash(key string) string {
 	return hex.EncodeToString(sum[:])
 }
 
-// Create issues a new key for tenant and returns it with its record.
-func Create(ctx context.Context, rdb redis.UniversalClient, tenant string) (string, Record, error) {
+// Create issues a new key for tenant, with its own rate limit if limit is
+// set, and returns it with its record.
+func Create(ctx context.Context, rdb redis.UniversalClient, tenant, limit string) (string, Record, error) {
 	if !tenantPattern.MatchString(tenant) {
 		return "", Record{}, fmt.Errorf("tenant %q must be 1-64 letters, digits, dots, dashes or underscores", tenant)
 	}
@@ -50,17 +58,63 @@ func Create(ctx context.Context, rdb redis.UniversalClient, tenant string) (stri
 	}
 	key := "hk_" + base64.RawURLEncoding.EncodeToString(raw[:])
 	h := Hash(key)
-	rec := Record{ID: h[:12], Tenant: tenant, CreatedAt: time.Now().UTC().Truncate(time.Second), Hash: h}
-	b, _ := json.Marshal(rec)
-	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Set(ctx, hashKey(h), b, 0)
-		p.HSet(ctx, IndexKey, rec.ID, b)
-		return nil
-	})
-	if err != nil {
+	rec := Record{ID: h[:12], Tenant: tenant, CreatedAt: time.Now().UTC().Truncate(time.Second), Hash: h, Limit: limit}
+	if err := store(ctx, rdb, rec); err != nil {
 		return "", Record{}, fmt.Errorf("store API key: %w", err)
 	}
 	return key, rec, nil
+}
+
+// store writes rec where lookups (by hash) and the index (by id) find it.
+func store(ctx context.Context, rdb redis.UniversalClient, rec Record) error {
+	b, _ := json.Marshal(rec)
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, hashKey(rec.Hash), b, 0)
+		p.HSet(ctx, IndexKey, rec.ID, b)
+		return nil
+	})
+	return err
+}
+
+// SetLimit gives the key with id (or the key itself) its own rate limit,
+// or the default again when limit is empty, and returns its record.
+func SetLimit(ctx context.Context, rdb redis.UniversalClient, keyOrID, limit string) (Record, error) {
+	rec, err := find(ctx, rdb, keyOrID)
+	if err != nil {
+		return Record{}, err
+	}
+	rec.Limit = limit
+	if err := store(ctx, rdb, rec); err != nil {
+		return Record{}, fmt.Errorf("set the API key's limit: %w", err)
+	}
+	return rec, nil
+}
+
+// SetTenantLimit gives tenant its own rate limit over all its keys, or the
+// default again when limit is empty.
+func SetTenantLimit(ctx context.Context, rdb redis.UniversalClient, tenant, limit string) error {
+	if !tenantPattern.MatchString(tenant) {
+		return fmt.Errorf("tenant %q must be 1-64 letters, digits, dots, dashes or underscores", tenant)
+	}
+	var err error
+	if limit == "" {
+		err = rdb.HDel(ctx, TenantLimitsKey, tenant).Err()
+	} else {
+		err = rdb.HSet(ctx, TenantLimitsKey, tenant, limit).Err()
+	}
+	if err != nil {
+		return fmt.Errorf("set the tenant's limit: %w", err)
+	}
+	return nil
+}
+
+// TenantLimits returns every tenant's own rate limit, by tenant.
+func TenantLimits(ctx context.Context, rdb redis.UniversalClient) (map[string]string, error) {
+	m, err := rdb.HGetAll(ctx, TenantLimitsKey).Result()
+	if err != nil {
+		return nil, fmt.Errorf("read tenant limits: %w", err)
+	}
+	return m, nil
 }
 
 // Lookup returns the record of key, or ErrUnknown.
@@ -81,6 +135,23 @@ func Lookup(ctx context.Context, rdb redis.UniversalClient, key string) (Record,
 
 // Revoke deletes a key given the key itself or its id (as `keys list` shows).
 func Revoke(ctx context.Context, rdb redis.UniversalClient, keyOrID string) (Record, error) {
+	rec, err := find(ctx, rdb, keyOrID)
+	if err != nil {
+		return Record{}, err
+	}
+	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		p.Del(ctx, hashKey(rec.Hash))
+		p.HDel(ctx, IndexKey, rec.ID)
+		return nil
+	})
+	if err != nil {
+		return Record{}, fmt.Errorf("revoke API key: %w", err)
+	}
+	return rec, nil
+}
+
+// find reads the record of a key given the key itself or its id.
+func find(ctx context.Context, rdb redis.UniversalClient, keyOrID string) (Record, error) {
 	id := keyOrID
 	if len(keyOrID) > 12 {
 		id = Hash(keyOrID)[:12]
@@ -95,14 +166,6 @@ func Revoke(ctx context.Context, rdb redis.UniversalClient, keyOrID string) (Rec
 	var rec Record
 	if err := json.Unmarshal(b, &rec); err != nil {
 		return Record{}, err
-	}
-	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.Del(ctx, hashKey(rec.Hash))
-		p.HDel(ctx, IndexKey, rec.ID)
-		return nil
-	})
-	if err != nil {
-		return Record{}, fmt.Errorf("revoke API key: %w", err)
 	}
 	return rec, nil
 }

@@ -16,7 +16,7 @@ func TestMain(m *testing.M) { redistest.Main(m, &srv) }
 func TestCreateLookupRevoke(t *testing.T) {
 	rdb := redistest.Client(t, srv)
 	ctx := context.Background()
-	key, rec, err := Create(ctx, rdb, "acme")
+	key, rec, err := Create(ctx, rdb, "acme", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +53,49 @@ func TestCreateLookupRevoke(t *testing.T) {
 
 func TestCreateRejectsBadTenant(t *testing.T) {
 	rdb := redistest.Client(t, srv)
-	if _, _, err := Create(context.Background(), rdb, "bad tenant"); err == nil {
+	if _, _, err := Create(context.Background(), rdb, "bad tenant", ""); err == nil {
 		t.Error("tenant with a space accepted")
+	}
+}
+
+// A key's own limit is stored with it, read back by lookup and list, and
+// cleared; a tenant's limit likewise.
+func TestLimits(t *testing.T) {
+	rdb := redistest.Client(t, srv)
+	ctx := context.Background()
+	key, rec, err := Create(ctx, rdb, "acme", "5000/h")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Lookup(ctx, rdb, key); got.Limit != "5000/h" {
+		t.Fatalf("created with 5000/h, looked up %q", got.Limit)
+	}
+	if _, err := SetLimit(ctx, rdb, rec.ID, "unlimited"); err != nil {
+		t.Fatal(err)
+	}
+	list, _ := List(ctx, rdb)
+	if got, _ := Lookup(ctx, rdb, key); got.Limit != "unlimited" || len(list) != 1 || list[0].Limit != "unlimited" {
+		t.Fatalf("after SetLimit: lookup %q, list %+v", got.Limit, list)
+	}
+	if _, err := SetLimit(ctx, rdb, key, ""); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := Lookup(ctx, rdb, key); got.Limit != "" {
+		t.Fatalf("cleared, still %q", got.Limit)
+	}
+	if _, err := SetLimit(ctx, rdb, "nosuchid", "1/s"); !errors.Is(err, ErrUnknown) {
+		t.Errorf("unknown id: %v", err)
+	}
+	if err := SetTenantLimit(ctx, rdb, "acme", "100/m"); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := TenantLimits(ctx, rdb); m["acme"] != "100/m" || len(m) != 1 {
+		t.Fatalf("tenant limits %v", m)
+	}
+	if err := SetTenantLimit(ctx, rdb, "acme", ""); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := TenantLimits(ctx, rdb); len(m) != 0 {
+		t.Fatalf("cleared, still %v", m)
 	}
 }

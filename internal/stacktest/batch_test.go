@@ -367,7 +367,7 @@ func TestBatchTenantIsolation(t *testing.T) {
 	s := startStack(t, smallChunks)
 	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 10, nil), "text/csv", "", nil))
 	s.waitBatch(id, 30*time.Second)
-	other, _, err := apikey.Create(t.Context(), s.rdb, "globex")
+	other, _, err := apikey.Create(t.Context(), s.rdb, "globex", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -130,7 +130,7 @@ func (s *stack) waitJob(t testing.TB, id, status string) map[string]any {
 
 func TestTenantIsolationAndCancel(t *testing.T) {
 	s := startStack(t, stackOptions{})
-	other, _, err := apikey.Create(t.Context(), s.rdb, "globex")
+	other, _, err := apikey.Create(t.Context(), s.rdb, "globex", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -109,7 +109,9 @@ func startStack(t testing.TB, o stackOptions) *stack {
 	if err := registry.Apply(ctx, s.rdb, specs); err != nil {
 		t.Fatal(err)
 	}
-	key, _, err := apikey.Create(ctx, s.rdb, "acme")
+	// The harness's own key (waitReady polls with it) is never throttled;
+	// tests of the default limit create keys of their own.
+	key, _, err := apikey.Create(ctx, s.rdb, "acme", "unlimited")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -190,7 +190,7 @@ func TestWebhookTenantShare(t *testing.T) {
 	s, stuck, ids := heldBatches(t, worker.Config{WebhookConcurrency: 3, WebhookTenantConcurrency: 2, WebhookTimeout: time.Minute}, 3)
 	eventually(t, 30*time.Second, func() bool { return stuck.counts()[0] == 2 },
 		"acme's webhooks never filled its share: %v (held, answered, abandoned); logs:\n%s", stuck.counts(), s.logs)
-	other, _, err := apikey.Create(t.Context(), s.rdb, "globex")
+	other, _, err := apikey.Create(t.Context(), s.rdb, "globex", "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,0 +1,139 @@
+package api
+
+import (
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/labstack/echo/v4"
+
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/ratelimit"
+)
+
+// Rate limits, as the old API had them: every authenticated /api/v1
+// request counts against its key's quota (Config.RateLimit, or the key's
+// own) and its tenant's (Config.TenantRateLimit, or the tenant's own), in
+// one Redis script exact across API processes. A request costs 1; a list
+// of rows costs one per row, the rest charged once the body is parsed. A
+// refusal is 429 rate_limited with Retry-After, charged to nothing; every
+// answer carries RateLimit-Policy and RateLimit.
+//
+// A key refused once is refused from memory until its Retry-After has
+// passed: a GCRA bucket refuses until then whatever other processes do,
+// so a tenant hammering past its limit costs no Redis round trip.
+
+// limiter holds the parsed defaults and the refusals remembered.
+type limiter struct {
+	key, tenant ratelimit.Limit // the defaults
+
+	mu      sync.Mutex
+	refused map[string]refusal // by bucket key
+}
+
+// refusal is a bucket's last refusal: under limit, it admits one again at
+// until.
+type refusal struct {
+	until time.Time
+	limit ratelimit.Limit
+}
+
+func newLimiter(cfg Config) *limiter {
+	key, _ := ratelimit.ParseLimit(cfg.RateLimit) // checked by Validate
+	tenant, _ := ratelimit.ParseLimit(cfg.TenantRateLimit)
+	return &limiter{key: key, tenant: tenant, refused: map[string]refusal{}}
+}
+
+// buckets are the quotas of key rec's requests. A limit that no longer
+// parses (set by hand in Redis) falls back to the default.
+func (s *Server) buckets(rec apikey.Record) []ratelimit.Bucket {
+	key, tenant := s.limits.key, s.limits.tenant
+	if l, err := ratelimit.ParseLimit(rec.Limit); rec.Limit != "" && err == nil {
+		key = l
+	}
+	if own := s.state.get().tenantLimits[rec.Tenant]; own != "" {
+		if l, err := ratelimit.ParseLimit(own); err == nil {
+			tenant = l
+		}
+	}
+	// One hash tag per tenant: the script touches both keys on one node.
+	base := "hokusai:ratelimit:{" + rec.Tenant + "}:"
+	return []ratelimit.Bucket{
+		{Policy: "key", Key: base + "key:" + rec.ID, Limit: key},
+		{Policy: "tenant", Key: base + "tenant", Limit: tenant},
+	}
+}
+
+// charge counts cost units of the caller's quotas (auth has run) and sets
+// the RateLimit headers; it returns the 429 when they have no room.
+func (s *Server) charge(c echo.Context, cost int64) error {
+	rec, _ := c.Get("key").(apikey.Record)
+	buckets := s.buckets(rec)
+	now := time.Now()
+	if cost == 1 {
+		if d, ok := s.limits.remembered(buckets, now); ok {
+			d.SetHeaders(c.Response().Header())
+			return rateLimited(d)
+		}
+	}
+	d, err := ratelimit.Take(c.Request().Context(), s.rdb, buckets, cost, now)
+	if err != nil {
+		s.metrics.rateErrors.Inc()
+		if s.cfg.RateLimitFail == "closed" {
+			return s.unavailable(c, err)
+		}
+		s.log.Warn("rate limits not checked", "request_id", requestID(c), "err", err.Error())
+		return nil
+	}
+	d.SetHeaders(c.Response().Header())
+	if d.Allowed {
+		return nil
+	}
+	if cost == 1 {
+		s.limits.remember(d.Binding, now.Add(d.RetryAfter))
+	}
+	return rateLimited(d)
+}
+
+// remembered is the refusal of a request of cost 1 that one of buckets
+// gave recently and would give again now.
+func (l *limiter) remembered(buckets []ratelimit.Bucket, now time.Time) (ratelimit.Decision, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, b := range buckets {
+		if r, ok := l.refused[b.Key]; ok {
+			// A limit changed since (lifted, raised) voids the refusal.
+			if until := r.until; r.limit == b.Limit && now.Before(until) {
+				var limited []ratelimit.Bucket
+				for _, p := range buckets {
+					if !p.Limit.Unlimited() {
+						limited = append(limited, p)
+					}
+				}
+				// Refused, the bucket is full again N-1 emission intervals
+				// after it admits one.
+				wait := until.Sub(now)
+				full := wait + b.Limit.Per/time.Duration(b.Limit.N)*time.Duration(b.Limit.N-1)
+				return ratelimit.Decision{Binding: b, RetryAfter: wait, Reset: full, Policies: limited}, true
+			}
+			delete(l.refused, b.Key)
+		}
+	}
+	return ratelimit.Decision{}, false
+}
+
+func (l *limiter) remember(b ratelimit.Bucket, until time.Time) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.refused) > 100_000 { // bound memory; forgetting only costs a round trip
+		clear(l.refused)
+	}
+	l.refused[b.Key] = refusal{until: until, limit: b.Limit}
+}
+
+func rateLimited(d ratelimit.Decision) *Error {
+	return &Error{Code: CodeRateLimited, RetryAfter: strconv.FormatInt(max(int64((d.RetryAfter+time.Second-1)/time.Second), 1), 10),
+		Detail: fmt.Sprintf("Rate limit exceeded: the %s's limit is %s requests (a list counts one per row); retry after Retry-After seconds.",
+			d.Binding.Policy, d.Binding.Limit)}
+}
