@@ -1,106 +1,323 @@
 #!/usr/bin/env bash
-# End-to-end speed of the predict path, beside the Python peers, in one run:
-# API + worker + Redis as separate processes on loopback, keep-alive clients.
-#   c=1 and c=16 sync predict (wrk, DURATION each), idle worker load on Redis
-#   (commands/s over IDLE seconds), then the same wrk runs against the peers.
-# Needs: redis-server wrk; for the peers python3-fastapi python3-uvicorn
-# python3-httptools python3-uvloop python3-celery python3-redis python3-xgboost
-# (PEERS=0 skips them). Bounded: every load run stops after DURATION.
+# End-to-end speed of the sync predict path beside the Python peers, in one run
+# on loopback, wrk keep-alive clients. It starts:
+#   prod    redis-server, hokusai-api and hokusai-worker as separate processes,
+#           the API and the worker with one P each (GOMAXPROCS=1), as
+#           docker-compose.yml runs them;
+#   dev     `hokusai dev`, the one-process stack `make run` starts (Go's default Ps);
+#   peers   from PEERS_DIR (../shared/peers beside the repository): fastapi-inproc
+#           (FastAPI + xgboost in the request) and celery-queue (FastAPI + a Celery
+#           worker on their own redis-server), as its run_peers.sh starts them, but
+#           on free ports and each in its own process group.
+# At each of CONNS it runs ROUNDS rounds of SECS-second runs: prod and dev with
+# factors (the default) and without ("options": {"explain": false}), and the two
+# peers (no factors; their own body.json and post.lua), interleaved ours/peer and
+# in reverse order every other round so drift hits both alike. It prints every run,
+# then per configuration the median req/s, p50 and p99, and the median of the
+# per-round ratios ours / fastapi-inproc; the CPU per request of prod's API,
+# worker and Redis at c=16 (/proc/PID/stat utime+stime over the run / requests);
+# and the commands/s an idle prod API and worker cost Redis over IDLE seconds.
+#   ROUNDS=3 SECS=5 CONNS="1 16 64" IDLE=10 PEERS=1 PEERS_DIR=DIR PYTHON=/usr/bin/python3
+# A peer that cannot run fails the bench (exit 1, its log's tail), unless PEERS=0.
+# Needs redis-server redis-cli wrk curl python3; for the peers python3-fastapi
+# python3-uvicorn python3-httptools python3-uvloop python3-celery python3-redis
+# python3-xgboost (tools/ensure-deps.sh bench installs them on Debian).
+# Bounded: ROUNDS x CONNS x 6 runs x SECS of load (4 runs with PEERS=0), plus IDLE,
+# plus at most a minute of start-up; the estimate is printed first (defaults: about
+# 5.5 minutes). Stops every process group it started, peers' children included, on
+# exit, error and Ctrl-C.
 set -euo pipefail
+caller=$PWD
 cd "$(dirname "$0")/.."
-DURATION=${DURATION:-10s}
+root=$(pwd -P)
+ROUNDS=${ROUNDS:-3}
+SECS=${SECS:-5}
+CONNS=${CONNS:-1 16 64}
 IDLE=${IDLE:-10}
 PEERS=${PEERS:-1}
-PEERS_DIR=${PEERS_DIR:-../shared/peers}
-work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
+PYTHON=${PYTHON:-/usr/bin/python3}
+PEERS_DIR=${PEERS_DIR:-$root/../shared/peers}
+case $PEERS_DIR in /*) ;; *) PEERS_DIR=$caller/$PEERS_DIR ;; esac
+model_dir=$root/models/sales-lead-scoring
+model=$model_dir/model.json
+started=$(date +%s)
+
+die() { echo "bench: FAIL: $*" >&2; exit 1; }
+for v in ROUNDS SECS IDLE; do [[ ${!v} =~ ^[1-9][0-9]*$ ]] || die "$v=${!v} is not a positive whole number"; done
+for c in $CONNS; do [[ $c =~ ^[1-9][0-9]*$ ]] || die "CONNS=\"$CONNS\": $c is not a connection count"; done
+[ "$PEERS" = 0 ] || [ "$PEERS" = 1 ] || die "PEERS=$PEERS: use PEERS=1 (the default) or PEERS=0 to skip the peers"
+for t in redis-server redis-cli wrk curl python3; do
+  command -v "$t" >/dev/null 2>&1 || die "$t is not installed (tools/ensure-deps.sh bench installs what the bench needs on Debian)"
+done
+[ -f "$model" ] || die "no model at $model"
+if [ "$PEERS" = 1 ]; then
+  [ -d "$PEERS_DIR" ] || die "PEERS_DIR=$PEERS_DIR is not a directory: the Python peers live in ../shared/peers beside the repository; set PEERS_DIR to them, or PEERS=0 to bench without them"
+  PEERS_DIR=$(cd "$PEERS_DIR" && pwd -P)
+  for f in fastapi_inproc.py celery_queue.py body.json post.lua; do
+    [ -f "$PEERS_DIR/$f" ] || die "PEERS_DIR=$PEERS_DIR has no $f; set PEERS_DIR to the peers, or PEERS=0 to bench without them"
+  done
+  missing=$("$PYTHON" -c '
+import importlib.util as u
+print(" ".join(m for m in ("fastapi", "uvicorn", "httptools", "uvloop", "celery", "redis", "xgboost", "numpy") if u.find_spec(m) is None))' 2>&1) ||
+    die "$PYTHON does not run: $missing"
+  [ -z "$missing" ] || die "the peers need Python modules $PYTHON lacks: $missing (tools/ensure-deps.sh bench, or PEERS=0 to bench without the peers)"
+fi
+
+labels=(prod dev prod-nofactors dev-nofactors)
+[ "$PEERS" = 1 ] && labels=(prod fastapi-inproc prod-nofactors dev celery-queue dev-nofactors)
+nconns=$(wc -w <<<"$CONNS")
+load=$((ROUNDS * nconns * ${#labels[@]} * SECS))
+estimate=$((load + ROUNDS * nconns * ${#labels[@]} / 2 + IDLE + 2 + 30))
+echo "hokusai bench, $(date -u '+%Y-%m-%d %H:%M:%S UTC'), nproc $(nproc), $(uname -m)"
+echo "ROUNDS=$ROUNDS SECS=$SECS CONNS=\"$CONNS\" IDLE=$IDLE PEERS=$PEERS$([ "$PEERS" = 1 ] && echo " PEERS_DIR=$PEERS_DIR")"
+echo "estimated time: $((estimate / 60)) min $((estimate % 60)) s ($load s of load, ${#labels[@]} runs x $nconns concurrencies x $ROUNDS rounds)"
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/hokusai-bench.XXXXXX")
+declare -A pid=()  # process-group leader (started with setsid) by name
+peer_redis=""
+# members PGID: how many processes of the group run (zombies do not count).
+members() { ps -e -o pgid=,stat= | awk -v g="$1" '$1 == g && $2 !~ /^Z/ {n++} END {print n + 0}'; }
+alive() { [ "$(members "$1")" -gt 0 ]; }
+# signal SIG NAME: to NAME's group, or to NAME itself if it is still the
+# subshell that has yet to run setsid.
+signal() {
+  local p=${pid[$2]}
+  kill "-$1" -- "-$p" 2>/dev/null ||
+    { [ "$(ps -o ppid= -p "$p" | tr -d ' ')" = $$ ] && kill "-$1" "$p" 2>/dev/null; } || true
+}
+# stop NAME...: SIGTERM to each group, SIGKILL to what is left after 5 s.
+stop() {
+  local g left live
+  for g in "$@"; do signal TERM "$g"; done
+  for _ in $(seq 25); do
+    live=" $(ps -e -o pgid=,stat= | awk '$2 !~ /^Z/ {printf "%s ", $1}')"
+    left=""
+    for g in "$@"; do [[ $live == *" ${pid[$g]} "* ]] && left+=" $g"; done
+    [ -z "$left" ] && return 0
+    sleep 0.2
+  done
+  echo "bench:$left did not stop within 5 s of SIGTERM; SIGKILL" >&2
+  for g in $left; do signal KILL "$g"; done
+}
+# Every group it started: the services first, then the Redis servers they use.
+cleanup() {
+  local rc=$? g svc=() dbs=()
+  trap - EXIT INT TERM
+  for g in "${!pid[@]}"; do if [[ $g == *redis ]]; then dbs+=("$g"); else svc+=("$g"); fi; done
+  [ ${#svc[@]} = 0 ] || stop "${svc[@]}"
+  [ -n "$peer_redis" ] && redis-cli -p "$peer_redis" shutdown nosave >/dev/null 2>&1 || true
+  [ ${#dbs[@]} = 0 ] || stop "${dbs[@]}"
+  wait 2>/dev/null || true
+  rm -rf "$work"
+  [ ${#pid[@]} = 0 ] || echo "bench: stopped the ${#pid[@]} process groups it started (${svc[*]} ${dbs[*]}), $(($(date +%s) - started)) s after its start" >&2
+  exit $rc
+}
 trap cleanup EXIT
+trap 'echo; echo "bench: interrupted; stopping what it started" >&2; exit 130' INT
+trap 'exit 143' TERM
 
 port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-waitfor() { for _ in $(seq 100); do curl -sf "$1" >/dev/null 2>&1 && return 0; sleep 0.1; done; echo "bench: $1 never came up" >&2; return 1; }
+# spawn NAME DIR CMD...: CMD in DIR as the leader of a new process group, so
+# that the group (every child it forks) can be stopped; output to NAME.log.
+# A background subshell of a non-interactive shell is never a group leader, so
+# setsid execs in place and $! is the new group's id.
+spawn() {
+  local name=$1 dir=$2; shift 2
+  (cd "$dir" && exec setsid "$@") >"$work/$name.log" 2>&1 &
+  pid[$name]=$!
+}
+# fail NAME WHAT [OTHER...]: the bench stops here, showing the tail of NAME's
+# log (and of the OTHER processes').
+fail() {
+  local name=$1 what=$2 l; shift 2
+  { echo "bench: FAIL: $name $what"
+    if [[ $name == fastapi-inproc || $name == celery-* ]]; then
+      echo "bench: that is a Python peer from $PEERS_DIR (its packages: README.md there); PEERS=0 benches without the peers"
+    fi
+    for l in "$name" "$@"; do
+      echo "---- last lines of $l's log ($(wc -l <"$work/$l.log" 2>/dev/null || echo 0) lines)"; tail -n 20 "$work/$l.log" 2>/dev/null || true
+    done
+    echo "----"; } >&2
+  exit 1
+}
+# ready NAME SECONDS WHAT CMD...: wait until CMD (quiet) succeeds, failing
+# ("NAME WHAT") after SECONDS or as soon as NAME's process group, or that of a
+# process it needs, dies.
+# uvicorn --workers 2 outlives its workers: fewer than 3 processes in its group
+# after 5 s means they died.
+declare -A needs=([celery-queue]="celery-worker celery-redis" [api]="redis worker" [worker]="redis")
+declare -A group_size=([fastapi-inproc]=3 [celery-queue]=3)
+ready() {
+  local name=$1 secs=$2 what=$3 n; shift 3
+  local t0; t0=$(date +%s)
+  local deadline=$((t0 + secs))
+  until "$@"; do
+    alive "${pid[$name]}" || fail "$name" "exited while starting" ${needs[$name]:-}
+    if [ -n "${group_size[$name]:-}" ] && [ $(($(date +%s) - t0)) -ge 5 ] && [ "$(members "${pid[$name]}")" -lt "${group_size[$name]}" ]; then
+      fail "$name" "lost its worker processes while starting" ${needs[$name]:-}
+    fi
+    for n in ${needs[$name]:-}; do alive "${pid[$n]}" || fail "$n" "exited while $name was starting" "$name"; done
+    [ "$(date +%s)" -lt "$deadline" ] || fail "$name" "$what within $secs s" ${needs[$name]:-}
+    sleep 0.2
+  done
+  [ "$(ps -o pgid= -p "${pid[$name]}" | tr -d ' ')" = "${pid[$name]}" ] || fail "$name" "is not in a process group of its own; the bench could not stop it"
+}
+get200() { curl -sf -m 2 -o /dev/null "$1"; }
+pong() { redis-cli -p "$1" ping 2>/dev/null | grep -q PONG; }
+# post200 URL KEY FILE: one predict answers 200.
+post200() { [ "$(curl -s -m 5 -o /dev/null -w '%{http_code}' -X POST "$1" -H "X-API-Key: $2" -H 'Content-Type: application/json' -d @"$3")" = 200 ]; }
+lua() { printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["X-API-Key"] = "%s"\nwrk.body = [[%s]]\n' "$1" "$2" >"$3"; }
 
 make -s build
-rport=$(port); aport=$(port); hport=$(port)
-redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize no --loglevel warning &
-pids+=($!)
-export REDIS_URL="redis://127.0.0.1:$rport/0"
-sleep 0.3
-cat > "$work/registry.yaml" <<YAML
-models:
-  - id: "21"
-    name: Sales Lead Scoring Model
-    source: file://$PWD/models/sales-lead-scoring
-YAML
-bin/hokusai models apply -f "$work/registry.yaml" >/dev/null
-KEY=$(bin/hokusai keys create --tenant bench)
-# One P each, as docker-compose.yml runs the API and the sync/async worker.
-GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn bin/hokusai-worker --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
-pids+=($!)
-GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn bin/hokusai-api --listen "127.0.0.1:$aport" >"$work/api.log" 2>&1 &
-pids+=($!)
-waitfor "http://127.0.0.1:$hport/readyz"
-waitfor "http://127.0.0.1:$aport/ready"
-sleep 0.5 # one heartbeat refresh
-
+U=/api/v1/models/21/predict
 body='{"inputs": {"company_size": 1000, "engagement_score": 75, "website_visits": 12, "email_opens": 4, "content_downloads": 2, "demo_requested": true, "budget_confirmed": false, "industry": "Finance", "decision_timeline": "1-3 months", "title": "Director of Sales"}}'
 plain=${body%\}}', "options": {"explain": false}}'
-for f in post:"$body" plain:"$plain"; do
-  cat > "$work/${f%%:*}.lua" <<LUA
-wrk.method = "POST"
-wrk.headers["Content-Type"] = "application/json"
-wrk.headers["X-API-Key"] = "$KEY"
-wrk.body = [[${f#*:}]]
-LUA
+printf '%s' "$body" >"$work/body.json"
+
+# prod: three processes, one P for the API and the worker.
+rport=$(port); aport=$(port); hport=$(port)
+spawn redis "$work" redis-server --port "$rport" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize no --loglevel warning
+ready redis 10 "answered no PING" pong "$rport"
+export REDIS_URL="redis://127.0.0.1:$rport/0"
+printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: file://%s\n' "$model_dir" >"$work/registry.yaml"
+bin/hokusai models apply -f "$work/registry.yaml" >/dev/null
+key=$(bin/hokusai keys create --tenant bench)
+spawn worker "$root" env GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn bin/hokusai-worker --health-addr "127.0.0.1:$hport"
+spawn api "$root" env GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn bin/hokusai-api --listen "127.0.0.1:$aport"
+unset REDIS_URL
+
+# dev: one process with its own private redis-server (a child, in its group).
+dport=$(port); dhport=$(port)
+spawn dev "$root" env -u REDIS_URL bin/hokusai dev --listen "127.0.0.1:$dport" --health-addr "127.0.0.1:$dhport" \
+  --state-dir "$work/dev" --models "$model_dir"
+
+if [ "$PEERS" = 1 ]; then
+  # The same commands as run_peers.sh. Ports: uvicorn's are flags there, and
+  # celery_queue.py takes its broker from BROKER (default port 6391).
+  peer_redis=$(port); iport=$(port); cport=$(port)
+  spawn celery-redis "$work" redis-server --port "$peer_redis" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --daemonize no --loglevel warning
+  broker="redis://127.0.0.1:$peer_redis/0"
+  spawn fastapi-inproc "$PEERS_DIR" env MODEL="$model" "$PYTHON" -m uvicorn fastapi_inproc:app --host 127.0.0.1 --port "$iport" \
+    --workers 2 --http httptools --loop uvloop --log-level warning
+  ready celery-redis 10 "answered no PING" pong "$peer_redis"
+  spawn celery-worker "$PEERS_DIR" env MODEL="$model" BROKER="$broker" "$PYTHON" -m celery -A celery_queue.capp worker \
+    --loglevel=warning --concurrency=2
+  spawn celery-queue "$PEERS_DIR" env MODEL="$model" BROKER="$broker" "$PYTHON" -m uvicorn celery_queue:app --host 127.0.0.1 \
+    --port "$cport" --workers 2 --http httptools --loop uvloop --log-level warning
+fi
+
+ready worker 20 "was not ready" get200 "http://127.0.0.1:$hport/readyz"
+ready api 20 "was not ready" get200 "http://127.0.0.1:$aport/ready"
+ready dev 20 "printed no API key" grep -q 'hk_' "$work/dev.log"
+durl=$(grep -o 'http://[0-9.:]*/api/v1' "$work/dev.log" | head -1); durl=${durl%/api/v1}
+dkey=$(grep -o 'hk_[A-Za-z0-9_-]*' "$work/dev.log" | head -1)
+[ -n "$durl" ] && [ -n "$dkey" ] || fail dev "printed no API URL and key"
+ready dev 20 "was not ready" get200 "http://127.0.0.1:$dhport/readyz"
+declare -A url=([prod]="http://127.0.0.1:$aport$U" [dev]="$durl$U")
+url[prod-nofactors]=${url[prod]}; url[dev-nofactors]=${url[dev]}
+lua "$key" "$body" "$work/prod.lua"; lua "$key" "$plain" "$work/prod-nofactors.lua"
+lua "$dkey" "$body" "$work/dev.lua"; lua "$dkey" "$plain" "$work/dev-nofactors.lua"
+printf '%s' "$plain" >"$work/plain.json"
+# Ready means a predict answers 200 (the API must have seen the worker's heartbeat).
+for f in body plain; do
+  ready api 20 "answered no 200 to a predict of $(cat "$work/$f.json")" post200 "${url[prod]}" "$key" "$work/$f.json"
+  ready dev 20 "answered no 200 to a predict of $(cat "$work/$f.json")" post200 "${url[dev]}" "$dkey" "$work/$f.json"
 done
-curl -sS -f "http://127.0.0.1:$aport/api/v1/models/21/predict" -H "X-API-Key: $KEY" -H "Content-Type: application/json" -d "$body" >"$work/first.json" || { cat "$work/first.json" "$work/api.log" "$work/worker.log"; exit 1; }
+if [ "$PEERS" = 1 ]; then
+  url[fastapi-inproc]="http://127.0.0.1:$iport$U"; url[celery-queue]="http://127.0.0.1:$cport$U"
+  # The celery one needs its worker too.
+  ready fastapi-inproc 60 "answered no 200 to a predict" post200 "${url[fastapi-inproc]}" test-key "$PEERS_DIR/body.json"
+  ready celery-queue 60 "answered no 200 to a predict" post200 "${url[celery-queue]}" test-key "$PEERS_DIR/body.json"
+fi
+sleep 1 # one heartbeat refresh
+echo "up after $(($(date +%s) - started)) s: prod (api $aport, worker, redis $rport), dev ($durl)$([ "$PEERS" = 1 ] && echo ", fastapi-inproc :$iport, celery-queue :$cport (redis :$peer_redis)")"
 
-# wrk's latency report -> "p50 p99 rps"
-summarize() { awk '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /^Requests\/sec/{rps=$2} /requests in/{n=$1} /Non-2xx/{bad=$NF} END{printf "p50=%s p99=%s rps=%s non2xx=%s requests=%s\n", p50, p99, rps, (bad==""?0:bad), n}'; }
-load() { wrk -t"$1" -c"$2" -d"$DURATION" --latency -s "$3" "$4" | summarize; }
-ticks() { awk '{print $14+$15}' "/proc/$1/stat"; }
-# CPU per request of each process over one run, in microseconds.
-cpu_per_request() {
-  local n=$1; shift
-  local hz; hz=$(getconf CLK_TCK)
-  local out=""
-  for name_pid in "$@"; do
-    local name=${name_pid%%:*} pid=${name_pid##*:}
-    out+="$name=$(( ($(ticks "$pid") - ${start[$pid]}) * 1000000 / hz / n ))us "
-  done
-  echo "$out"
+ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# run LABEL C ROUND: one wrk run into runs/LABEL.C.ROUND; prod at c=16 also
+# records its processes' CPU ticks over the run.
+mkdir "$work/runs"
+run() {
+  local l=$1 c=$2 i=$3 t=2 out="$work/runs/$1.$2.$3" before=()
+  [ "$c" = 1 ] && t=1
+  if [[ $l == prod* && $c == 16 ]]; then for p in api worker redis; do before+=("$(ticks "${pid[$p]}")"); done; fi
+  if [[ $l == fastapi-inproc || $l == celery-queue ]]; then
+    # The peers' own post.lua, which reads body.json from the working directory.
+    (cd "$PEERS_DIR" && wrk -t"$t" -c"$c" -d"${SECS}s" --timeout 10s --latency -s post.lua "${url[$l]}") >"$out" 2>&1 || true
+  else
+    wrk -t"$t" -c"$c" -d"${SECS}s" --timeout 10s --latency -s "$work/$l.lua" "${url[$l]}" >"$out" 2>&1 || true
+  fi
+  if [ ${#before[@]} -gt 0 ]; then
+    local k=0 after=()
+    for p in api worker redis; do after+=("$(($(ticks "${pid[$p]}") - before[k]))"); k=$((k + 1)); done
+    echo "${after[*]}" >"$out.cpu"
+  fi
+  awk -v l="$l" -v c="$c" -v i="$i" '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /^Requests\/sec/{rps=$2} /Non-2xx|Socket errors/{bad=bad " " $0}
+    END{printf "  r%s c=%-3s %-15s %9s req/s  p50 %-8s p99 %-8s%s\n", i, c, l, rps, p50, p99, (bad == "" ? "" : "  ERRORS:" bad)}' "$out"
 }
-declare -A start
-procs=("redis:${pids[0]}" "worker:${pids[1]}" "api:${pids[2]}")
-url="http://127.0.0.1:$aport/api/v1/models/21/predict"
 
-echo "== hokusai (API + worker + Redis, separate processes)"
-echo "c=1  $(load 1 1 "$work/post.lua" "$url")"
-for p in "${pids[@]}"; do start[$p]=$(ticks "$p"); done
-r=$(load 2 16 "$work/post.lua" "$url"); echo "c=16 $r"
-echo "     cpu per request: $(cpu_per_request "${r##*requests=}" "${procs[@]}")"
-echo "c=1  no factors (options.explain=false) $(load 1 1 "$work/plain.lua" "$url")"
-echo "c=16 no factors (options.explain=false) $(load 2 16 "$work/plain.lua" "$url")"
+for i in $(seq "$ROUNDS"); do
+  order=("${labels[@]}")
+  if [ $((i % 2)) = 0 ]; then order=(); for ((k = ${#labels[@]} - 1; k >= 0; k--)); do order+=("${labels[k]}"); done; fi
+  for c in $CONNS; do for l in "${order[@]}"; do run "$l" "$c" "$i"; done; done
+done
 
 sleep 2 # let the last replies settle
 c0=$(redis-cli -p "$rport" info stats | awk -F: '/^total_commands_processed/{print $2+0}')
 sleep "$IDLE"
 c1=$(redis-cli -p "$rport" info stats | awk -F: '/^total_commands_processed/{print $2+0}')
-echo "idle: $(( (c1 - c0) / IDLE )) Redis commands/s with one idle worker and one API (heartbeats and snapshot refresh included)"
 
-if [ "$PEERS" = 1 ]; then
-  ( cd "$PEERS_DIR" && MODEL="$PWD/../../main/models/sales-lead-scoring/model.json" ./run_peers.sh ) >"$work/peers.pids" 2>&1 || true
-  trap 'cleanup; for p in $(awk "{print \$2}" "$work/peers.pids" 2>/dev/null); do kill "$p" 2>/dev/null; done; redis-cli -p 6391 shutdown nosave >/dev/null 2>&1 || true' EXIT
-  waitfor_post() { for _ in $(seq 100); do curl -s -o /dev/null -w '%{http_code}' -X POST "$1" -H 'X-API-Key: test-key' -H 'Content-Type: application/json' -d @"$PEERS_DIR/body.json" 2>/dev/null | grep -q 200 && return 0; sleep 0.2; done; return 1; }
-  cd "$PEERS_DIR"
-  for peer in "fastapi-inproc 8101" "celery-queue 8102"; do
-    set -- $peer
-    if waitfor_post "http://127.0.0.1:$2/api/v1/models/21/predict"; then
-      echo "== peer $1"
-      echo "c=1  $(load 1 1 post.lua "http://127.0.0.1:$2/api/v1/models/21/predict")"
-      echo "c=16 $(load 2 16 post.lua "http://127.0.0.1:$2/api/v1/models/21/predict")"
-    else
-      echo "== peer $1 did not start (see $PEERS_DIR/README.md for its packages)"
-    fi
-  done
-fi
+echo
+rc=0
+(python3 - "$work/runs" "$ROUNDS" "$(getconf CLK_TCK)" "$CONNS" "${labels[@]}" <<'PY'
+import math, os, re, statistics, sys
+runs, rounds, hz, conns, labels = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), [int(c) for c in sys.argv[4].split()], sys.argv[5:]
+def ms(t, k):
+    m = re.search(r"^\s*%s\s+([\d.]+)(us|ms|s)\s*$" % re.escape(k), t, re.M)
+    return math.nan if not m else float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+def parse(l, c, i):
+    t = open(f"{runs}/{l}.{c}.{i}").read()
+    rps = re.search(r"Requests/sec:\s+([\d.]+)", t)
+    n = re.search(r"(\d+) requests in", t)
+    return dict(rps=float(rps.group(1)) if rps else 0.0, p50=ms(t, "50%"), p99=ms(t, "99%"),
+                n=int(n.group(1)) if n else 0, bad=bool(re.search(r"Non-2xx|Socket errors", t)))
+med = lambda xs: statistics.median(xs) if xs else math.nan
+names = {"prod": "prod, factors", "prod-nofactors": "prod, no factors", "dev": "dev, factors",
+         "dev-nofactors": "dev, no factors", "fastapi-inproc": "peer fastapi-inproc", "celery-queue": "peer celery-queue"}
+order = [l for l in ("prod", "prod-nofactors", "dev", "dev-nofactors", "fastapi-inproc", "celery-queue") if l in labels]
+peer = "fastapi-inproc" if "fastapi-inproc" in labels else None
+print(f"medians of {rounds} round(s); " + ("ratio = median of the per-round ratios to fastapi-inproc's req/s" if peer else "PEERS=0: no peers, no ratios"))
+print(f"{'':4}{'configuration':22}{'req/s':>9}{'p50 ms':>9}{'p99 ms':>9}{'ratio':>9}")
+errors = []
+for c in conns:
+    r = {l: [parse(l, c, i) for i in range(1, rounds + 1)] for l in labels}
+    for l in order:
+        ratio = ""
+        if peer and l != peer:
+            ratio = f"{med([a['rps'] / b['rps'] for a, b in zip(r[l], r[peer]) if b['rps']]):.2f}x"
+        bad = sum(x["bad"] for x in r[l])
+        if bad:
+            errors.append(f"c={c} {l}")
+        print(f"c={c:<3}{names[l]:22}{med([x['rps'] for x in r[l]]):9.0f}{med([x['p50'] for x in r[l]]):9.2f}"
+              f"{med([x['p99'] for x in r[l]]):9.2f}{ratio:>9}{'  ERRORS in %d run(s)' % bad if bad else ''}")
+if 16 in conns:
+    for l in ("prod", "prod-nofactors"):
+        per = {p: [] for p in ("api", "worker", "redis")}
+        for i in range(1, rounds + 1):
+            f = f"{runs}/{l}.16.{i}.cpu"
+            n = parse(l, 16, i)["n"]
+            if os.path.exists(f) and n:
+                for p, t in zip(per, open(f).read().split()):
+                    per[p].append(int(t) * 1e6 / hz / n)
+        print(f"cpu per request, {names[l]}, c=16 (median of {rounds}): " +
+              "  ".join(f"{p} {med(v):.0f} us" for p, v in per.items()) +
+              f"  total {sum(med(v) for v in per.values()):.0f} us")
+if errors:
+    print("runs with non-2xx answers or socket errors: " + ", ".join(errors))
+    if any(not e.split()[1] in ("fastapi-inproc", "celery-queue") for e in errors):
+        sys.exit(2)
+PY
+) || rc=$?
+echo "idle: $(((c1 - c0) / IDLE)) Redis commands/s with one idle prod worker and API (heartbeats and snapshot refresh included)"
+echo "took $(($(date +%s) - started)) s; absolute figures vary between runs and machines: compare only figures from one run"
+[ $rc = 0 ] || echo "bench: FAIL: some of our runs had non-2xx answers or socket errors" >&2
+exit $rc

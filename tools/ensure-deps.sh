@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the README's commands need, when missing.
-# Usage: tools/ensure-deps.sh run|test
+# Usage: tools/ensure-deps.sh run|test|bench (bench: with PEERS=0, no peers)
 # As root on Debian it installs with apt-get and says so; elsewhere it prints
 # what to install and fails.
 set -euo pipefail
@@ -8,12 +8,17 @@ want=(redis-server)
 if [ "${1:-}" = test ]; then
   want+=(python3-xgboost python3-sklearn chromium)
 fi
+if [ "${1:-}" = bench ]; then
+  want+=(wrk)
+  # The Python peers of ../shared/peers (its README.md).
+  [ "${PEERS:-1}" = 0 ] || want+=(python3-xgboost python3-fastapi python3-uvicorn python3-httptools python3-uvloop python3-celery python3-redis)
+fi
 missing=()
 for pkg in "${want[@]}"; do
   case "$pkg" in
     redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
-    python3-xgboost) /usr/bin/python3 -c 'import xgboost' >/dev/null 2>&1 || missing+=("$pkg") ;;
-    python3-sklearn) /usr/bin/python3 -c 'import sklearn' >/dev/null 2>&1 || missing+=("$pkg") ;;
+    python3-*) /usr/bin/python3 -c "import ${pkg#python3-}" >/dev/null 2>&1 || missing+=("$pkg") ;;
+    wrk) command -v wrk >/dev/null 2>&1 || missing+=("$pkg") ;;
     chromium) command -v chromium >/dev/null 2>&1 || missing+=("$pkg") ;;
   esac
 done
@@ -26,5 +31,5 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   exit 0
 fi
 echo "ensure-deps: missing ${missing[*]}. On Debian or Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
-echo "ensure-deps: elsewhere install Redis 7 (redis-server on PATH), Python 3 with xgboost 1.7 and scikit-learn at /usr/bin/python3, and Chromium (chromium on PATH, for the dashboard test)." >&2
+echo "ensure-deps: elsewhere install Redis 7 (redis-server on PATH), Python 3 with xgboost 1.7 and scikit-learn at /usr/bin/python3, and Chromium (chromium on PATH, for the dashboard test); for make bench, wrk and the Python packages of ../shared/peers/README.md." >&2
 exit 1
