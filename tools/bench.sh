@@ -181,14 +181,14 @@ ready redis 10 "answered no PING" pong "$rport"
 export REDIS_URL="redis://127.0.0.1:$rport/0"
 printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: file://%s\n' "$model_dir" >"$work/registry.yaml"
 bin/hokusai models apply -f "$work/registry.yaml" >/dev/null
-key=$(bin/hokusai keys create --tenant bench)
+key=$(bin/hokusai keys create --tenant bench --limit unlimited) # a bench, not a partner
 spawn worker "$root" env GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn bin/hokusai-worker --health-addr "127.0.0.1:$hport"
 spawn api "$root" env GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn bin/hokusai-api --listen "127.0.0.1:$aport"
 unset REDIS_URL
 
 # dev: one process with its own private redis-server (a child, in its group).
 dport=$(port); dhport=$(port)
-spawn dev "$root" env -u REDIS_URL bin/hokusai dev --listen "127.0.0.1:$dport" --health-addr "127.0.0.1:$dhport" \
+spawn dev "$root" env -u REDIS_URL HOKUSAI_RATE_LIMIT=unlimited bin/hokusai dev --listen "127.0.0.1:$dport" --health-addr "127.0.0.1:$dhport" \
   --state-dir "$work/dev" --models "$model_dir"
 
 if [ "$PEERS" = 1 ]; then
