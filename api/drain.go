@@ -78,7 +78,8 @@ func (s *Server) drain(c echo.Context, body *requestBody, err error) error {
 		// closes the connection.
 		return err
 	}
-	over := req.ContentLength > 0 && req.ContentLength-body.n > s.cfg.DrainMaxBytes
+	most := s.drainMax(c)
+	over := req.ContentLength > 0 && req.ContentLength-body.n > most
 	if over {
 		closeAfterReply(res) // before the answer is written, so its header says Connection: close
 	}
@@ -98,10 +99,24 @@ func (s *Server) drain(c echo.Context, body *requestBody, err error) error {
 	// deadline, a client gone, broken chunking) means the rest cannot be
 	// skipped, and must not be parsed as the next request. The read
 	// bypasses the wrapper: the drain has its own deadline.
-	if _, err := io.CopyN(io.Discard, body.ReadCloser, s.cfg.DrainMaxBytes+1); err != io.EOF {
+	if _, err := io.CopyN(io.Discard, body.ReadCloser, most+1); err != io.EOF {
 		closeAfterReply(res)
 	}
 	return nil
+}
+
+// rateLimitedDrainBytes bounds the drain after a 429: enough for any
+// honest predict, so a partner over its limit reads its Retry-After,
+// while a tenant hammering with megabyte bodies past its limit makes the
+// API read none of them.
+const rateLimitedDrainBytes = 64 << 10
+
+// drainMax is how much of the rest of c's body drain may read.
+func (s *Server) drainMax(c echo.Context) int64 {
+	if limited, _ := c.Get(rateLimitedKey).(bool); limited {
+		return min(s.cfg.DrainMaxBytes, rateLimitedDrainBytes)
+	}
+	return s.cfg.DrainMaxBytes
 }
 
 // hangUp closes the connection once the answer is out, without reading any

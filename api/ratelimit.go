@@ -74,7 +74,7 @@ func (s *Server) charge(c echo.Context, cost int64) error {
 	if cost == 1 {
 		if d, ok := s.limits.remembered(buckets, now); ok {
 			d.SetHeaders(c.Response().Header())
-			return rateLimited(d)
+			return rateLimited(c, d)
 		}
 	}
 	d, err := ratelimit.Take(c.Request().Context(), s.rdb, buckets, cost, now)
@@ -93,7 +93,7 @@ func (s *Server) charge(c echo.Context, cost int64) error {
 	if cost == 1 {
 		s.limits.remember(d.Binding, now.Add(d.RetryAfter))
 	}
-	return rateLimited(d)
+	return rateLimited(c, d)
 }
 
 // remembered is the refusal of a request of cost 1 that one of buckets
@@ -132,7 +132,12 @@ func (l *limiter) remember(b ratelimit.Bucket, until time.Time) {
 	l.refused[b.Key] = refusal{until: until, limit: b.Limit}
 }
 
-func rateLimited(d ratelimit.Decision) *Error {
+// rateLimitedKey marks a request refused by its rate limits: its unread
+// body is drained only a little (see rateLimitedDrainBytes).
+const rateLimitedKey = "rate_limited"
+
+func rateLimited(c echo.Context, d ratelimit.Decision) *Error {
+	c.Set(rateLimitedKey, true)
 	return &Error{Code: CodeRateLimited, RetryAfter: strconv.FormatInt(max(int64((d.RetryAfter+time.Second-1)/time.Second), 1), 10),
 		Detail: fmt.Sprintf("Rate limit exceeded: the %s's limit is %s requests (a list counts one per row); retry after Retry-After seconds.",
 			d.Binding.Policy, d.Binding.Limit)}

@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # One tenant attacks, another scores leads: does the second notice?
-# Starts redis-server, hokusai-api and hokusai-worker as separate processes
-# (one P each, as docker-compose.yml runs them), then loads them with sync
+# Starts redis-server, hokusai-api and workers as separate processes, in
+# SHAPE "split" (default, as docker-compose.yml and Terraform run them: a
+# sync/async worker with one P, and a batch-only worker in the idle CPU
+# class) or "single" (one worker serving every lane, as `hokusai dev`
+# does), then loads them with sync
 # predicts of tenant "victim" (wrk, C connections) for SECS seconds alone,
 # and again for SECS seconds while tenant "hostile" sends, all at once:
 #   - 1 MiB predicts of 100,000 keys, 8 at a time;
@@ -9,7 +12,9 @@
 #   - 40 one-row batches whose callback_url hangs every webhook attempt;
 #   - 200 connections trickling a predict body a byte a second.
 # Prints the victim's p50/p99 and errors in both windows, and the ratio.
-#   SECS=20 C=2 ATTACKS=wide,batch,hooks,trickle tools/hostile-bench.sh
+#   SECS=20 C=2 SHAPE=split ATTACKS=wide,batch,hooks,trickle tools/hostile-bench.sh
+# The hostile tenant's key has the API's default rate limit
+# (HOKUSAI_RATE_LIMIT, 1000/h); the victim's is unlimited.
 # Needs redis-server, wrk, python3. Bounded: 2 x SECS of load; stops
 # everything it started.
 set -euo pipefail
@@ -17,6 +22,7 @@ cd "$(dirname "$0")/.."
 SECS=${SECS:-20}
 C=${C:-2}
 ATTACKS=${ATTACKS:-wide,batch,hooks,trickle}
+SHAPE=${SHAPE:-split}
 work=$(mktemp -d)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$work"; }
@@ -44,7 +50,13 @@ while True:
     c, _ = s.accept(); held.append(c)
 PY
 pids+=($!)
-GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn HOKUSAI_WEBHOOK_ALLOW_PRIVATE=1 bin/hokusai-worker --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
+lanes=sync,async,batch
+if [ "$SHAPE" = split ]; then
+  lanes=sync,async
+  HOKUSAI_LOG_LEVEL=warn HOKUSAI_WEBHOOK_ALLOW_PRIVATE=1 bin/hokusai-worker --lanes batch --health-addr "127.0.0.1:$(port)" >"$work/batch-worker.log" 2>&1 &
+  pids+=($!)
+fi
+GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn HOKUSAI_WEBHOOK_ALLOW_PRIVATE=1 bin/hokusai-worker --lanes "$lanes" --health-addr "127.0.0.1:$hport" >"$work/worker.log" 2>&1 &
 pids+=($!)
 GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn bin/hokusai-api --listen "127.0.0.1:$aport" >"$work/api.log" 2>&1 &
 pids+=($!)

@@ -150,7 +150,7 @@ func TestRateLimitOverridesAndRows(t *testing.T) {
 	if err := apikey.SetTenantLimit(ctx, s.rdb, "acme", "2/h"); err != nil {
 		t.Fatal(err)
 	}
-	second, _, err := apikey.Create(ctx, s.rdb, "acme", "")
+	second, _, err := apikey.Create(ctx, s.rdb, "acme", "unlimited") // only the tenant's limit binds
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +159,7 @@ func TestRateLimitOverridesAndRows(t *testing.T) {
 		return strings.Contains(r.header.Get("RateLimit-Policy"), `"tenant";q=2;w=3600`)
 	}, "the tenant limit never applied")
 	if r := s.do("GET", "/api/v1/models", nil, as(second)); r.code != http.StatusOK {
-		t.Fatalf("acme's second under 2/h: %d", r.code)
+		t.Fatalf("acme's second under 2/h: %d %q %q", r.code, r.header.Get("RateLimit"), r.header.Get("RateLimit-Policy"))
 	}
 	r = s.do("GET", "/api/v1/models", nil, as(own))
 	if r.code != http.StatusTooManyRequests || !strings.HasPrefix(r.header.Get("RateLimit"), `"tenant";r=0;`) {
@@ -233,5 +233,35 @@ func TestRateLimitWhenRedisIsDown(t *testing.T) {
 				t.Errorf("rate limit errors counted: %v", n)
 			}
 		})
+	}
+}
+
+// A partner past its limit that writes its whole body before reading, as
+// Python's clients do, reads its 429 and keeps its connection when the
+// body is a predict's size; a megabyte body past the limit is not read:
+// the connection closes after the answer.
+func TestRateLimitedBodies(t *testing.T) {
+	s := startStack(t, stackOptions{api: api.Config{RateLimit: "1/h"}})
+	key, _, err := apikey.Create(t.Context(), s.rdb, "initech", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.key = key
+	p := s.dialPy(t)
+	small := []byte(`{"inputs": ` + lead + `, "pad": "` + strings.Repeat("x", 32<<10) + `"}`)
+	for i, want := range []int{http.StatusOK, http.StatusTooManyRequests, http.StatusTooManyRequests} {
+		resp, body, err := p.exchange("/api/v1/models/21/predict", "application/json", small, false)
+		if err != nil || resp.StatusCode != want {
+			t.Fatalf("request %d on one connection: %v %v %s, want %d", i+1, err, resp, body, want)
+		}
+	}
+	big := []byte(`{"inputs": {"title": "` + strings.Repeat("x", 1<<20) + `"}}`)
+	q := s.dialPy(t)
+	resp, body, err := q.exchange("/api/v1/models/21/predict", "application/json", big, false)
+	if closed(err) {
+		return // cut while the client still wrote: the body was not read
+	}
+	if err != nil || resp.StatusCode != http.StatusTooManyRequests || !resp.Close {
+		t.Fatalf("a 1 MiB body past the limit: %v %v %s, want 429 and Connection: close", err, resp, body)
 	}
 }
