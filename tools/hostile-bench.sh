@@ -14,7 +14,8 @@
 # Prints the victim's p50/p99 and errors in both windows, and the ratio.
 #   SECS=20 C=2 SHAPE=split ATTACKS=wide,batch,hooks,trickle tools/hostile-bench.sh
 # The hostile tenant's key has the API's default rate limit
-# (HOKUSAI_RATE_LIMIT, 1000/h); the victim's is unlimited.
+# (HOKUSAI_RATE_LIMIT, 1000/h), and, when HOSTILE_LIMIT is set (say
+# 20/s), the tenant that limit of its own; the victim's key is unlimited.
 # Needs redis-server, wrk, python3. Bounded: 2 x SECS of load; stops
 # everything it started.
 set -euo pipefail
@@ -40,6 +41,7 @@ printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: f
 bin/hokusai models apply -f "$work/registry.yaml" >/dev/null
 victim=$(bin/hokusai keys create --tenant victim --limit unlimited)
 hostile=$(bin/hokusai keys create --tenant hostile) # under the default limit (HOKUSAI_RATE_LIMIT)
+if [ -n "${HOSTILE_LIMIT:-}" ]; then bin/hokusai keys limits --tenant hostile --limit "$HOSTILE_LIMIT" >/dev/null; fi
 # The hostile webhooks' target: accepts connections and never answers.
 python3 - "$hook" <<'PY' &
 import socket, sys, time
