@@ -9,6 +9,9 @@
 # a shared machine.
 #   tools/ab-bench.sh BASE         e.g. tools/ab-bench.sh main~3
 #   ROUNDS=4 SECS=5 CONNS=16 BODY=file.json
+#   LIMIT=1000000000/h   the bench key's rate limit, where the build has
+#                        them (default unlimited: no rate-limit script runs;
+#                        a huge limit measures what counting costs)
 # Needs redis-server, wrk, git. Bounded: 2 x ROUNDS x SECS of load. Stops
 # everything it started.
 set -euo pipefail
@@ -45,8 +48,8 @@ start() {
   printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: file://%s/models/sales-lead-scoring\n' "$src" >"$work/$name.yaml"
   REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" models apply -f "$work/$name.yaml" >/dev/null
   local key
-  # Unthrottled where the build has rate limits; older builds have none.
-  key=$(REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" keys create --tenant ab --limit unlimited 2>/dev/null ||
+  # LIMIT where the build has rate limits; older builds have none.
+  key=$(REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" keys create --tenant ab --limit "${LIMIT:-unlimited}" 2>/dev/null ||
     REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" keys create --tenant ab)
   REDIS_URL="redis://127.0.0.1:$r/0" GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn "$bin/hokusai-worker" --health-addr "127.0.0.1:$h" >"$work/$name.worker.log" 2>&1 &
   pids+=($!)
