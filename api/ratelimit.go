@@ -104,18 +104,8 @@ func (l *limiter) remembered(buckets []ratelimit.Bucket, now time.Time) (ratelim
 	for _, b := range buckets {
 		if r, ok := l.refused[b.Key]; ok {
 			// A limit changed since (lifted, raised) voids the refusal.
-			if until := r.until; r.limit == b.Limit && now.Before(until) {
-				var limited []ratelimit.Bucket
-				for _, p := range buckets {
-					if !p.Limit.Unlimited() {
-						limited = append(limited, p)
-					}
-				}
-				// Refused, the bucket is full again N-1 emission intervals
-				// after it admits one.
-				wait := until.Sub(now)
-				full := wait + b.Limit.Per/time.Duration(b.Limit.N)*time.Duration(b.Limit.N-1)
-				return ratelimit.Decision{Binding: b, RetryAfter: wait, Reset: full, Policies: limited}, true
+			if r.limit == b.Limit && now.Before(r.until) {
+				return ratelimit.Refusal(b, r.until.Sub(now), buckets), true
 			}
 			delete(l.refused, b.Key)
 		}

@@ -115,15 +115,11 @@ return {1, worst, math.floor(worstRoom), math.ceil(tats[worst] - now), 0}`)
 // limit, in one round trip, exact across API processes. With no limited
 // bucket it allows without touching Redis.
 func Take(ctx context.Context, rdb redis.UniversalClient, buckets []Bucket, cost int64, now time.Time) (Decision, error) {
-	var keys []string
-	var limited []Bucket
+	limited := Limited(buckets)
+	keys := make([]string, len(limited))
 	args := []any{now.UnixMilli(), cost}
-	for _, b := range buckets {
-		if b.Limit.Unlimited() {
-			continue
-		}
-		limited = append(limited, b)
-		keys = append(keys, b.Key)
+	for i, b := range limited {
+		keys[i] = b.Key
 		args = append(args, float64(b.Limit.Per.Milliseconds())/float64(b.Limit.N), b.Limit.N)
 	}
 	if len(limited) == 0 {
@@ -139,6 +135,26 @@ func Take(ctx context.Context, rdb redis.UniversalClient, buckets []Bucket, cost
 	return Decision{Allowed: res[0] == 1, Binding: limited[res[1]-1], Remaining: res[2],
 		Reset: time.Duration(res[3]) * time.Millisecond, RetryAfter: time.Duration(res[4]) * time.Millisecond,
 		Policies: limited}, nil
+}
+
+// Limited is buckets without the unlimited ones: those a request counts
+// against.
+func Limited(buckets []Bucket) []Bucket {
+	var out []Bucket
+	for _, b := range buckets {
+		if !b.Limit.Unlimited() {
+			out = append(out, b)
+		}
+	}
+	return out
+}
+
+// Refusal is the decision Take would give again, wait before bucket b
+// admits one more, without asking Redis: a GCRA bucket that refused is
+// full again N-1 emission intervals after it admits one.
+func Refusal(b Bucket, wait time.Duration, buckets []Bucket) Decision {
+	full := wait + b.Limit.Per/time.Duration(b.Limit.N)*time.Duration(b.Limit.N-1)
+	return Decision{Binding: b, RetryAfter: wait, Reset: full, Policies: Limited(buckets)}
 }
 
 // SetHeaders writes d as the IETF RateLimit-Policy and RateLimit headers
