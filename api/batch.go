@@ -12,11 +12,13 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
 	"github.com/hokusai-ai/inference-queue/internal/pace"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -156,8 +158,9 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 				return s.replayBatch(c, prior, body, h)
 			}
 		}
-		u := &batchUpload{s: s, ctx: req.Context(), id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.ResultTTL,
-			window: batchWindow(s.state.get().readyWorkers(spec.ID, jobs.LaneBatch)), pace: s.batchPacer(),
+		key, _ := c.Get("key").(apikey.Record)
+		u := &batchUpload{s: s, ctx: req.Context(), key: key, id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.ResultTTL,
+			window: batchWindow(s.state.get().readyWorkers(spec.ID, jobs.LaneBatch)) * s.weight(tenantOf(c)), pace: s.batchPacer(),
 			mode: jobs.Mode{Strict: strict, AsOf: created}}
 		rec := map[string]any{
 			jobs.BatchFieldTenant: tenantOf(c), jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
@@ -214,12 +217,28 @@ func tooLarge(lim BatchConfig) *Error {
 	return errorf(CodeTooLarge, "The batch is over the %d-byte limit; split the file.", lim.MaxBytes)
 }
 
-// batchWindow is how many chunks of one batch are queued at once: three per
-// ready worker, one more than a 2-core worker scores at once so the next is
-// always waiting, while the rest of its task slots stay free for sync and
-// async work (a slot taken by a queued chunk would make a partner's request
-// wait for it).
+// batchWindow is how many chunks of one batch of a tenant of weight 1 are
+// queued at once: three per ready worker, one more than a 2-core worker
+// scores at once so the next is always waiting, while the rest of its task
+// slots stay free for sync and async work (a slot taken by a queued chunk
+// would make a partner's request wait for it).
+//
+// The batch queue is served in order, and a batch's next chunk joins its
+// tail only when one of its own is done, so batches take turns: each gets
+// a share of the workers in proportion to its window. A tenant's weight
+// (hokusai keys limits --weight) multiplies its batches' windows, and so
+// their share.
 func batchWindow(workers int) int { return 3 * max(1, workers) }
+
+// weight is tenant's share of the workers beside other tenants': its own
+// (1 to 100), or 1.
+func (s *Server) weight(tenant string) int {
+	w, err := strconv.Atoi(s.state.get().tenantLimits[tenant].Weight)
+	if err != nil || w < 1 {
+		return 1
+	}
+	return min(w, 100)
+}
 
 // syncRecent is how long after a sync predict batch work keeps pacing
 // itself: partners' calls come in streams, and the next one's arrival is

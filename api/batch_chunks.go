@@ -44,6 +44,9 @@ func (u *batchUpload) add(rec []byte) error {
 // as Redis parsed it, where a script would copy it twice and hold Redis
 // meanwhile.
 func (u *batchUpload) store() error {
+	if err := u.chargeRows(); err != nil {
+		return err
+	}
 	n := u.chunks
 	prev := n - u.window
 	var done *redis.BoolCmd

@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/internal/pace"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
@@ -29,6 +30,7 @@ import (
 type batchUpload struct {
 	s       *Server
 	ctx     context.Context
+	key     apikey.Record // the uploader's, charged for the rows
 	id      string
 	spec    registry.Spec
 	ttl     time.Duration

@@ -82,6 +82,18 @@ type Config struct {
 	// way it is counted in hokusai_api_rate_limit_errors_total. Env
 	// HOKUSAI_RATE_LIMIT_FAIL, default "open".
 	RateLimitFail string
+	// BatchRowLimit is each API key's quota of batch rows, unless the key
+	// has its own (hokusai keys limits --batch-rows), in the forms of
+	// RateLimit, e.g. "1000000/d". Batch rows count only here, each chunk
+	// as it is stored, and a submission is one request against RateLimit.
+	// A file that would pass the quota is refused (429) and nothing of it
+	// is scored; the rows stored before the refusal stay charged. Env
+	// HOKUSAI_BATCH_ROW_LIMIT, default "unlimited".
+	BatchRowLimit string
+	// TenantBatchRowLimit is each tenant's quota of batch rows over all
+	// its keys, unless the tenant has its own. Env
+	// HOKUSAI_TENANT_BATCH_ROW_LIMIT, default "unlimited".
+	TenantBatchRowLimit string
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -121,6 +133,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.TenantRateLimit == "" {
 		c.TenantRateLimit = "unlimited"
+	}
+	if c.BatchRowLimit == "" {
+		c.BatchRowLimit = "unlimited"
+	}
+	if c.TenantBatchRowLimit == "" {
+		c.TenantBatchRowLimit = "unlimited"
 	}
 	if c.RateLimitFail == "" {
 		c.RateLimitFail = "open"
@@ -165,7 +183,7 @@ func (c Config) Validate() error {
 	if err := c.Batch.validate(); err != nil {
 		errs = append(errs, err)
 	}
-	for _, l := range []string{c.RateLimit, c.TenantRateLimit} {
+	for _, l := range []string{c.RateLimit, c.TenantRateLimit, c.BatchRowLimit, c.TenantBatchRowLimit} {
 		if _, err := ratelimit.ParseLimit(l); err != nil {
 			errs = append(errs, err)
 		}

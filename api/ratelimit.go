@@ -3,6 +3,7 @@ package api
 import (
 	"fmt"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -26,7 +27,7 @@ import (
 
 // limiter holds the parsed defaults and the refusals remembered.
 type limiter struct {
-	key, tenant ratelimit.Limit // the defaults
+	requests, batchRows quota // the defaults
 
 	mu      sync.Mutex
 	refused map[string]refusal // by bucket key
@@ -39,30 +40,73 @@ type refusal struct {
 	limit ratelimit.Limit
 }
 
-func newLimiter(cfg Config) *limiter {
-	key, _ := ratelimit.ParseLimit(cfg.RateLimit) // checked by Validate
-	tenant, _ := ratelimit.ParseLimit(cfg.TenantRateLimit)
-	return &limiter{key: key, tenant: tenant, refused: map[string]refusal{}}
+// quota is one kind of limit, a key's and its tenant's.
+type quota struct {
+	name        string // of the buckets: "" for requests
+	key, tenant ratelimit.Limit
 }
 
-// buckets are the quotas of key rec's requests. A limit that no longer
-// parses (set by hand in Redis) falls back to the default.
+func newLimiter(cfg Config) *limiter {
+	parse := func(s string) ratelimit.Limit {
+		l, _ := ratelimit.ParseLimit(s) // checked by Validate
+		return l
+	}
+	return &limiter{
+		requests:  quota{key: parse(cfg.RateLimit), tenant: parse(cfg.TenantRateLimit)},
+		batchRows: quota{name: "batch_rows", key: parse(cfg.BatchRowLimit), tenant: parse(cfg.TenantBatchRowLimit)},
+		refused:   map[string]refusal{},
+	}
+}
+
+// buckets are the quotas of key rec's requests.
 func (s *Server) buckets(rec apikey.Record) []ratelimit.Bucket {
-	key, tenant := s.limits.key, s.limits.tenant
-	if l, err := ratelimit.ParseLimit(rec.Limit); rec.Limit != "" && err == nil {
+	return s.limits.requests.buckets(rec, rec.Limit, s.state.get().tenantLimits[rec.Tenant].Requests)
+}
+
+// buckets are q's buckets for key rec, whose own limit is keyOwn and its
+// tenant's tenantOwn. A limit that no longer parses (set by hand in Redis)
+// falls back to the default.
+func (q quota) buckets(rec apikey.Record, keyOwn, tenantOwn string) []ratelimit.Bucket {
+	key, tenant := q.key, q.tenant
+	if l, err := ratelimit.ParseLimit(keyOwn); keyOwn != "" && err == nil {
 		key = l
 	}
-	if own := s.state.get().tenantLimits[rec.Tenant]; own != "" {
-		if l, err := ratelimit.ParseLimit(own); err == nil {
-			tenant = l
-		}
+	if l, err := ratelimit.ParseLimit(tenantOwn); tenantOwn != "" && err == nil {
+		tenant = l
 	}
 	// One hash tag per tenant: the script touches both keys on one node.
-	base := "hokusai:ratelimit:{" + rec.Tenant + "}:"
-	return []ratelimit.Bucket{
-		{Policy: "key", Key: base + "key:" + rec.ID, Limit: key},
-		{Policy: "tenant", Key: base + "tenant", Limit: tenant},
+	base, policy := "hokusai:ratelimit:{"+rec.Tenant+"}:", ""
+	if q.name != "" {
+		base, policy = base+q.name+":", q.name+"-"
 	}
+	return []ratelimit.Bucket{
+		{Policy: policy + "key", Key: base + "key:" + rec.ID, Limit: key},
+		{Policy: policy + "tenant", Key: base + "tenant", Limit: tenant},
+	}
+}
+
+// chargeRows counts the rows of the chunk being stored against the
+// uploader's batch row quotas, exact across API processes. Redis failing
+// is as for requests.
+func (u *batchUpload) chargeRows() error {
+	s, rec := u.s, u.key
+	buckets := s.limits.batchRows.buckets(rec, rec.BatchRows, s.state.get().tenantLimits[rec.Tenant].BatchRows)
+	d, err := ratelimit.Take(u.ctx, s.rdb, buckets, int64(u.inChunk), time.Now())
+	if err != nil {
+		s.metrics.rateErrors.Inc()
+		if s.cfg.RateLimitFail == "closed" {
+			return u.redisErr(err)
+		}
+		s.log.Warn("batch row limits not checked", "batch_id", u.id, "err", err.Error())
+		return nil
+	}
+	if d.Allowed {
+		return nil
+	}
+	e := retryAfter(d)
+	e.Detail = fmt.Sprintf("Batch row limit exceeded: the %s's limit is %s batch rows, and this file would pass it; "+
+		"retry after Retry-After seconds, or with fewer rows.", strings.TrimPrefix(d.Binding.Policy, "batch_rows-"), d.Binding.Limit)
+	return e
 }
 
 // charge counts cost units of the caller's quotas (auth has run) and sets
@@ -128,7 +172,13 @@ const rateLimitedKey = "rate_limited"
 
 func rateLimited(c echo.Context, d ratelimit.Decision) *Error {
 	c.Set(rateLimitedKey, true)
-	return &Error{Code: CodeRateLimited, RetryAfter: strconv.FormatInt(max(int64((d.RetryAfter+time.Second-1)/time.Second), 1), 10),
-		Detail: fmt.Sprintf("Rate limit exceeded: the %s's limit is %s requests (a list counts one per row); retry after Retry-After seconds.",
-			d.Binding.Policy, d.Binding.Limit)}
+	e := retryAfter(d)
+	e.Detail = fmt.Sprintf("Rate limit exceeded: the %s's limit is %s requests (a list counts one per row); retry after Retry-After seconds.",
+		d.Binding.Policy, d.Binding.Limit)
+	return e
+}
+
+// retryAfter is the 429 of refusal d, without its detail.
+func retryAfter(d ratelimit.Decision) *Error {
+	return &Error{Code: CodeRateLimited, RetryAfter: strconv.FormatInt(max(int64((d.RetryAfter+time.Second-1)/time.Second), 1), 10)}
 }

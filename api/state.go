@@ -23,8 +23,8 @@ type snapshot struct {
 	workers []jobs.Heartbeat
 	at      time.Time
 	err     error // the last refresh's failure, if it failed
-	// tenantLimits are the tenants' own rate limits, by tenant.
-	tenantLimits map[string]string
+	// tenantLimits are the tenants' own limits, by tenant.
+	tenantLimits map[string]apikey.Limits
 }
 
 // readyWorkers counts workers ready to serve model id on lane.

@@ -9,6 +9,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -89,10 +90,11 @@ func runKeys(ctx context.Context, rdb redis.UniversalClient, args []string, stdo
 		if err != nil {
 			return err
 		}
-		fmt.Fprintln(tw, "ID\tTENANT\tCREATED\tLIMIT\tTENANT LIMIT")
+		fmt.Fprintln(tw, "ID\tTENANT\tCREATED\tLIMIT\tBATCH ROWS\tTENANT LIMIT\tTENANT BATCH ROWS\tTENANT WEIGHT")
 		for _, r := range recs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", r.ID, r.Tenant, r.CreatedAt.Format(time.RFC3339),
-				orDefault(r.Limit), orDefault(tenants[r.Tenant]))
+			t := tenants[r.Tenant]
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.ID, r.Tenant, r.CreatedAt.Format(time.RFC3339),
+				orDefault(r.Limit), orDefault(r.BatchRows), orDefault(t.Requests), orDefault(t.BatchRows), orDefault(t.Weight))
 		}
 		return tw.Flush()
 	}
@@ -202,39 +204,70 @@ func keysSecret(ctx context.Context, rdb redis.UniversalClient, args []string, s
 	return err
 }
 
-// keysLimits sets a key's own rate limit (KEY or its id) or a tenant's
-// (--tenant), or, with --limit default, gives it the API's default again.
+// keysLimits sets a key's own limits (KEY or its id) or a tenant's
+// (--tenant): requests, batch rows, and a tenant's weight. "default" gives
+// one the API's default again.
 func keysLimits(ctx context.Context, rdb redis.UniversalClient, args []string, stdout io.Writer) error {
 	fs := flag.NewFlagSet("keys limits", flag.ContinueOnError)
-	tenantName := fs.String("tenant", "", "set the tenant's limit, over all its keys")
-	limit := fs.String("limit", "", "N/s, N/m, N/h, N/d, unlimited, or default")
+	tenantName := fs.String("tenant", "", "set the tenant's limits, over all its keys")
+	var ch apikey.Change
+	fs.Func("limit", "requests: N/s, N/m, N/h, N/d, unlimited, or default", limitFlag(&ch.Requests))
+	fs.Func("batch-rows", "batch rows: N/d (or /h, /m, /s), unlimited, or default", limitFlag(&ch.BatchRows))
+	fs.Func("weight", "the tenant's share of the workers beside other tenants': 1 to 100, or default (1)", func(v string) error {
+		if v == "default" {
+			v = ""
+		} else if n, err := strconv.Atoi(v); err != nil || n < 1 || n > 100 {
+			return fmt.Errorf("weight %q: want a whole number from 1 to 100, or default", v)
+		}
+		ch.Weight = &v
+		return nil
+	})
 	pos, err := parseMixed(fs, args)
 	if err != nil {
 		return err
 	}
-	if *limit == "" || (*tenantName == "") == (len(pos) != 1) {
-		return errors.New("keys limits needs KEY|ID or --tenant NAME, and --limit N/h|unlimited|default")
+	if (*tenantName == "") == (len(pos) != 1) || (ch == apikey.Change{}) {
+		return errors.New("keys limits needs KEY|ID or --tenant NAME, and --limit, --batch-rows or --weight")
 	}
-	own := *limit
-	if own == "default" {
-		own = ""
-	}
-	if err := checkLimit(own); err != nil {
-		return err
+	var shown []string
+	for _, f := range []struct {
+		name string
+		v    *string
+	}{{"limit", ch.Requests}, {"batch rows", ch.BatchRows}, {"weight", ch.Weight}} {
+		if f.v != nil {
+			shown = append(shown, f.name+" "+orDefault(*f.v))
+		}
 	}
 	if *tenantName != "" {
-		if err := apikey.SetTenantLimit(ctx, rdb, *tenantName, own); err != nil {
+		if err := apikey.SetTenantLimits(ctx, rdb, *tenantName, ch); err != nil {
 			return err
 		}
-		_, err := fmt.Fprintf(stdout, "tenant %s: limit %s\n", *tenantName, orDefault(own))
+		_, err := fmt.Fprintf(stdout, "tenant %s: %s\n", *tenantName, strings.Join(shown, ", "))
 		return err
 	}
-	rec, err := apikey.SetLimit(ctx, rdb, pos[0], own)
+	if ch.Weight != nil {
+		return errors.New("a weight is a tenant's: give --tenant NAME")
+	}
+	rec, err := apikey.SetLimits(ctx, rdb, pos[0], ch)
 	if err != nil {
 		return err
 	}
-	_, err = fmt.Fprintf(stdout, "key %s of tenant %s: limit %s\n", rec.ID, rec.Tenant, orDefault(own))
+	_, err = fmt.Fprintf(stdout, "key %s of tenant %s: %s\n", rec.ID, rec.Tenant, strings.Join(shown, ", "))
 	return err
+}
+
+// limitFlag sets *dst to a limit the API can read, "" for "default".
+func limitFlag(dst **string) func(string) error {
+	return func(v string) error {
+		if v == "default" {
+			v = ""
+		}
+		if err := checkLimit(v); err != nil {
+			return err
+		}
+		*dst = &v
+		return nil
+	}
 }
 
 // checkLimit refuses a limit the API could not read; empty is the default.

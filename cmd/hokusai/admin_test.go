@@ -76,8 +76,14 @@ func TestKeysLimits(t *testing.T) {
 	if out, err := cli(t, "keys", "limits", "--tenant", "acme", "--limit", "20000/d"); err != nil || !strings.Contains(out, "tenant acme: limit 20000/d") {
 		t.Fatalf("keys limits --tenant: %q %v", out, err)
 	}
+	if out, err := cli(t, "keys", "limits", rec.ID, "--batch-rows", "1000000/d"); err != nil || !strings.Contains(out, "batch rows 1000000/d") {
+		t.Fatalf("keys limits --batch-rows: %q %v", out, err)
+	}
+	if out, err := cli(t, "keys", "limits", "--tenant", "acme", "--weight", "3"); err != nil || !strings.Contains(out, "tenant acme: weight 3") {
+		t.Fatalf("keys limits --weight: %q %v", out, err)
+	}
 	out, _ = cli(t, "keys", "list")
-	if !regexp.MustCompile(rec.ID + `\s+acme\s+\S+\s+unlimited\s+20000/d`).MatchString(out) {
+	if !regexp.MustCompile(rec.ID + `\s+acme\s+\S+\s+unlimited\s+1000000/d\s+20000/d\s+default\s+3\b`).MatchString(out) {
 		t.Errorf("keys list:\n%s", out)
 	}
 	if _, err := cli(t, "keys", "limits", rec.ID, "--limit", "default"); err != nil {
@@ -92,6 +98,9 @@ func TestKeysLimits(t *testing.T) {
 		{"keys", "limits", rec.ID},
 		{"keys", "limits", "--limit", "5/h"},
 		{"keys", "limits", rec.ID, "--tenant", "acme", "--limit", "5/h"},
+		{"keys", "limits", rec.ID, "--weight", "2"},
+		{"keys", "limits", "--tenant", "acme", "--weight", "0"},
+		{"keys", "limits", "--tenant", "acme", "--batch-rows", "many"},
 	} {
 		if _, err := cli(t, bad...); err == nil {
 			t.Errorf("%v accepted", bad)

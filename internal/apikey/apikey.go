@@ -33,10 +33,25 @@ type Record struct {
 	// for the API's default. Its syntax is internal/ratelimit's, checked by
 	// the callers that set it.
 	Limit string `json:"limit,omitempty"`
+	// BatchRows is the key's own limit on batch rows ("1000000/d"), or
+	// empty for the API's default.
+	BatchRows string `json:"batch_rows,omitempty"`
 }
 
-// TenantLimitsKey is the Redis hash of tenant -> the tenant's own rate limit.
-const TenantLimitsKey = "hokusai:tenant_limits"
+// Limits names a key's or a tenant's own limits; an empty one is the
+// API's default.
+type Limits struct {
+	Requests  string // rate limit of requests, e.g. "5000/h"
+	BatchRows string // rate limit of batch rows, e.g. "1000000/d"
+	Weight    string // a tenant's share of the workers, a whole number (tenants only)
+}
+
+// The tenants' own settings, each a Redis hash of tenant -> value.
+const (
+	TenantLimitsKey    = "hokusai:tenant_limits"
+	TenantBatchRowsKey = "hokusai:tenant_batch_rows"
+	TenantWeightsKey   = "hokusai:tenant_weights"
+)
 
 var tenantPattern = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
@@ -76,45 +91,85 @@ func store(ctx context.Context, rdb redis.UniversalClient, rec Record) error {
 	return err
 }
 
-// SetLimit gives the key with id (or the key itself) its own rate limit,
-// or the default again when limit is empty, and returns its record.
-func SetLimit(ctx context.Context, rdb redis.UniversalClient, keyOrID, limit string) (Record, error) {
+// Change says which limits to set: a nil one is left as it is, an empty
+// one is the default again.
+type Change struct {
+	Requests, BatchRows, Weight *string
+}
+
+// SetLimits gives the key with id (or the key itself) its own limits and
+// returns its record. A key has no weight of its own.
+func SetLimits(ctx context.Context, rdb redis.UniversalClient, keyOrID string, ch Change) (Record, error) {
 	rec, err := find(ctx, rdb, keyOrID)
 	if err != nil {
 		return Record{}, err
 	}
-	rec.Limit = limit
+	if ch.Requests != nil {
+		rec.Limit = *ch.Requests
+	}
+	if ch.BatchRows != nil {
+		rec.BatchRows = *ch.BatchRows
+	}
 	if err := store(ctx, rdb, rec); err != nil {
-		return Record{}, fmt.Errorf("set the API key's limit: %w", err)
+		return Record{}, fmt.Errorf("set the API key's limits: %w", err)
 	}
 	return rec, nil
 }
 
-// SetTenantLimit gives tenant its own rate limit over all its keys, or the
-// default again when limit is empty.
-func SetTenantLimit(ctx context.Context, rdb redis.UniversalClient, tenant, limit string) error {
+// tenantHashes are the hashes of the settings of Limits, in its order.
+var tenantHashes = [3]string{TenantLimitsKey, TenantBatchRowsKey, TenantWeightsKey}
+
+// SetTenantLimits gives tenant its own limits, over all its keys.
+func SetTenantLimits(ctx context.Context, rdb redis.UniversalClient, tenant string, ch Change) error {
 	if !tenantPattern.MatchString(tenant) {
 		return fmt.Errorf("tenant %q must be 1-64 letters, digits, dots, dashes or underscores", tenant)
 	}
-	var err error
-	if limit == "" {
-		err = rdb.HDel(ctx, TenantLimitsKey, tenant).Err()
-	} else {
-		err = rdb.HSet(ctx, TenantLimitsKey, tenant, limit).Err()
-	}
+	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, v := range [3]*string{ch.Requests, ch.BatchRows, ch.Weight} {
+			switch {
+			case v == nil:
+			case *v == "":
+				p.HDel(ctx, tenantHashes[i], tenant)
+			default:
+				p.HSet(ctx, tenantHashes[i], tenant, *v)
+			}
+		}
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("set the tenant's limit: %w", err)
+		return fmt.Errorf("set the tenant's limits: %w", err)
 	}
 	return nil
 }
 
-// TenantLimits returns every tenant's own rate limit, by tenant.
-func TenantLimits(ctx context.Context, rdb redis.UniversalClient) (map[string]string, error) {
-	m, err := rdb.HGetAll(ctx, TenantLimitsKey).Result()
+// TenantLimits returns every tenant's own limits, by tenant.
+func TenantLimits(ctx context.Context, rdb redis.UniversalClient) (map[string]Limits, error) {
+	var cmds [3]*redis.MapStringStringCmd
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, h := range tenantHashes {
+			cmds[i] = p.HGetAll(ctx, h)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("read tenant limits: %w", err)
 	}
-	return m, nil
+	out := map[string]Limits{}
+	for i, c := range cmds {
+		for tenant, v := range c.Val() {
+			l := out[tenant]
+			switch i {
+			case 0:
+				l.Requests = v
+			case 1:
+				l.BatchRows = v
+			default:
+				l.Weight = v
+			}
+			out[tenant] = l
+		}
+	}
+	return out, nil
 }
 
 // Lookup returns the record of key, or ErrUnknown.

@@ -70,32 +70,43 @@ func TestLimits(t *testing.T) {
 	if got, _ := Lookup(ctx, rdb, key); got.Limit != "5000/h" {
 		t.Fatalf("created with 5000/h, looked up %q", got.Limit)
 	}
-	if _, err := SetLimit(ctx, rdb, rec.ID, "unlimited"); err != nil {
+	if _, err := SetLimits(ctx, rdb, rec.ID, Change{Requests: ptr("unlimited")}); err != nil {
 		t.Fatal(err)
 	}
 	list, _ := List(ctx, rdb)
 	if got, _ := Lookup(ctx, rdb, key); got.Limit != "unlimited" || len(list) != 1 || list[0].Limit != "unlimited" {
 		t.Fatalf("after SetLimit: lookup %q, list %+v", got.Limit, list)
 	}
-	if _, err := SetLimit(ctx, rdb, key, ""); err != nil {
+	if _, err := SetLimits(ctx, rdb, key, Change{Requests: ptr("")}); err != nil {
 		t.Fatal(err)
 	}
 	if got, _ := Lookup(ctx, rdb, key); got.Limit != "" {
 		t.Fatalf("cleared, still %q", got.Limit)
 	}
-	if _, err := SetLimit(ctx, rdb, "nosuchid", "1/s"); !errors.Is(err, ErrUnknown) {
+	if _, err := SetLimits(ctx, rdb, "nosuchid", Change{Requests: ptr("1/s")}); !errors.Is(err, ErrUnknown) {
 		t.Errorf("unknown id: %v", err)
 	}
-	if err := SetTenantLimit(ctx, rdb, "acme", "100/m"); err != nil {
+	if _, err := SetLimits(ctx, rdb, key, Change{BatchRows: ptr("10/d")}); err != nil {
 		t.Fatal(err)
 	}
-	if m, _ := TenantLimits(ctx, rdb); m["acme"] != "100/m" || len(m) != 1 {
+	if got, _ := Lookup(ctx, rdb, key); got.Limit != "" || got.BatchRows != "10/d" {
+		t.Fatalf("batch rows set: %+v", got)
+	}
+	if err := SetTenantLimits(ctx, rdb, "acme", Change{Requests: ptr("100/m"), Weight: ptr("3")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := SetTenantLimits(ctx, rdb, "acme", Change{BatchRows: ptr("5/d")}); err != nil {
+		t.Fatal(err)
+	}
+	if m, _ := TenantLimits(ctx, rdb); m["acme"] != (Limits{Requests: "100/m", BatchRows: "5/d", Weight: "3"}) || len(m) != 1 {
 		t.Fatalf("tenant limits %v", m)
 	}
-	if err := SetTenantLimit(ctx, rdb, "acme", ""); err != nil {
+	if err := SetTenantLimits(ctx, rdb, "acme", Change{Requests: ptr(""), BatchRows: ptr(""), Weight: ptr("")}); err != nil {
 		t.Fatal(err)
 	}
 	if m, _ := TenantLimits(ctx, rdb); len(m) != 0 {
 		t.Fatalf("cleared, still %v", m)
 	}
 }
+
+func ptr(s string) *string { return &s }

@@ -101,7 +101,13 @@ func (s *stack) fakeReadyWorker() {
 
 func (s *stack) batchStatus(id string) batchStatus {
 	s.t.Helper()
-	r := s.do("GET", "/api/v1/batches/"+id, nil, nil)
+	return s.batchStatusAs(id, nil)
+}
+
+// batchStatusAs reads batch id's status with headers (another tenant's key).
+func (s *stack) batchStatusAs(id string, headers map[string]string) batchStatus {
+	s.t.Helper()
+	r := s.do("GET", "/api/v1/batches/"+id, nil, headers)
 	if r.code != http.StatusOK {
 		s.t.Fatalf("status answered %d: %s", r.code, r.body)
 	}
@@ -115,9 +121,15 @@ func (s *stack) batchStatus(id string) batchStatus {
 // waitBatch polls until the batch has finished and returns its status.
 func (s *stack) waitBatch(id string, within time.Duration) batchStatus {
 	s.t.Helper()
+	return s.waitBatchAs(id, within, nil)
+}
+
+// waitBatchAs is waitBatch with headers (another tenant's key).
+func (s *stack) waitBatchAs(id string, within time.Duration, headers map[string]string) batchStatus {
+	s.t.Helper()
 	var b batchStatus
 	eventually(s.t, within, func() bool {
-		b = s.batchStatus(id)
+		b = s.batchStatusAs(id, headers)
 		return b.FinishedAt != nil
 	}, "batch %s did not finish: %+v; logs:\n%s", id, &b, s.logs)
 	return b

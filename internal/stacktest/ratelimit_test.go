@@ -120,7 +120,7 @@ func TestRateLimitOverridesAndRows(t *testing.T) {
 	if r.code != http.StatusTooManyRequests || r.header.Get("RateLimit-Policy") != `"key";q=3;w=3600` {
 		t.Fatalf("own key's 4th: %d, policy %q", r.code, r.header.Get("RateLimit-Policy"))
 	}
-	if _, err := apikey.SetLimit(ctx, s.rdb, rec.ID, "unlimited"); err != nil {
+	if _, err := apikey.SetLimits(ctx, s.rdb, rec.ID, apikey.Change{Requests: ptr("unlimited")}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, 5*time.Second, func() bool { // the key cache forgets within a second
@@ -149,7 +149,7 @@ func TestRateLimitOverridesAndRows(t *testing.T) {
 	}
 
 	// acme's own tenant limit binds its keys together.
-	if err := apikey.SetTenantLimit(ctx, s.rdb, "acme", "2/h"); err != nil {
+	if err := apikey.SetTenantLimits(ctx, s.rdb, "acme", apikey.Change{Requests: ptr("2/h")}); err != nil {
 		t.Fatal(err)
 	}
 	second, _, err := apikey.Create(ctx, s.rdb, "acme", "unlimited") // only the tenant's limit binds
@@ -266,4 +266,64 @@ func TestRateLimitedBodies(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusTooManyRequests || !resp.Close {
 		t.Fatalf("a 1 MiB body past the limit: %v %v %s, want 429 and Connection: close", err, resp, body)
 	}
+}
+
+// Batch rows count against their own quota, chunk by chunk as they are
+// stored, and never against the request limit: a file that would pass the
+// quota is refused whole, and the key's requests are charged one for it.
+func TestBatchRowQuota(t *testing.T) {
+	s := startStack(t, stackOptions{api: api.Config{RateLimit: "100/h", BatchRowLimit: "300/d",
+		Batch: api.BatchConfig{ChunkRows: 64}}})
+	ctx := t.Context()
+	key, rec, err := apikey.Create(ctx, s.rdb, "acme", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.key = key
+	id := s.acceptedBatch(s.submitBatch(leadsCSV(t, 200, nil), "text/csv", "", nil))
+	if st := s.waitBatch(id, time.Minute); st.RowsDone != 200 {
+		t.Fatalf("first batch: %+v", st)
+	}
+	before := remaining(t, s.do("GET", "/api/v1/models", nil, nil))
+	r := s.submitBatch(leadsCSV(t, 150, nil), "text/csv", "", nil)
+	if r.code != http.StatusTooManyRequests || r.json(t)["code"] != "rate_limited" || r.header.Get("Retry-After") == "" ||
+		!strings.Contains(string(r.body), "300/d batch rows") {
+		t.Fatalf("150 rows with 100 left: %d %s (Retry-After %q)", r.code, r.body, r.header.Get("Retry-After"))
+	}
+	// The 150-row submission cost one request, as the GET after it.
+	if after := remaining(t, s.do("GET", "/api/v1/models", nil, nil)); after != before-2 {
+		t.Fatalf("requests left: %d before the submission, %d after it and a GET", before, after)
+	}
+	// The refused file left no batch behind.
+	var open int
+	for _, k := range s.rdb.Keys(ctx, "hokusai:batch:*").Val() {
+		if !strings.Contains(k, id) {
+			open++
+		}
+	}
+	if open != 0 {
+		t.Errorf("%d keys of the refused batch remain", open)
+	}
+	// The tenant's own quota, set by the CLI's path, lifts it.
+	if err := apikey.SetTenantLimits(ctx, s.rdb, "acme", apikey.Change{BatchRows: ptr("unlimited")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := apikey.SetLimits(ctx, s.rdb, rec.ID, apikey.Change{BatchRows: ptr("unlimited")}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool {
+		return s.submitBatch(leadsCSV(t, 150, nil), "text/csv", "", nil).code == http.StatusAccepted
+	}, "the lifted quota never applied")
+}
+
+func ptr(s string) *string { return &s }
+
+// remaining reads r's RateLimit header's remaining requests.
+func remaining(t *testing.T, r reply) int {
+	t.Helper()
+	var n int
+	if _, err := fmt.Sscanf(r.header.Get("RateLimit"), `"key";r=%d;`, &n); err != nil {
+		t.Fatalf("RateLimit %q: %v", r.header.Get("RateLimit"), err)
+	}
+	return n
 }
