@@ -94,6 +94,16 @@ type Config struct {
 	// its keys, unless the tenant has its own. Env
 	// HOKUSAI_TENANT_BATCH_ROW_LIMIT, default "unlimited".
 	TenantBatchRowLimit string
+	// TenantSyncConcurrency caps one tenant's sync predicts queued or
+	// running at once from this API process; more wait in the process for
+	// a slot, in arrival order, within their sync wait. Env
+	// HOKUSAI_TENANT_SYNC_CONCURRENCY, default 32.
+	TenantSyncConcurrency int
+	// TenantSyncQueue caps one tenant's sync predicts waiting for a slot
+	// in this process; past it, or when its wait runs out first, a predict
+	// is answered 429 rate_limited without being queued. Env
+	// HOKUSAI_TENANT_SYNC_QUEUE, default 1024.
+	TenantSyncQueue int
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -133,6 +143,12 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.TenantRateLimit == "" {
 		c.TenantRateLimit = "unlimited"
+	}
+	if c.TenantSyncConcurrency == 0 {
+		c.TenantSyncConcurrency = 32
+	}
+	if c.TenantSyncQueue == 0 {
+		c.TenantSyncQueue = 1024
 	}
 	if c.BatchRowLimit == "" {
 		c.BatchRowLimit = "unlimited"
@@ -187,6 +203,9 @@ func (c Config) Validate() error {
 		if _, err := ratelimit.ParseLimit(l); err != nil {
 			errs = append(errs, err)
 		}
+	}
+	if c.TenantSyncConcurrency < 1 || c.TenantSyncQueue < 0 {
+		errs = append(errs, errors.New("a tenant's sync concurrency must be at least 1, and its queue not negative"))
 	}
 	if c.RateLimitFail != "open" && c.RateLimitFail != "closed" {
 		errs = append(errs, fmt.Errorf("rate limit failure mode %q is neither open nor closed", c.RateLimitFail))

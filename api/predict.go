@@ -81,6 +81,13 @@ func (s *Server) submit(c echo.Context, lane jobs.Lane, preferredWait time.Durat
 	if preferredWait > 0 && preferredWait < wait {
 		wait = preferredWait
 	}
+	slotWait := time.Now()
+	release, err := s.inflight.acquire(c.Request().Context(), p.Tenant, wait)
+	if err != nil {
+		return err
+	}
+	defer release()
+	wait -= time.Since(slotWait) // a wait for a slot counts against the caller's
 	p.ReplyTo = s.replies.channel
 	p.Deadline = time.Now().Add(wait).UnixMilli()
 	done, stop := s.replies.expect(id)

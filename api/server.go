@@ -35,10 +35,12 @@ type Server struct {
 	replies *replies
 	keys    *keyCache
 	limits  *limiter
-	routes  []route
-	metrics *metrics
-	ops     *ops         // nil when /ops is off
-	tracer  trace.Tracer // nil when tracing is off
+	// inflight caps each tenant's sync predicts in flight.
+	inflight *inflight
+	routes   []route
+	metrics  *metrics
+	ops      *ops         // nil when /ops is off
+	tracer   trace.Tracer // nil when tracing is off
 	// lastSync is when the latest sync predict arrived (Unix ns); batch work
 	// paces itself while partners are calling (see batchPacer).
 	lastSync atomic.Int64
@@ -56,19 +58,23 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 	rdb.AddHook(queue.NewFollowUpHook(rdb))
 	s := &Server{
 		cfg: cfg, rdb: rdb, log: log,
-		client:  asynq.NewClientFromRedisClient(rdb),
-		insp:    asynq.NewInspectorFromRedisClient(rdb),
-		state:   &state{rdb: rdb},
-		replies: newReplies(cfg.Instance, log),
-		keys:    &keyCache{rdb: rdb, ttl: cfg.KeyCacheTTL, m: map[string]keyEntry{}},
-		limits:  newLimiter(cfg),
-		routes:  withHead(routes),
-		ops:     newOps(cfg, rdb),
+		client:   asynq.NewClientFromRedisClient(rdb),
+		insp:     asynq.NewInspectorFromRedisClient(rdb),
+		state:    &state{rdb: rdb},
+		replies:  newReplies(cfg.Instance, log),
+		keys:     &keyCache{rdb: rdb, ttl: cfg.KeyCacheTTL, m: map[string]keyEntry{}},
+		limits:   newLimiter(cfg),
+		inflight: newInflight(cfg.TenantSyncConcurrency, cfg.TenantSyncQueue),
+		routes:   withHead(routes),
+		ops:      newOps(cfg, rdb),
 	}
 	if cfg.TracerProvider != nil {
 		s.tracer = cfg.TracerProvider.Tracer("github.com/hokusai-ai/inference-queue/api")
 	}
 	s.metrics = newMetrics(s.routes)
+	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hokusai_api_sync_slot_waiting",
+		Help: "Sync predicts waiting in this API process for a slot of their tenant's (HOKUSAI_TENANT_SYNC_CONCURRENCY)."},
+		s.inflight.waiting))
 	s.metrics.reg.MustRegister(&queueCollector{insp: s.insp, state: s.state,
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hokusai_queue_stats_errors_total",
 			Help: "Scrapes in which a queue's counters could not be read, by queue."}, []string{"queue"}),
