@@ -121,7 +121,11 @@ func (s *Server) charge(c echo.Context, cost int64) error {
 			return rateLimited(c, d)
 		}
 	}
-	d, err := ratelimit.Take(c.Request().Context(), s.rdb, buckets, cost, now)
+	ctx := c.Request().Context()
+	d, err := ratelimit.Take(ctx, s.rdb, buckets, cost, now)
+	if err != nil && ctx.Err() != nil {
+		return err // the caller left while its request was counted
+	}
 	if err != nil {
 		s.metrics.rateErrors.Inc()
 		if s.cfg.RateLimitFail == "closed" {

@@ -2,6 +2,8 @@ package ratelimit
 
 import (
 	"net/http"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -93,5 +95,37 @@ func TestTake(t *testing.T) {
 	}
 	if n := rdb.Exists(ctx, "rl:test:free").Val(); n != 0 {
 		t.Error("an unlimited bucket was stored")
+	}
+}
+
+// Requests taken at once count exactly: of 200 concurrent ones against a
+// limit of 50, 50 are allowed. A script Redis has lost (flushed, failed
+// over) is loaded again.
+func TestTakeConcurrent(t *testing.T) {
+	rdb := redistest.Client(t, srv)
+	ctx := t.Context()
+	now := time.Now()
+	b := []Bucket{{Policy: "key", Key: "rl:test:burst", Limit: Limit{N: 50, Per: time.Hour}}}
+	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
+		t.Fatal(err)
+	}
+	var allowed, refused atomic.Int64
+	var wg sync.WaitGroup
+	for range 200 {
+		wg.Go(func() {
+			d, err := Take(ctx, rdb, b, 1, now)
+			switch {
+			case err != nil:
+				t.Error(err)
+			case d.Allowed:
+				allowed.Add(1)
+			default:
+				refused.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	if allowed.Load() != 50 || refused.Load() != 150 {
+		t.Fatalf("allowed %d, refused %d; want 50 and 150", allowed.Load(), refused.Load())
 	}
 }
