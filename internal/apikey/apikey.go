@@ -59,18 +59,21 @@ func Create(ctx context.Context, rdb redis.UniversalClient, tenant, limit string
 	key := "hk_" + base64.RawURLEncoding.EncodeToString(raw[:])
 	h := Hash(key)
 	rec := Record{ID: h[:12], Tenant: tenant, CreatedAt: time.Now().UTC().Truncate(time.Second), Hash: h, Limit: limit}
-	if err := store(ctx, rdb, rec); err != nil {
+	if err := store(ctx, rdb, rec, Event{Action: ActionCreate, Limit: limit}); err != nil {
 		return "", Record{}, fmt.Errorf("store API key: %w", err)
 	}
 	return key, rec, nil
 }
 
-// store writes rec where lookups (by hash) and the index (by id) find it.
-func store(ctx context.Context, rdb redis.UniversalClient, rec Record) error {
+// store writes rec where lookups (by hash) and the index (by id) find it,
+// and audits the change e of rec's key with it.
+func store(ctx context.Context, rdb redis.UniversalClient, rec Record, e Event) error {
 	b, _ := json.Marshal(rec)
+	e.Tenant, e.KeyID = rec.Tenant, rec.ID
 	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, hashKey(rec.Hash), b, 0)
 		p.HSet(ctx, IndexKey, rec.ID, b)
+		record(ctx, p, e)
 		return nil
 	})
 	return err
@@ -83,8 +86,9 @@ func SetLimit(ctx context.Context, rdb redis.UniversalClient, keyOrID, limit str
 	if err != nil {
 		return Record{}, err
 	}
+	e := Event{Action: ActionLimit, Limit: limit, PreviousLimit: rec.Limit}
 	rec.Limit = limit
-	if err := store(ctx, rdb, rec); err != nil {
+	if err := store(ctx, rdb, rec, e); err != nil {
 		return Record{}, fmt.Errorf("set the API key's limit: %w", err)
 	}
 	return rec, nil
@@ -96,12 +100,19 @@ func SetTenantLimit(ctx context.Context, rdb redis.UniversalClient, tenant, limi
 	if !tenantPattern.MatchString(tenant) {
 		return fmt.Errorf("tenant %q must be 1-64 letters, digits, dots, dashes or underscores", tenant)
 	}
-	var err error
-	if limit == "" {
-		err = rdb.HDel(ctx, TenantLimitsKey, tenant).Err()
-	} else {
-		err = rdb.HSet(ctx, TenantLimitsKey, tenant, limit).Err()
+	prev, err := rdb.HGet(ctx, TenantLimitsKey, tenant).Result()
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("read the tenant's limit: %w", err)
 	}
+	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		if limit == "" {
+			p.HDel(ctx, TenantLimitsKey, tenant)
+		} else {
+			p.HSet(ctx, TenantLimitsKey, tenant, limit)
+		}
+		record(ctx, p, Event{Action: ActionTenantLimit, Tenant: tenant, Limit: limit, PreviousLimit: prev})
+		return nil
+	})
 	if err != nil {
 		return fmt.Errorf("set the tenant's limit: %w", err)
 	}
@@ -142,6 +153,7 @@ func Revoke(ctx context.Context, rdb redis.UniversalClient, keyOrID string) (Rec
 	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, hashKey(rec.Hash))
 		p.HDel(ctx, IndexKey, rec.ID)
+		record(ctx, p, Event{Action: ActionRevoke, Tenant: rec.Tenant, KeyID: rec.ID, PreviousLimit: rec.Limit})
 		return nil
 	})
 	if err != nil {
