@@ -163,7 +163,7 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 			window: batchWindow(s.state.get().readyWorkers(spec.ID, jobs.LaneBatch)) * s.weight(tenantOf(c)), pace: s.batchPacer(),
 			mode: jobs.Mode{Strict: strict, AsOf: created}}
 		rec := map[string]any{
-			jobs.BatchFieldTenant: tenantOf(c), jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
+			jobs.BatchFieldTenant: tenantOf(c), jobs.BatchFieldKeyID: keyID(c), jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
 			jobs.BatchFieldChunkRows: lim.ChunkRows, jobs.BatchFieldCreated: created.UnixMilli(),
 			jobs.BatchFieldFormat: jobs.BatchJSONL, jobs.BatchFieldWindow: u.window,
 		}

@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hokusai-ai/inference-queue/internal/ratelimit"
+	"github.com/hokusai-ai/inference-queue/internal/usage"
 )
 
 // Config configures the API. Zero fields take the defaults WithDefaults names.
@@ -104,6 +105,10 @@ type Config struct {
 	// is answered 429 rate_limited without being queued. Env
 	// HOKUSAI_TENANT_SYNC_QUEUE, default 1024.
 	TenantSyncQueue int
+	// Usage says how long usage is kept and how often this process writes
+	// what it counted (see usage.Config: HOKUSAI_USAGE_DAYS,
+	// HOKUSAI_USAGE_FLUSH_INTERVAL).
+	Usage usage.Config
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -160,6 +165,7 @@ func (c Config) WithDefaults() Config {
 		c.RateLimitFail = "open"
 	}
 	c.Batch = c.Batch.withDefaults()
+	c.Usage = c.Usage.WithDefaults()
 	if c.Instance == "" {
 		c.Instance = uuid.NewString()
 	}
@@ -209,6 +215,9 @@ func (c Config) Validate() error {
 	}
 	if c.RateLimitFail != "open" && c.RateLimitFail != "closed" {
 		errs = append(errs, fmt.Errorf("rate limit failure mode %q is neither open nor closed", c.RateLimitFail))
+	}
+	if err := c.Usage.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

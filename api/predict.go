@@ -66,7 +66,7 @@ func (s *Server) submit(c echo.Context, lane jobs.Lane, preferredWait time.Durat
 		return err
 	}
 	id := requestID(c)
-	p := jobs.PredictPayload{RequestID: id, Tenant: tenantOf(c), ModelID: spec.ID, Inputs: req.Inputs,
+	p := jobs.PredictPayload{RequestID: id, Tenant: tenantOf(c), KeyID: keyID(c), ModelID: spec.ID, Inputs: req.Inputs,
 		Options: req.Options, EnqueuedAt: received.UnixMilli(), Trace: s.traceparent(c)}
 	if lane == jobs.LaneAsync {
 		if err := s.enqueue(c, spec, p, lane); err != nil {

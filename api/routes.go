@@ -35,6 +35,7 @@ var routes = []route{
 	{"GET", "/api/v1/batches/:id", true, "A batch's status and progress", (*Server).getBatch},
 	{"GET", "/api/v1/batches/:id/results", true, "A finished batch's results, streamed in input order", (*Server).getBatchResults},
 	{"DELETE", "/api/v1/batches/:id", true, "Cancel a batch's remaining chunks", (*Server).cancelBatch},
+	{"GET", usageRoute, true, "The caller's tenant's usage by day, key id and model (since, until: YYYY-MM-DD)", (*Server).getUsage},
 	{"GET", "/metrics", false, "Prometheus metrics of the API and the queues", (*Server).metricsHandler},
 	{"GET", "/ops/workers", false, "Workers, pools, models and readiness (HTML; admin token)", (*Server).opsWorkers},
 	{"GET", "/ops/queues", false, "The asynq dashboard (HTML; admin token)", (*Server).opsQueues},

@@ -19,6 +19,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/internal/usage"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -37,6 +38,7 @@ type Server struct {
 	limits  *limiter
 	// inflight caps each tenant's sync predicts in flight.
 	inflight *inflight
+	usage    *usage.Meter
 	routes   []route
 	metrics  *metrics
 	ops      *ops         // nil when /ops is off
@@ -65,6 +67,7 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 		keys:     &keyCache{rdb: rdb, ttl: cfg.KeyCacheTTL, m: map[string]keyEntry{}},
 		limits:   newLimiter(cfg),
 		inflight: newInflight(cfg.TenantSyncConcurrency, cfg.TenantSyncQueue),
+		usage:    usage.NewMeter(rdb, cfg.Usage),
 		routes:   withHead(routes),
 		ops:      newOps(cfg, rdb),
 	}
@@ -75,6 +78,7 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 	s.metrics.reg.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "hokusai_api_sync_slot_waiting",
 		Help: "Sync predicts waiting in this API process for a slot of their tenant's (HOKUSAI_TENANT_SYNC_CONCURRENCY)."},
 		s.inflight.waiting))
+	s.metrics.reg.MustRegister(s.usage.Collector(usageSeries...))
 	s.metrics.reg.MustRegister(&queueCollector{insp: s.insp, state: s.state,
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hokusai_queue_stats_errors_total",
 			Help: "Scrapes in which a queue's counters could not be read, by queue."}, []string{"queue"}),
@@ -105,8 +109,9 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	bg, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	subscribed := make(chan struct{})
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.replies.run(bg, s.rdb, subscribed) }()
+	go func() { defer wg.Done(); s.usage.Run(bg, s.log) }() // stop() comes after every answer: all are written
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	s.state.refresh(rctx)
 	cancel()
@@ -166,6 +171,7 @@ func (s *Server) accessLog(next echo.HandlerFunc) echo.HandlerFunc {
 		d := time.Since(start)
 		method, path, status := c.Request().Method, c.Path(), c.Response().Status
 		s.metrics.observe(method, path, status, d)
+		s.meter(c, path, status)
 		attrs := []any{"request_id", requestID(c), "method", method, "route", path,
 			"status", status, "duration_us", d.Microseconds()}
 		if q := c.Request().URL.RawQuery; q != "" {

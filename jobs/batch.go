@@ -61,6 +61,7 @@ func BatchIdemKey(tenant, key string) string { return keyPrefix + "batchidem:" +
 // Fields of the batch record hash.
 const (
 	BatchFieldTenant    = "tenant"
+	BatchFieldKeyID     = "key_id" // the submitting API key's id, for usage metering
 	BatchFieldModel     = "model_id"
 	BatchFieldPool      = "pool"
 	BatchFieldFormat    = "format"

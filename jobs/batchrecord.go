@@ -14,6 +14,7 @@ import (
 // Times are zero and counts 0 when their field is unset.
 type BatchRecord struct {
 	Tenant, ModelID, Pool, Format string
+	KeyID                         string // the submitting API key's id (never the key)
 	CallbackURL                   string
 	ChunkRows                     int
 	Window                        int // chunk N is queued once chunk N-Window is done
@@ -48,7 +49,7 @@ func DecodeBatchRecord(h map[string]string) (r BatchRecord, ok bool) {
 		return time.UnixMilli(ms).UTC()
 	}
 	r = BatchRecord{
-		Tenant: h[BatchFieldTenant], ModelID: h[BatchFieldModel], Pool: h[BatchFieldPool], Format: h[BatchFieldFormat],
+		Tenant: h[BatchFieldTenant], KeyID: h[BatchFieldKeyID], ModelID: h[BatchFieldModel], Pool: h[BatchFieldPool], Format: h[BatchFieldFormat],
 		CallbackURL: h[BatchFieldCallback], ChunkRows: num(BatchFieldChunkRows), Window: num(BatchFieldWindow),
 		Explain: h[BatchFieldExplain] == "1", Strict: h[BatchFieldStrict] == "1",
 		Created: at(BatchFieldCreated), AsOf: at(BatchFieldAsOf), Warnings: []Warning{},

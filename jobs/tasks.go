@@ -84,7 +84,10 @@ func NewRequestID() string { return uuid.NewString() }
 type PredictPayload struct {
 	RequestID string `json:"request_id"`
 	Tenant    string `json:"tenant"`
-	ModelID   string `json:"model_id"`
+	// KeyID is the id of the API key that sent it (never the key), for
+	// usage metering.
+	KeyID   string `json:"key_id,omitempty"`
+	ModelID string `json:"model_id"`
 	// Inputs is the caller's "inputs" value as sent: one object or a list of
 	// objects. The worker validates it against the schema it loaded.
 	Inputs  json.RawMessage `json:"inputs"`

@@ -167,13 +167,14 @@ func (w *Worker) scoreChunk(ctx context.Context, p jobs.BatchChunkPayload, rec j
 		began := time.Now()
 		blob, n, err = sc.run(ctx, input, p.Chunk*chunkRows)
 		<-batchCPU
-		w.metrics.rows(p.ModelID, time.Since(began), n.ok+n.failed)
+		n.compute = time.Since(began)
+		w.metrics.rows(p.ModelID, n.compute, n.ok+n.failed)
 		noteOf(ctx).rows = n.ok + n.failed
 		if err != nil {
 			return err
 		}
 	}
-	return w.storeChunk(ctx, p, blob, n, start)
+	return w.storeChunk(ctx, p, rec, blob, n, start)
 }
 
 // lastAttempt reports whether a failure of this task run is final.
@@ -196,7 +197,7 @@ func (w *Worker) failChunk(ctx context.Context, p jobs.BatchChunkPayload, rec jo
 	most, _ := asynq.GetMaxRetry(ctx)
 	blob, failed := failRows(input, p.Chunk*rec.ChunkRows, rec, &batchfile.RowError{
 		Code: jobs.RowChunkFailed, Detail: fmt.Sprintf("Scoring this row's chunk failed %d times; submit these rows again.", most+1)})
-	return w.storeChunk(ctx, p, blob, chunkCounts{failed: failed}, time.Now())
+	return w.storeChunk(ctx, p, rec, blob, chunkCounts{failed: failed}, time.Now())
 }
 
 // unusableChunk fails every row of a chunk with why it cannot be scored.

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -138,7 +139,10 @@ type blockRow struct {
 
 // chunkCounts are a chunk's rows by outcome: scored (some with input
 // warnings) or failed.
-type chunkCounts struct{ ok, failed, warned int }
+type chunkCounts struct {
+	ok, failed, warned int
+	compute            time.Duration // decoding and scoring
+}
 
 // run scores input (the chunk's records; row numbers start at first) and
 // returns the encoded results and the counts. Records and their fields are

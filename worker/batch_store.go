@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hokusai-ai/inference-queue/internal/usage"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -49,7 +50,7 @@ return {added, redis.call('SCARD', KEYS[2])}
 const stagedTTL = 10 * time.Minute
 
 // storeChunk stores a chunk's results once (see finishChunk).
-func (w *Worker) storeChunk(ctx context.Context, p jobs.BatchChunkPayload, blob []byte, n chunkCounts, start time.Time) error {
+func (w *Worker) storeChunk(ctx context.Context, p jobs.BatchChunkPayload, rec jobs.BatchRecord, blob []byte, n chunkCounts, start time.Time) error {
 	staged := jobs.BatchStagedOutKey(p.BatchID, p.Chunk, uuid.NewString())
 	if err := w.rdb.Set(ctx, staged, blob, stagedTTL).Err(); err != nil {
 		return fmt.Errorf("stage results of batch %s chunk %d: %w", p.BatchID, p.Chunk, err)
@@ -63,6 +64,9 @@ func (w *Worker) storeChunk(ctx context.Context, p jobs.BatchChunkPayload, blob 
 	}
 	if err != nil {
 		return fmt.Errorf("store results of batch %s chunk %d: %w", p.BatchID, p.Chunk, err)
+	}
+	if res[0] == 1 { // the run that stored the chunk is its one count
+		w.usage.Add(rec.Tenant, rec.KeyID, p.ModelID, usage.Counts{BatchRows: int64(n.ok), FailedRows: int64(n.failed), Compute: n.compute})
 	}
 	w.log.Debug("chunk done", "batch_id", p.BatchID, "chunk", p.Chunk, "rows_ok", n.ok, "rows_failed", n.failed, "rows_warned", n.warned,
 		"first_time", res[0] == 1, "chunks_done", res[1], "duration_us", time.Since(start).Microseconds())

@@ -12,6 +12,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hokusai-ai/inference-queue/internal/redistest"
+	"github.com/hokusai-ai/inference-queue/internal/usage"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -44,17 +45,18 @@ func staged(t *testing.T, rdb redis.UniversalClient, p jobs.BatchChunkPayload) [
 
 // Two runs of one chunk, one after the other or at once (a retry racing a
 // run thought lost): the first to finish stores its results and counts its
-// rows, the other changes nothing, and neither leaves its staged copy.
+// rows (in the batch and in the tenant's usage), the other changes nothing,
+// and neither leaves its staged copy.
 func TestStoreChunkOnce(t *testing.T) {
 	rdb := redistest.Client(t, srv)
 	ctx := context.Background()
-	w := &Worker{rdb: rdb, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w := &Worker{rdb: rdb, log: slog.New(slog.NewTextHandler(io.Discard, nil)), usage: usage.NewMeter(rdb, usage.Config{})}
 	for i := range 20 {
 		p := newBatchRecord(t, rdb, fmt.Sprintf("once-%d", i))
 		blobs := []string{"results of run a", "results of run b"}
 		errs := make([]error, 2)
 		run := func(r int) {
-			errs[r] = w.storeChunk(ctx, p, []byte(blobs[r]), chunkCounts{ok: 3, failed: 1, warned: 2}, time.Now())
+			errs[r] = w.storeChunk(ctx, p, jobs.BatchRecord{Tenant: "acme", KeyID: "k1"}, []byte(blobs[r]), chunkCounts{ok: 3, failed: 1, warned: 2}, time.Now())
 		}
 		if i%2 == 0 { // one run after the other
 			run(0)
@@ -91,6 +93,9 @@ func TestStoreChunkOnce(t *testing.T) {
 		if keys := staged(t, rdb, p); len(keys) != 0 {
 			t.Errorf("round %d: staged results left behind: %v", i, keys)
 		}
+		if u := w.usage.Totals()["acme"]; u.BatchRows != int64(3*(i+1)) || u.FailedRows != int64(i+1) {
+			t.Errorf("round %d: usage counted %d batch rows and %d failed, want %d and %d", i, u.BatchRows, u.FailedRows, 3*(i+1), i+1)
+		}
 	}
 }
 
@@ -99,14 +104,14 @@ func TestStoreChunkOnce(t *testing.T) {
 func TestStoreChunkGoneBatch(t *testing.T) {
 	rdb := redistest.Client(t, srv)
 	ctx := context.Background()
-	w := &Worker{rdb: rdb, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	w := &Worker{rdb: rdb, log: slog.New(slog.NewTextHandler(io.Discard, nil)), usage: usage.NewMeter(rdb, usage.Config{})}
 	canceled := newBatchRecord(t, rdb, "canceled", "canceled_ms", time.Now().UnixMilli())
 	expired := newBatchRecord(t, rdb, "expired")
 	if err := rdb.Del(ctx, jobs.BatchKey(expired.BatchID)).Err(); err != nil {
 		t.Fatal(err)
 	}
 	for _, p := range []jobs.BatchChunkPayload{canceled, expired} {
-		if err := w.storeChunk(ctx, p, []byte("late results"), chunkCounts{ok: 3}, time.Now()); err != nil {
+		if err := w.storeChunk(ctx, p, jobs.BatchRecord{}, []byte("late results"), chunkCounts{ok: 3}, time.Now()); err != nil {
 			t.Fatalf("%s: %v", p.BatchID, err)
 		}
 		if n := rdb.Exists(ctx, jobs.BatchOutKey(p.BatchID, 0)).Val(); n != 0 {

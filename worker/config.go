@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hokusai-ai/inference-queue/internal/usage"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -78,6 +79,10 @@ type Config struct {
 	// inference), continuing the API's trace from the task's traceparent.
 	// Nil turns tracing off at no cost.
 	TracerProvider trace.TracerProvider
+	// Usage says how long usage is kept and how often this worker writes
+	// the rows and compute it counted (see usage.Config:
+	// HOKUSAI_USAGE_DAYS, HOKUSAI_USAGE_FLUSH_INTERVAL).
+	Usage usage.Config
 }
 
 // WithDefaults returns c with zero fields set to their defaults.
@@ -124,6 +129,7 @@ func (c Config) WithDefaults() Config {
 	if c.RecheckInterval == 0 {
 		c.RecheckInterval = time.Minute
 	}
+	c.Usage = c.Usage.WithDefaults()
 	if c.ID == "" {
 		host, _ := os.Hostname()
 		c.ID = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), uuid.NewString()[:8])
@@ -167,6 +173,9 @@ func (c Config) Validate() error {
 	}
 	if c.WebhookTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("webhook timeout must be positive, not %s", c.WebhookTimeout))
+	}
+	if err := c.Usage.Validate(); err != nil {
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

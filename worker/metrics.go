@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/hokusai-ai/inference-queue/internal/usage"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -71,7 +72,7 @@ func newMetrics(w *Worker) *metrics {
 		Help: "What lax input parsing assumed in scored rows, by model, field and warning code (unknown_value, timeline_past, " +
 			"timeline_far, unknown_field); fields the model does not take count as field \"(unknown)\"."},
 		[]string{"model_id", "field", "code"})
-	m.reg.MustRegister(m.tasks, m.duration, m.queueWait, m.perRow, m.loads, m.warnings, stateCollector{w},
+	m.reg.MustRegister(m.tasks, m.duration, m.queueWait, m.perRow, m.loads, m.warnings, stateCollector{w}, w.usage.Collector(usageSeries...),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -96,6 +97,19 @@ func (m *metrics) rows(model string, d time.Duration, n int) {
 	if n > 0 {
 		m.perRow.WithLabelValues(model).Observe(d.Seconds() / float64(n))
 	}
+}
+
+// usageSeries are the worker's Prometheus counters of usage, by tenant
+// (internal/usage defines what each counts).
+var usageSeries = []usage.Series{
+	{Name: "hokusai_worker_tenant_rows_total", Help: "Predict rows scored (sync and async), by tenant.",
+		Value: func(c usage.Counts) float64 { return float64(c.Rows) }},
+	{Name: "hokusai_worker_tenant_batch_rows_total", Help: "Batch rows scored, by tenant, each counted once.",
+		Value: func(c usage.Counts) float64 { return float64(c.BatchRows) }},
+	{Name: "hokusai_worker_tenant_failed_rows_total", Help: "Batch rows that failed (invalid, or their chunk failed every attempt), by tenant.",
+		Value: func(c usage.Counts) float64 { return float64(c.FailedRows) }},
+	{Name: "hokusai_worker_tenant_compute_seconds_total", Help: "Time spent scoring (model calls, batch chunk decoding and scoring), by tenant.",
+		Value: func(c usage.Counts) float64 { return c.Compute.Seconds() }},
 }
 
 // unknownFieldLabel stands for every field a model does not take: names a

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/internal/jsonw"
 	"github.com/hokusai-ai/inference-queue/internal/queue"
+	"github.com/hokusai-ai/inference-queue/internal/usage"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -63,7 +64,13 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 	note.rows = len(in.Rows)
 	inference, began := w.span(ctx, "inference"), time.Now()
 	preds, err := m.model.Predict(in.Rows, opts.WantExplain())
-	w.metrics.rows(p.ModelID, time.Since(began), len(in.Rows))
+	took := time.Since(began)
+	w.metrics.rows(p.ModelID, took, len(in.Rows))
+	used := usage.Counts{Compute: took}
+	if err == nil {
+		used.Rows = int64(len(preds))
+	}
+	w.usage.Add(p.Tenant, p.KeyID, p.ModelID, used)
 	inference.End()
 	if err != nil {
 		note.outcome = jobs.OutcomeModelFailed

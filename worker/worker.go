@@ -21,6 +21,7 @@ import (
 	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/internal/usage"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -70,6 +71,7 @@ type Worker struct {
 
 	metrics *metrics
 	tracer  trace.Tracer // nil when tracing is off
+	usage   *usage.Meter // rows and compute per tenant, key, model, day
 }
 
 type loaded struct {
@@ -87,7 +89,7 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 	w := &Worker{cfg: cfg, rdb: rdb, load: load, log: log.With("worker_id", cfg.ID, "pool", cfg.Pool),
 		models: map[string]loaded{}, state: jobs.StateStarting, started: time.Now().UTC(),
 		changed: make(chan struct{}, 1), enqueuer: asynq.NewClientFromRedisClient(rdb),
-		webhooks: newWebhookClient(cfg.WebhookAllowPrivate)}
+		webhooks: newWebhookClient(cfg.WebhookAllowPrivate), usage: usage.NewMeter(rdb, cfg.Usage)}
 	if slices.Contains(cfg.Lanes, jobs.LaneBatch) {
 		w.hooks = newDeliveries(w)
 	}
@@ -112,6 +114,11 @@ func (w *Worker) Run(ctx context.Context) error {
 	hbCtx, stopHB := context.WithCancel(context.Background())
 	go func() { defer close(hbDone); w.heartbeatLoop(hbCtx) }()
 	defer func() { stopHB(); <-hbDone; w.removeHeartbeat() }()
+	// Deferred after the drain: the last flush holds every task's counts.
+	meterDone := make(chan struct{})
+	meterCtx, stopMeter := context.WithCancel(context.Background())
+	go func() { defer close(meterDone); w.usage.Run(meterCtx, w.log) }()
+	defer func() { stopMeter(); <-meterDone }()
 
 	if !w.waitReady(ctx) {
 		return nil

@@ -20,6 +20,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/api"
 	"github.com/hokusai-ai/inference-queue/internal/service"
+	"github.com/hokusai-ai/inference-queue/internal/usage"
 )
 
 func main() {
@@ -62,6 +63,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			PaceBurst:     env.Duration("HOKUSAI_BATCH_PACE_BURST", 0),
 			PacePause:     env.Duration("HOKUSAI_BATCH_PACE_PAUSE", 0),
 		},
+		Usage: usage.Config{Days: int(env.Int("HOKUSAI_USAGE_DAYS", 0)),
+			FlushInterval: env.Duration("HOKUSAI_USAGE_FLUSH_INTERVAL", 0)},
 	}
 	fs := flag.NewFlagSet("hokusai-api", flag.ContinueOnError)
 	fs.SetOutput(stderr)

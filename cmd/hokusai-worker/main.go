@@ -23,6 +23,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/internal/cpuclass"
 	"github.com/hokusai-ai/inference-queue/internal/service"
+	"github.com/hokusai-ai/inference-queue/internal/usage"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
 	"github.com/hokusai-ai/inference-queue/worker/hub"
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WebhookTenantConcurrency: int(env.Int("HOKUSAI_WEBHOOK_TENANT_CONCURRENCY", 0)),
 		WebhookTimeout:           env.Duration("HOKUSAI_WEBHOOK_TIMEOUT", 0),
 		RecheckInterval:          env.Duration("HOKUSAI_TOKEN_RECHECK", 0),
+		Usage: usage.Config{Days: int(env.Int("HOKUSAI_USAGE_DAYS", 0)),
+			FlushInterval: env.Duration("HOKUSAI_USAGE_FLUSH_INTERVAL", 0)},
 	}
 	fs := flag.NewFlagSet("hokusai-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)

@@ -30,6 +30,7 @@ var adminCommands = map[string]func(ctx context.Context, rdb redis.UniversalClie
 	"keys":    runKeys,
 	"models":  runModels,
 	"workers": runWorkers,
+	"usage":   runUsage,
 }
 
 func runAdmin(ctx context.Context, name string, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -38,10 +39,17 @@ func runAdmin(ctx context.Context, name string, args []string, getenv func(strin
 		return err
 	}
 	defer rdb.Close()
-	return adminCommands[name](ctx, rdb, args, stdout)
+	return adminCommands[name](apikey.WithActor(ctx, defaultActor(getenv)), rdb, args, stdout)
 }
 
 func runKeys(ctx context.Context, rdb redis.UniversalClient, args []string, stdout io.Writer) error {
+	actor, args, err := takeActor(args)
+	if err != nil {
+		return err
+	}
+	if actor != "" {
+		ctx = apikey.WithActor(ctx, actor)
+	}
 	if len(args) == 0 {
 		return errUsage
 	}
@@ -79,6 +87,8 @@ func runKeys(ctx context.Context, rdb redis.UniversalClient, args []string, stdo
 		return keysSecret(ctx, rdb, args[1:], stdout)
 	case "limits":
 		return keysLimits(ctx, rdb, args[1:], stdout)
+	case "audit":
+		return keysAudit(ctx, rdb, args[1:], stdout)
 	case "list":
 		recs, err := apikey.List(ctx, rdb)
 		if err != nil {

@@ -5,6 +5,8 @@
 //	hokusai keys revoke KEY|ID
 //	hokusai keys list                       ids, tenants and rate limits (never keys)
 //	hokusai keys limits KEY|ID|--tenant NAME --limit N/h|unlimited|default
+//	hokusai keys audit [--tenant NAME] [--since DAY]   who created, revoked or re-limited which key id, when
+//	hokusai usage [--tenant NAME] [--since DAY] [--until DAY] [--format table|csv]   usage per day, key id, model
 //	hokusai models apply -f FILE            write registry entries from YAML
 //	hokusai models list
 //	hokusai workers                         list workers, pools, models and readiness
@@ -12,7 +14,9 @@
 //	hokusai keys secret --tenant NAME       print the tenant's webhook signing secret
 //	hokusai batch submit|status|results|cancel|gen-leads ...   batch scoring over the API
 //
-// All commands but `model` talk to REDIS_URL (default redis://127.0.0.1:6379/0).
+// keys create, revoke and limits are audited under --actor NAME, else
+// $HOKUSAI_ACTOR, else the OS user@hostname. All commands but `model` talk
+// to REDIS_URL (default redis://127.0.0.1:6379/0).
 package main
 
 import (
@@ -40,6 +44,9 @@ const usage = `usage: hokusai COMMAND
   keys revoke KEY|ID            revoke a key
   keys list                     list keys (ids, tenants, limits; never keys)
   keys limits KEY|ID|--tenant NAME --limit N/h|unlimited|default   set a key's or a tenant's rate limit
+  keys audit [--tenant NAME] [--since YYYY-MM-DD]   key and limit changes, with time and actor
+                                (keys create|revoke|limits take --actor NAME; default $HOKUSAI_ACTOR or user@host)
+  usage [--tenant NAME] [--since D] [--until D] [--format table|csv]   requests, rows, errors, compute per day, key id, model
   models apply -f FILE          apply registry YAML
   models list                   list registry entries
   workers                       list workers and their readiness
@@ -61,7 +68,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[1] {
 	case "dev":
 		return runDev(ctx, rest, getenv, stdout, stderr)
-	case "keys", "models", "workers":
+	case "keys", "models", "workers", "usage":
 		return runAdmin(ctx, args[1], rest, getenv, stdout)
 	case "model":
 		return runModel(ctx, rest, stdin, stdout, stderr)

@@ -74,18 +74,23 @@ func Create(ctx context.Context, rdb redis.UniversalClient, tenant, limit string
 	key := "hk_" + base64.RawURLEncoding.EncodeToString(raw[:])
 	h := Hash(key)
 	rec := Record{ID: h[:12], Tenant: tenant, CreatedAt: time.Now().UTC().Truncate(time.Second), Hash: h, Limit: limit}
-	if err := store(ctx, rdb, rec); err != nil {
+	if err := store(ctx, rdb, rec, Event{Action: ActionCreate, Setting: SettingRequests, Limit: limit}); err != nil {
 		return "", Record{}, fmt.Errorf("store API key: %w", err)
 	}
 	return key, rec, nil
 }
 
-// store writes rec where lookups (by hash) and the index (by id) find it.
-func store(ctx context.Context, rdb redis.UniversalClient, rec Record) error {
+// store writes rec where lookups (by hash) and the index (by id) find it,
+// and audits the changes es of rec's key with it.
+func store(ctx context.Context, rdb redis.UniversalClient, rec Record, es ...Event) error {
 	b, _ := json.Marshal(rec)
 	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Set(ctx, hashKey(rec.Hash), b, 0)
 		p.HSet(ctx, IndexKey, rec.ID, b)
+		for _, e := range es {
+			e.Tenant, e.KeyID = rec.Tenant, rec.ID
+			record(ctx, p, e)
+		}
 		return nil
 	})
 	return err
@@ -104,35 +109,57 @@ func SetLimits(ctx context.Context, rdb redis.UniversalClient, keyOrID string, c
 	if err != nil {
 		return Record{}, err
 	}
+	var es []Event
 	if ch.Requests != nil {
+		es = append(es, Event{Action: ActionLimit, Setting: SettingRequests, Limit: *ch.Requests, PreviousLimit: rec.Limit})
 		rec.Limit = *ch.Requests
 	}
 	if ch.BatchRows != nil {
+		es = append(es, Event{Action: ActionLimit, Setting: SettingBatchRows, Limit: *ch.BatchRows, PreviousLimit: rec.BatchRows})
 		rec.BatchRows = *ch.BatchRows
 	}
-	if err := store(ctx, rdb, rec); err != nil {
+	if err := store(ctx, rdb, rec, es...); err != nil {
 		return Record{}, fmt.Errorf("set the API key's limits: %w", err)
 	}
 	return rec, nil
 }
 
-// tenantHashes are the hashes of the settings of Limits, in its order.
-var tenantHashes = [3]string{TenantLimitsKey, TenantBatchRowsKey, TenantWeightsKey}
+// tenantHashes are the hashes of the settings of Limits, in its order, and
+// settings their names in the audit log.
+var (
+	tenantHashes = [3]string{TenantLimitsKey, TenantBatchRowsKey, TenantWeightsKey}
+	settings     = [3]string{SettingRequests, SettingBatchRows, SettingWeight}
+)
 
 // SetTenantLimits gives tenant its own limits, over all its keys.
 func SetTenantLimits(ctx context.Context, rdb redis.UniversalClient, tenant string, ch Change) error {
 	if !tenantPattern.MatchString(tenant) {
 		return fmt.Errorf("tenant %q must be 1-64 letters, digits, dots, dashes or underscores", tenant)
 	}
-	_, err := rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		for i, v := range [3]*string{ch.Requests, ch.BatchRows, ch.Weight} {
+	changes := [3]*string{ch.Requests, ch.BatchRows, ch.Weight}
+	var prev [3]*redis.StringCmd
+	_, err := rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		for i, v := range changes {
+			if v != nil {
+				prev[i] = p.HGet(ctx, tenantHashes[i], tenant)
+			}
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, redis.Nil) {
+		return fmt.Errorf("read the tenant's limits: %w", err)
+	}
+	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
+		for i, v := range changes {
 			switch {
 			case v == nil:
+				continue
 			case *v == "":
 				p.HDel(ctx, tenantHashes[i], tenant)
 			default:
 				p.HSet(ctx, tenantHashes[i], tenant, *v)
 			}
+			record(ctx, p, Event{Action: ActionTenantLimit, Setting: settings[i], Tenant: tenant, Limit: *v, PreviousLimit: prev[i].Val()})
 		}
 		return nil
 	})
@@ -197,6 +224,7 @@ func Revoke(ctx context.Context, rdb redis.UniversalClient, keyOrID string) (Rec
 	_, err = rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.Del(ctx, hashKey(rec.Hash))
 		p.HDel(ctx, IndexKey, rec.ID)
+		record(ctx, p, Event{Action: ActionRevoke, Tenant: rec.Tenant, KeyID: rec.ID, PreviousLimit: rec.Limit})
 		return nil
 	})
 	if err != nil {

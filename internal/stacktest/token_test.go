@@ -3,6 +3,7 @@ package stacktest
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -182,6 +183,10 @@ func assertNoSecret(t *testing.T, s *stack, secrets ...string) {
 			dump.WriteString(strings.Join(s.rdb.SMembers(ctx, k).Val(), "\n"))
 		case "zset":
 			dump.WriteString(strings.Join(s.rdb.ZRange(ctx, k, 0, -1).Val(), "\n"))
+		case "stream":
+			for _, m := range s.rdb.XRange(ctx, k, "-", "+").Val() {
+				fmt.Fprintf(&dump, "%s %v\n", m.ID, m.Values)
+			}
 		case "none": // expired since SCAN listed it
 		default:
 			t.Errorf("Redis key %s is a %s, which this check does not read", k, typ)
