@@ -17,6 +17,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/hokusai-ai/inference-queue/internal/batchchunk"
 	"github.com/hokusai-ai/inference-queue/internal/pace"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -159,6 +160,8 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		u := &batchUpload{s: s, ctx: req.Context(), id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.ResultTTL,
 			window: batchWindow(s.state.get().readyWorkers(spec.ID, jobs.LaneBatch)), pace: s.batchPacer(),
 			mode: jobs.Mode{Strict: strict, AsOf: created}}
+		u.cw = &batchchunk.Writer{RDB: s.rdb, Client: s.client, BatchID: u.id, ModelID: spec.ID, Pool: spec.Pool,
+			TTL: u.ttl, ChunkRows: lim.ChunkRows, Window: u.window}
 		rec := map[string]any{
 			jobs.BatchFieldTenant: tenantOf(c), jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
 			jobs.BatchFieldChunkRows: lim.ChunkRows, jobs.BatchFieldCreated: created.UnixMilli(),
@@ -177,7 +180,7 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		default:
 			err = u.jsonl(body, rec, callback)
 		}
-		if err == nil && u.rows == 0 {
+		if err == nil && u.cw.Rows() == 0 {
 			err = errorf(CodeInvalidInput, "The body holds no rows to score.")
 		}
 		if err == nil {
@@ -193,7 +196,7 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 			}
 			return err
 		}
-		return acceptBatch(c, u.id, spec.ID, u.rows, u.warnings)
+		return acceptBatch(c, u.id, spec.ID, u.cw.Rows(), u.warnings)
 	}
 }
 

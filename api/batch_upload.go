@@ -18,6 +18,7 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hokusai-ai/inference-queue/internal/batchchunk"
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/internal/pace"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
@@ -27,18 +28,15 @@ import (
 // batchUpload is one submission being stored: records are gathered into
 // chunks, each chunk stored and its task queued as soon as it is full.
 type batchUpload struct {
-	s       *Server
-	ctx     context.Context
-	id      string
-	spec    registry.Spec
-	ttl     time.Duration
-	chunk   bytes.Buffer
-	inChunk int
-	rows    int
-	chunks  int
-	window  int // chunks of this batch queued at once
-	pace    *pace.Pacer
-	mode    jobs.Mode
+	s      *Server
+	ctx    context.Context
+	id     string
+	spec   registry.Spec
+	ttl    time.Duration
+	cw     *batchchunk.Writer
+	window int // chunks of this batch queued at once
+	pace   *pace.Pacer
+	mode   jobs.Mode
 	// warnings are the file's own (see batchAccepted).
 	warnings []jobs.Warning
 }
@@ -231,7 +229,7 @@ func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) 
 					return bad(err)
 				}
 				if !utf8.Valid(raw) {
-					return utf8Error(raw, fmt.Sprintf("Input %d", u.rows))
+					return utf8Error(raw, fmt.Sprintf("Input %d", u.cw.Rows()))
 				}
 				line.Reset()
 				if err := json.Compact(&line, raw); err != nil {
