@@ -180,10 +180,13 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		default:
 			err = u.jsonl(body, rec, callback)
 		}
-		if err == nil && u.cw.Rows() == 0 {
+		switch {
+		case err != nil:
+		case u.isS3():
+			err = u.enqueueS3() // its worker reads the rows
+		case u.cw.Rows() == 0:
 			err = errorf(CodeInvalidInput, "The body holds no rows to score.")
-		}
-		if err == nil {
+		default:
 			err = u.finish()
 		}
 		if err == nil && idem != "" {

@@ -39,6 +39,7 @@ type batchUpload struct {
 	mode   jobs.Mode
 	// warnings are the file's own (see batchAccepted).
 	warnings []jobs.Warning
+	s3       *s3Source // an S3 batch's locations; nil for rows in the body
 }
 
 // setMode records how the batch's rows are to be read: strictly or not,
@@ -208,6 +209,12 @@ func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) 
 			if err := dec.Decode(&callback); err != nil {
 				return bad(err)
 			}
+		case "input_url", "output_url", "format":
+			var v string
+			if err := dec.Decode(&v); err != nil {
+				return bad(err)
+			}
+			u.s3Field(t.(string), v)
 		case "options":
 			if started {
 				return errorf(CodeInvalidInput, `Put "options" before "inputs", or in the query string.`)
@@ -249,8 +256,13 @@ func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) 
 			}
 		}
 	}
-	if !started {
-		return errorf(CodeInvalidInput, `The body needs "inputs": a list of objects.`)
+	switch {
+	case u.isS3() && started:
+		return errorf(CodeInvalidInput, `Send "inputs" or "input_url", not both.`)
+	case u.isS3():
+		return u.s3Batch(rec, callback)
+	case !started:
+		return errorf(CodeInvalidInput, `The body needs "inputs": a list of objects, or "input_url": an s3:// URL.`)
 	}
 	return nil
 }

@@ -22,10 +22,12 @@ import (
 	"time"
 
 	"github.com/hokusai-ai/inference-queue/internal/cpuclass"
+	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/service"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
 	"github.com/hokusai-ai/inference-queue/worker/hub"
+	"github.com/hokusai-ai/inference-queue/worker/objstore"
 	"github.com/hokusai-ai/inference-queue/worker/secret"
 )
 
@@ -72,6 +74,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		WebhookTenantConcurrency: int(env.Int("HOKUSAI_WEBHOOK_TENANT_CONCURRENCY", 0)),
 		WebhookTimeout:           env.Duration("HOKUSAI_WEBHOOK_TIMEOUT", 0),
 		RecheckInterval:          env.Duration("HOKUSAI_TOKEN_RECHECK", 0),
+		S3PartBytes:              int(env.Int("HOKUSAI_S3_PART_BYTES", 0)),
 	}
 	fs := flag.NewFlagSet("hokusai-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -110,6 +113,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	sources, err := newSources(ctx, getenv, *modelsDir, env)
 	if err != nil {
+		return err
+	}
+	if cfg.S3Allow, err = s3url.ParseAllow(getenv("HOKUSAI_S3_ALLOW")); err != nil {
+		return fmt.Errorf("HOKUSAI_S3_ALLOW: %w", err)
+	}
+	if cfg.S3, err = objstore.FromEnv(ctx, getenv); err != nil {
 		return err
 	}
 	proc, err := common.Start(ctx, "hokusai-worker", getenv, stdout)

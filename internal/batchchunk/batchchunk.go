@@ -98,8 +98,15 @@ func (w *Writer) enqueue(ctx context.Context, n int) error {
 	if err != nil {
 		return err
 	}
+	return w.Queue(ctx, task)
+}
+
+// Queue enqueues one of the batch's tasks on the pool's batch lane and
+// wakes an idle worker for it. A task queued already (its id taken: the
+// worker finishing chunk n-window queued chunk n first) is not an error.
+func (w *Writer) Queue(ctx context.Context, task *asynq.Task) error {
 	if _, err := w.Client.EnqueueContext(ctx, task); errors.Is(err, asynq.ErrTaskIDConflict) {
-		return nil // the worker finishing chunk n-window queued it first
+		return nil
 	} else if err != nil {
 		return err
 	}
