@@ -29,6 +29,7 @@ var adminCommands = map[string]func(ctx context.Context, rdb redis.UniversalClie
 	"keys":    runKeys,
 	"models":  runModels,
 	"workers": runWorkers,
+	"s3":      runS3,
 }
 
 func runAdmin(ctx context.Context, name string, args []string, getenv func(string) string, stdout io.Writer) error {
