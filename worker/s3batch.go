@@ -228,7 +228,7 @@ func (r *s3Run) open(ctx context.Context) (*s3Input, error) {
 		return nil, failBatch(jobs.BatchErrTooLarge, "The input is %d bytes, over the %d-byte limit; split the file.", obj.Size, r.rec.MaxBytes)
 	}
 	in := &s3Input{body: r.w.cfg.S3.Reader(ctx, r.in, obj, s3RangeBytes), sum: sha256.New()}
-	var src io.Reader = io.TeeReader(in.body, in.sum)
+	src := io.TeeReader(in.body, in.sum)
 	if obj.Gzip || r.rec.Gzip {
 		if in.gz, err = gzip.NewReader(src); err != nil {
 			in.close()
