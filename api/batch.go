@@ -19,6 +19,7 @@ import (
 	"github.com/labstack/echo/v4"
 
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/batchchunk"
 	"github.com/hokusai-ai/inference-queue/internal/pace"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -162,6 +163,8 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		u := &batchUpload{s: s, ctx: req.Context(), key: key, id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.ResultTTL,
 			window: batchWindow(s.state.get().readyWorkers(spec.ID, jobs.LaneBatch)) * s.weight(tenantOf(c)), pace: s.batchPacer(),
 			mode: jobs.Mode{Strict: strict, AsOf: created}}
+		u.cw = &batchchunk.Writer{RDB: s.rdb, Client: s.client, BatchID: u.id, ModelID: spec.ID, Pool: spec.Pool,
+			TTL: u.ttl, ChunkRows: lim.ChunkRows, Window: u.window, Charge: u.chargeRows}
 		rec := map[string]any{
 			jobs.BatchFieldTenant: tenantOf(c), jobs.BatchFieldKeyID: keyID(c), jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
 			jobs.BatchFieldChunkRows: lim.ChunkRows, jobs.BatchFieldCreated: created.UnixMilli(),
@@ -180,10 +183,13 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		default:
 			err = u.jsonl(body, rec, callback)
 		}
-		if err == nil && u.rows == 0 {
+		switch {
+		case err != nil:
+		case u.isS3():
+			err = u.enqueueS3() // its worker reads the rows
+		case u.cw.Rows() == 0:
 			err = errorf(CodeInvalidInput, "The body holds no rows to score.")
-		}
-		if err == nil {
+		default:
 			err = u.finish()
 		}
 		if err == nil && idem != "" {
@@ -196,7 +202,7 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 			}
 			return err
 		}
-		return acceptBatch(c, u.id, spec.ID, u.rows, u.warnings)
+		return acceptBatch(c, u.id, spec.ID, u.cw.Rows(), u.warnings)
 	}
 }
 

@@ -63,6 +63,10 @@ func (s *Server) getBatchResults() echo.HandlerFunc {
 		if err != nil {
 			return err
 		}
+		if b.OutputURL != "" {
+			return &Error{Code: CodeConflict, Detail: fmt.Sprintf("Batch %s writes its results to %s, not to this API.", b.BatchID, b.OutputURL),
+				Extra: map[string]any{"status": b.Status, "output_url": b.OutputURL}}
+		}
 		wait := c.QueryParam("wait") == "true"
 		switch b.Status {
 		case jobs.BatchSucceeded, jobs.BatchPartiallyFailed, jobs.BatchFailed:

@@ -37,6 +37,13 @@ type batchResponse struct {
 	CallbackURL string         `json:"callback_url,omitempty"`
 	Webhook     *webhookStatus `json:"webhook,omitempty"`
 	ResultsURL  string         `json:"results_url"`
+	// An S3 batch's locations (its results, errors file and _SUCCESS
+	// manifest are written under output_url), when its output was
+	// written, and why it failed as a whole, if it did.
+	InputURL   string           `json:"input_url,omitempty"`
+	OutputURL  string           `json:"output_url,omitempty"`
+	ExportedAt *time.Time       `json:"exported_at,omitempty"`
+	Error      *jobs.BatchError `json:"error,omitempty"`
 
 	pool string // the model's pool when the batch was submitted
 }
@@ -67,7 +74,8 @@ func (s *Server) batch(c echo.Context) (*batchResponse, error) {
 		Warnings: rec.Warnings, ChunksTotal: rec.Chunks, ChunksDone: done,
 		CreatedAt: stamp(rec.Created), StartedAt: stamp(rec.Started), FinishedAt: stamp(rec.Finished),
 		CanceledAt: stamp(rec.Canceled), CallbackURL: rec.CallbackURL,
-		ResultsURL: "/api/v1/batches/" + id + "/results", pool: rec.Pool}
+		ResultsURL: "/api/v1/batches/" + id + "/results", pool: rec.Pool,
+		InputURL: rec.InputURL, OutputURL: rec.OutputURL, ExportedAt: stamp(rec.Exported), Error: rec.Error}
 	if out.CallbackURL != "" {
 		out.Webhook = &webhookStatus{DeliveredAt: stamp(rec.WebhookDelivered), Attempts: []jobs.WebhookAttempt{}}
 		for _, h := range hooksCmd.Val() {

@@ -19,6 +19,7 @@ import (
 	"github.com/redis/go-redis/v9"
 
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/batchchunk"
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
 	"github.com/hokusai-ai/inference-queue/internal/pace"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
@@ -28,21 +29,19 @@ import (
 // batchUpload is one submission being stored: records are gathered into
 // chunks, each chunk stored and its task queued as soon as it is full.
 type batchUpload struct {
-	s       *Server
-	ctx     context.Context
-	key     apikey.Record // the uploader's, charged for the rows
-	id      string
-	spec    registry.Spec
-	ttl     time.Duration
-	chunk   bytes.Buffer
-	inChunk int
-	rows    int
-	chunks  int
-	window  int // chunks of this batch queued at once
-	pace    *pace.Pacer
-	mode    jobs.Mode
+	s      *Server
+	ctx    context.Context
+	key    apikey.Record // the uploader's, charged for the rows
+	id     string
+	spec   registry.Spec
+	ttl    time.Duration
+	cw     *batchchunk.Writer
+	window int // chunks of this batch queued at once
+	pace   *pace.Pacer
+	mode   jobs.Mode
 	// warnings are the file's own (see batchAccepted).
 	warnings []jobs.Warning
+	s3       *s3Source // an S3 batch's locations; nil for rows in the body
 }
 
 // setMode records how the batch's rows are to be read: strictly or not,
@@ -212,6 +211,12 @@ func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) 
 			if err := dec.Decode(&callback); err != nil {
 				return bad(err)
 			}
+		case "input_url", "output_url", "format":
+			var v string
+			if err := dec.Decode(&v); err != nil {
+				return bad(err)
+			}
+			u.s3Field(t.(string), v)
 		case "options":
 			if started {
 				return errorf(CodeInvalidInput, `Put "options" before "inputs", or in the query string.`)
@@ -233,7 +238,7 @@ func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) 
 					return bad(err)
 				}
 				if !utf8.Valid(raw) {
-					return utf8Error(raw, fmt.Sprintf("Input %d", u.rows))
+					return utf8Error(raw, fmt.Sprintf("Input %d", u.cw.Rows()))
 				}
 				line.Reset()
 				if err := json.Compact(&line, raw); err != nil {
@@ -253,8 +258,13 @@ func (u *batchUpload) json(body io.Reader, rec map[string]any, callback string) 
 			}
 		}
 	}
-	if !started {
-		return errorf(CodeInvalidInput, `The body needs "inputs": a list of objects.`)
+	switch {
+	case u.isS3() && started:
+		return errorf(CodeInvalidInput, `Send "inputs" or "input_url", not both.`)
+	case u.isS3():
+		return u.s3Batch(rec, callback)
+	case !started:
+		return errorf(CodeInvalidInput, `The body needs "inputs": a list of objects, or "input_url": an s3:// URL.`)
 	}
 	return nil
 }

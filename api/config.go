@@ -9,6 +9,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hokusai-ai/inference-queue/internal/ratelimit"
+	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/usage"
 )
 
@@ -69,6 +70,11 @@ type Config struct {
 	TracerProvider trace.TracerProvider
 	// Batch holds the batch limits and chunk size (see BatchConfig).
 	Batch BatchConfig
+	// S3Allow is where S3 batches (input_url, output_url) may read and
+	// write, for every tenant, on top of each tenant's own entries
+	// (hokusai s3 allow); anything else is 403 forbidden. Env
+	// HOKUSAI_S3_ALLOW (comma-separated s3://bucket[/prefix]), default none.
+	S3Allow s3url.AllowList
 	// RateLimit is each API key's quota, unless the key has its own (hokusai
 	// keys create --limit, hokusai keys limits): "N/s", "N/m", "N/h", "N/d"
 	// or "unlimited". Every /api/v1 request costs 1, a list of rows one per

@@ -18,6 +18,7 @@ const (
 	CodeBadRequest        = "bad_request"
 	CodeInvalidInput      = "invalid_input"
 	CodeUnauthorized      = "unauthorized"
+	CodeForbidden         = "forbidden"
 	CodeNotFound          = "not_found"
 	CodeModelNotFound     = "model_not_found"
 	CodeJobNotFound       = "job_not_found"
@@ -53,6 +54,7 @@ var statusOf = map[string]int{
 	CodeBadRequest:       http.StatusBadRequest,
 	CodeInvalidInput:     http.StatusUnprocessableEntity,
 	CodeUnauthorized:     http.StatusUnauthorized,
+	CodeForbidden:        http.StatusForbidden,
 	CodeNotFound:         http.StatusNotFound,
 	CodeModelNotFound:    http.StatusNotFound,
 	CodeJobNotFound:      http.StatusNotFound,

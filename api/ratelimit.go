@@ -1,6 +1,7 @@
 package api
 
 import (
+	"context"
 	"fmt"
 	"strconv"
 	"strings"
@@ -85,13 +86,13 @@ func (q quota) buckets(rec apikey.Record, keyOwn, tenantOwn string) []ratelimit.
 	}
 }
 
-// chargeRows counts the rows of the chunk being stored against the
+// chargeRows counts the rows of a chunk being stored against the
 // uploader's batch row quotas, exact across API processes. Redis failing
 // is as for requests.
-func (u *batchUpload) chargeRows() error {
+func (u *batchUpload) chargeRows(ctx context.Context, rows int) error {
 	s, rec := u.s, u.key
 	buckets := s.limits.batchRows.buckets(rec, rec.BatchRows, s.state.get().tenantLimits[rec.Tenant].BatchRows)
-	d, err := ratelimit.Take(u.ctx, s.rdb, buckets, int64(u.inChunk), time.Now())
+	d, err := ratelimit.Take(ctx, s.rdb, buckets, int64(rows), time.Now())
 	if err != nil {
 		s.metrics.rateErrors.Inc()
 		if s.cfg.RateLimitFail == "closed" {

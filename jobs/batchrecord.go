@@ -30,6 +30,17 @@ type BatchRecord struct {
 	Started, Finished, Canceled, WebhookDelivered time.Time
 	OK, Failed, Warned                            int
 	Finisher                                      string // the chunk whose result completed the batch
+	// An S3 batch's locations and bounds, and its worker's checkpoints
+	// (see batchs3.go). Exported is when its output was written: until
+	// then it is running, whatever its chunks.
+	InputURL, OutputURL string
+	Gzip                bool
+	MaxBytes            int64
+	MaxRows, MaxRecord  int
+	S3Stored            int
+	S3Export            string
+	Exported            time.Time
+	Error               *BatchError // the batch failed as a whole
 
 	header string // CSV only: a JSON list, see CSVHeader
 }
@@ -58,6 +69,16 @@ func DecodeBatchRecord(h map[string]string) (r BatchRecord, ok bool) {
 		WebhookDelivered: at(BatchFieldHookDone),
 		OK:               num(BatchFieldOK), Failed: num(BatchFieldFailed), Warned: num(BatchFieldWarned),
 		Finisher: h[BatchFieldFinisher], header: h[BatchFieldHeader],
+		InputURL: h[BatchFieldInputURL], OutputURL: h[BatchFieldOutputURL], Gzip: h[BatchFieldGzip] == "1",
+		MaxRows: num(BatchFieldMaxRows), MaxRecord: num(BatchFieldMaxRecord), S3Stored: num(BatchFieldS3Stored),
+		S3Export: h[BatchFieldS3Export], Exported: at(BatchFieldExported),
+	}
+	r.MaxBytes, _ = strconv.ParseInt(h[BatchFieldMaxBytes], 10, 64)
+	if e := h[BatchFieldError]; e != "" {
+		r.Error = &BatchError{}
+		if json.Unmarshal([]byte(e), r.Error) != nil {
+			r.Error = &BatchError{Code: BatchErrInput, Detail: e}
+		}
 	}
 	if w := h[BatchFieldWarnings]; w != "" {
 		_ = json.Unmarshal([]byte(w), &r.Warnings) // the API wrote it; a bad one reads as none
@@ -92,6 +113,10 @@ func (r BatchRecord) Status(done int) string {
 	switch {
 	case !r.Canceled.IsZero():
 		return BatchCanceled
+	case r.Error != nil:
+		return BatchFailed
+	case r.Stored && r.Chunks == done && r.OutputURL != "" && r.Exported.IsZero():
+		return BatchRunning // scored, its output being written
 	case r.Stored && r.Chunks == done:
 		switch {
 		case r.Failed == 0:

@@ -61,8 +61,8 @@ func (w *Worker) handleBatchChunk(ctx context.Context, t *asynq.Task) error {
 	if err != nil {
 		return err
 	}
-	if !ok || !rec.Canceled.IsZero() {
-		log.Info("chunk dropped", "outcome", "batch expired or canceled")
+	if !ok || !rec.Canceled.IsZero() || rec.Error != nil {
+		log.Info("chunk dropped", "outcome", "batch expired, canceled or failed")
 		return nil
 	}
 	done, err := w.rdb.SIsMember(ctx, jobs.BatchDoneKey(p.BatchID), p.Chunk).Result()
@@ -229,8 +229,8 @@ func (w *Worker) maybeNotify(ctx context.Context, p jobs.BatchChunkPayload) erro
 	if err != nil {
 		return err
 	}
-	if rec.Finisher != strconv.Itoa(p.Chunk) || !rec.Canceled.IsZero() {
-		return nil // another chunk's, or the cancel's notify task's
+	if rec.Finisher != strconv.Itoa(p.Chunk) || !rec.Canceled.IsZero() || rec.OutputURL != "" {
+		return nil // another chunk's, the cancel's notify task's, or the S3 task's once written
 	}
 	return w.scheduleWebhook(ctx, p.BatchID, rec)
 }

@@ -13,8 +13,10 @@ import (
 	"github.com/hibiken/asynq"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/usage"
 	"github.com/hokusai-ai/inference-queue/jobs"
+	"github.com/hokusai-ai/inference-queue/worker/objstore"
 )
 
 // Config configures a worker. Zero fields take the defaults WithDefaults names.
@@ -73,6 +75,20 @@ type Config struct {
 	// a later check returns none. Default interval 1m.
 	Recheck         func(ctx context.Context) []string
 	RecheckInterval time.Duration
+	// S3 reads S3 batches' inputs and writes their outputs (the binary
+	// builds it from the standard AWS chain); nil fails the S3 batches
+	// this worker is given, saying so.
+	S3 *objstore.Store
+	// S3Allow is where S3 batches may read and write, for every tenant, on
+	// top of each tenant's own entries. Env HOKUSAI_S3_ALLOW
+	// (comma-separated s3://bucket[/prefix]), default none.
+	S3Allow s3url.AllowList
+	// S3PartBytes is the size an S3 batch's output is uploaded in, a part
+	// at a time; it bounds the output a worker holds per batch. S3 takes
+	// no part under 5 MiB but the last: smaller values are for
+	// S3-compatible stores that take them, and tests. Env
+	// HOKUSAI_S3_PART_BYTES, default 8 MiB (10,000 parts: 80 GB of output).
+	S3PartBytes int
 	// ID names this worker in heartbeats. Default host-pid-random.
 	ID string
 	// TracerProvider receives the worker's spans (queue wait, task,
@@ -126,6 +142,9 @@ func (c Config) WithDefaults() Config {
 	if c.WebhookTimeout == 0 {
 		c.WebhookTimeout = 10 * time.Second
 	}
+	if c.S3PartBytes == 0 {
+		c.S3PartBytes = 8 << 20
+	}
 	if c.RecheckInterval == 0 {
 		c.RecheckInterval = time.Minute
 	}
@@ -176,6 +195,9 @@ func (c Config) Validate() error {
 	}
 	if err := c.Usage.Validate(); err != nil {
 		errs = append(errs, err)
+	}
+	if c.S3PartBytes < 64<<10 {
+		errs = append(errs, fmt.Errorf("S3 part size %d bytes is under 64 KiB", c.S3PartBytes))
 	}
 	return errors.Join(errs...)
 }

@@ -7,7 +7,7 @@ import (
 )
 
 // The API binary must not link worker code: no HF client, no token
-// providers, no models. This is the first outage's guard at build level.
+// providers, no models, no S3 client. This is the first outage's guard at build level.
 func TestAPIDoesNotLinkWorker(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").CombinedOutput()
 	if err != nil {
@@ -22,6 +22,9 @@ func TestAPIDoesNotLinkWorker(t *testing.T) {
 		}
 		if strings.Contains(pkg, "aws-sdk-go-v2/service/secretsmanager") {
 			t.Errorf("hokusai-api links the Secrets Manager client %s", pkg)
+		}
+		if strings.Contains(pkg, "aws-sdk-go-v2/service/s3") {
+			t.Errorf("hokusai-api links the S3 client %s: workers read and write S3", pkg)
 		}
 	}
 	if n < 50 {

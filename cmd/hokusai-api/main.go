@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/service"
 	"github.com/hokusai-ai/inference-queue/internal/usage"
 )
@@ -75,6 +76,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	if err := env.Err(); err != nil {
 		return err
+	}
+	var err error
+	if cfg.S3Allow, err = s3url.ParseAllow(getenv("HOKUSAI_S3_ALLOW")); err != nil {
+		return fmt.Errorf("HOKUSAI_S3_ALLOW: %w", err)
 	}
 	proc, err := common.Start(ctx, "hokusai-api", getenv, stdout)
 	if err != nil {

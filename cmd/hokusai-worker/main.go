@@ -22,11 +22,13 @@ import (
 	"time"
 
 	"github.com/hokusai-ai/inference-queue/internal/cpuclass"
+	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/service"
 	"github.com/hokusai-ai/inference-queue/internal/usage"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
 	"github.com/hokusai-ai/inference-queue/worker/hub"
+	"github.com/hokusai-ai/inference-queue/worker/objstore"
 	"github.com/hokusai-ai/inference-queue/worker/secret"
 )
 
@@ -75,6 +77,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		RecheckInterval:          env.Duration("HOKUSAI_TOKEN_RECHECK", 0),
 		Usage: usage.Config{Days: int(env.Int("HOKUSAI_USAGE_DAYS", 0)),
 			FlushInterval: env.Duration("HOKUSAI_USAGE_FLUSH_INTERVAL", 0)},
+		S3PartBytes: int(env.Int("HOKUSAI_S3_PART_BYTES", 0)),
 	}
 	fs := flag.NewFlagSet("hokusai-worker", flag.ContinueOnError)
 	fs.SetOutput(stderr)
@@ -113,6 +116,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	sources, err := newSources(ctx, getenv, *modelsDir, env)
 	if err != nil {
+		return err
+	}
+	if cfg.S3Allow, err = s3url.ParseAllow(getenv("HOKUSAI_S3_ALLOW")); err != nil {
+		return fmt.Errorf("HOKUSAI_S3_ALLOW: %w", err)
+	}
+	if cfg.S3, err = objstore.FromEnv(ctx, getenv); err != nil {
 		return err
 	}
 	proc, err := common.Start(ctx, "hokusai-worker", getenv, stdout)

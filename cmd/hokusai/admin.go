@@ -31,6 +31,7 @@ var adminCommands = map[string]func(ctx context.Context, rdb redis.UniversalClie
 	"models":  runModels,
 	"workers": runWorkers,
 	"usage":   runUsage,
+	"s3":      runS3,
 }
 
 func runAdmin(ctx context.Context, name string, args []string, getenv func(string) string, stdout io.Writer) error {

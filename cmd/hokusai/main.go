@@ -50,6 +50,8 @@ const usage = `usage: hokusai COMMAND
   models apply -f FILE          apply registry YAML
   models list                   list registry entries
   workers                       list workers and their readiness
+  s3 allow|revoke --tenant NAME s3://BUCKET[/PREFIX]   a tenant's own S3 batch locations, on top of HOKUSAI_S3_ALLOW
+  s3 list --tenant NAME         a tenant's own S3 batch locations
   model predict MODEL [--input FILE] [--explain]
   model bench MODEL [--rows N]
   keys secret --tenant NAME     show the tenant's webhook signing secret
@@ -68,7 +70,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	switch args[1] {
 	case "dev":
 		return runDev(ctx, rest, getenv, stdout, stderr)
-	case "keys", "models", "workers", "usage":
+	case "keys", "models", "workers", "usage", "s3":
 		return runAdmin(ctx, args[1], rest, getenv, stdout)
 	case "model":
 		return runModel(ctx, rest, stdin, stdout, stderr)

@@ -49,3 +49,35 @@ func TestRenderEnd(t *testing.T) {
 		})
 	}
 }
+
+// An errors file holds the failed rows alone, with their reasons and no
+// result columns.
+func TestFailedOnly(t *testing.T) {
+	cols := []Column{{Name: "lead_score", Type: ColInt}}
+	rw := NewResultWriter(cols, 0)
+	rw.OK(0, "a")
+	rw.Int(80)
+	rw.Fail(1, "b", &RowError{Code: "invalid_input", Detail: "bad, very"})
+	rw.OK(2, "c")
+	rw.Int(10)
+	for _, tc := range []struct {
+		name string
+		r    Renderer
+		want string
+	}{
+		{"csv", &CSVRenderer{}, "row,id,error_code,error_detail\n1,b,invalid_input,\"bad, very\"\n"},
+		{"jsonl", &JSONLRenderer{}, `{"row":1,"id":"b","error":{"code":"invalid_input","detail":"bad, very"}}` + "\n"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var buf bytes.Buffer
+			w := bufio.NewWriter(&buf)
+			if err := RenderChunk(w, FailedOnly{tc.r}, rw.Bytes(), true, nil); err != nil {
+				t.Fatal(err)
+			}
+			_ = w.Flush()
+			if buf.String() != tc.want {
+				t.Errorf("got %q, want %q", buf.String(), tc.want)
+			}
+		})
+	}
+}

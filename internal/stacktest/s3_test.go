@@ -1,0 +1,338 @@
+package stacktest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/csv"
+	"encoding/hex"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+
+	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/s3url"
+	"github.com/hokusai-ai/inference-queue/jobs"
+	"github.com/hokusai-ai/inference-queue/worker"
+	"github.com/hokusai-ai/inference-queue/worker/objstore"
+)
+
+// The fake store's credentials: the tests check neither reaches a log.
+const (
+	s3AccessKey = "AKIAHOKUSAITESTKEY01"
+	s3SecretKey = "hokusai/test/secret/key/never+logged+0123"
+)
+
+// fakeS3 serves an S3 store speaking the real protocol on loopback, with
+// the buckets given, and returns the SDK client a worker uses (path-style,
+// SigV4-signed with static credentials) and the endpoint.
+func fakeS3(t testing.TB, buckets ...string) (*objstore.Store, string) {
+	t.Helper()
+	backend := s3mem.New()
+	for _, b := range buckets {
+		if err := backend.CreateBucket(b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	hs := httptest.NewServer(gofakes3.New(backend).Server())
+	t.Cleanup(hs.Close)
+	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(hs.URL),
+		Credentials: credentials.NewStaticCredentialsProvider(s3AccessKey, s3SecretKey, "")}
+	return objstore.New(cfg, true), hs.URL
+}
+
+func putObject(t testing.TB, st *objstore.Store, raw string, body []byte) {
+	t.Helper()
+	u, err := s3url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Put(t.Context(), u, body, "application/octet-stream"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func getObject(t testing.TB, st *objstore.Store, raw string) []byte {
+	t.Helper()
+	u, err := s3url.Parse(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	obj, err := st.Stat(t.Context(), u)
+	if err != nil {
+		t.Fatalf("stat %s: %v", raw, err)
+	}
+	r := st.Reader(t.Context(), u, obj, 1<<20)
+	defer r.Close()
+	b, err := io.ReadAll(r)
+	if err != nil {
+		t.Fatalf("read %s: %v", raw, err)
+	}
+	return b
+}
+
+func s3Allow(t testing.TB, list string) s3url.AllowList {
+	t.Helper()
+	l, err := s3url.ParseAllow(list)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l
+}
+
+// submitS3 submits an S3 batch as JSON.
+func (s *stack) submitS3(input, output string, headers map[string]string) reply {
+	s.t.Helper()
+	body, _ := json.Marshal(map[string]string{"input_url": input, "output_url": output})
+	return s.submitBatch(body, "application/json", "", headers)
+}
+
+// waitS3Batch waits until an S3 batch is done, its output written or its
+// failure recorded, and returns its status.
+func (s *stack) waitS3Batch(id string, within time.Duration) map[string]any {
+	s.t.Helper()
+	var b map[string]any
+	eventually(s.t, within, func() bool {
+		b = s.do("GET", "/api/v1/batches/"+id, nil, nil).json(s.t)
+		return b["exported_at"] != nil || b["error"] != nil
+	}, "S3 batch %s not done: %v; logs:\n%s", id, &b, s.logs)
+	return b
+}
+
+// s3Manifest is the _SUCCESS object, as the tests read it.
+type s3Manifest struct {
+	BatchID, ModelID, ModelRevision, Status string `json:"-"`
+	Rows                                    int    `json:"rows"`
+	Failed                                  int    `json:"failed"`
+	Input                                   struct {
+		URL, SHA256 string
+	} `json:"input"`
+	Outputs []struct {
+		URL, SHA256 string
+		Bytes       int64
+		Rows        int
+	} `json:"outputs"`
+}
+
+// checkS3Output reads an S3 batch's results, errors file and manifest
+// under prefix, and checks each against the input's n rows and its bad ones.
+func checkS3Output(t testing.TB, st *objstore.Store, prefix string, input []byte, n int, bad map[int]bool) {
+	t.Helper()
+	results := getObject(t, st, prefix+"results.csv")
+	checkCSVResults(t, results, n, bad)
+	errs := getObject(t, st, prefix+"errors.csv")
+	recs, err := csv.NewReader(bytes.NewReader(errs)).ReadAll()
+	if err != nil {
+		t.Fatalf("errors.csv is not CSV: %v", err)
+	}
+	if len(recs) != len(bad)+1 || strings.Join(recs[0], ",") != "row,id,error_code,error_detail" {
+		t.Fatalf("errors.csv holds %d rows (want %d), header %v", len(recs)-1, len(bad), recs[0])
+	}
+	for _, r := range recs[1:] {
+		row, _ := strconv.Atoi(r[0])
+		if !bad[row] || r[2] == "" || r[3] == "" {
+			t.Errorf("errors.csv row %v: not a bad row, or no reason", r)
+		}
+	}
+	var m s3Manifest
+	if err := json.Unmarshal(getObject(t, st, prefix+"_SUCCESS"), &m); err != nil {
+		t.Fatalf("_SUCCESS is not JSON: %v", err)
+	}
+	sum := func(b []byte) string { h := sha256.Sum256(b); return hex.EncodeToString(h[:]) }
+	if m.Rows != n || m.Failed != len(bad) || m.Input.SHA256 != sum(input) || len(m.Outputs) != 2 ||
+		m.Outputs[0].SHA256 != sum(results) || m.Outputs[0].Bytes != int64(len(results)) || m.Outputs[0].Rows != n ||
+		m.Outputs[1].SHA256 != sum(errs) || m.Outputs[1].Rows != len(bad) {
+		t.Errorf("manifest %+v; want %d rows, %d failed, the files' checksums", m, n, len(bad))
+	}
+}
+
+// An S3 batch reads a gzip CSV from one prefix and writes its results in
+// input order, the bad rows with their reasons and a manifest to another;
+// the store's credentials reach no log, and its results are not served
+// by the API.
+func TestS3Batch(t *testing.T) {
+	st, _ := fakeS3(t, "leads")
+	allow := s3Allow(t, "s3://leads/exports,s3://leads/scores")
+	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: allow, Batch: api.BatchConfig{ChunkRows: 100}}})
+	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: allow})
+	s.waitReady("21")
+	const n = 2500
+	bad := map[int]bool{3: true, 1234: true, 2499: true}
+	input := gzipped(t, leadsCSV(t, n, bad))
+	putObject(t, st, "s3://leads/exports/2026-12-01/leads.csv.gz", input)
+	id := s.acceptedBatch(s.submitS3("s3://leads/exports/2026-12-01/leads.csv.gz", "s3://leads/scores/2026-12-01", nil))
+	b := s.waitS3Batch(id, 60*time.Second)
+	if b["status"] != jobs.BatchPartiallyFailed || b["rows_total"] != float64(n) || b["rows_failed"] != float64(len(bad)) ||
+		b["output_url"] != "s3://leads/scores/2026-12-01/" {
+		t.Fatalf("status %v", b)
+	}
+	checkS3Output(t, st, "s3://leads/scores/2026-12-01/", input, n, bad)
+	again := s.submitS3("s3://leads/exports/2026-12-01/leads.csv.gz", "s3://leads/scores/2026-12-01", map[string]string{"Idempotency-Key": "nightly"})
+	if first := s.acceptedBatch(again); first == id {
+		t.Fatal("a new key answered with the old batch")
+	} else if rerun := s.acceptedBatch(s.submitS3("s3://leads/exports/2026-12-01/leads.csv.gz", "s3://leads/scores/2026-12-01",
+		map[string]string{"Idempotency-Key": "nightly"})); rerun != first {
+		t.Errorf("the same Idempotency-Key made batch %s, then %s", first, rerun)
+	}
+	if r := s.do("GET", "/api/v1/batches/"+id+"/results", nil, nil); r.code != http.StatusConflict ||
+		!strings.Contains(string(r.body), "s3://leads/scores/2026-12-01/") {
+		t.Errorf("results of an S3 batch through the API: %d %s", r.code, r.body)
+	}
+	for _, secret := range []string{s3SecretKey, s3AccessKey} {
+		if strings.Contains(s.logs.String(), secret) || strings.Contains(s.seen.String(), secret) {
+			t.Errorf("a credential reached the logs or a response")
+		}
+	}
+}
+
+// Locations off the allow-lists are refused at submission with a JSON 403
+// naming the location; a tenant's own entry lets it through.
+func TestS3BatchForbidden(t *testing.T) {
+	st, _ := fakeS3(t, "leads", "other")
+	allow := s3Allow(t, "s3://leads/exports")
+	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: allow}})
+	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: allow})
+	s.waitReady("21")
+	for name, c := range map[string][2]string{
+		"output elsewhere":        {"s3://leads/exports/a.csv", "s3://other/scores/"},
+		"input beside the prefix": {"s3://leads/exports-old/a.csv", "s3://leads/exports/out/"},
+		"input in another bucket": {"s3://other/exports/a.csv", "s3://leads/exports/out/"},
+		"dot segments out of it":  {"s3://leads/exports/../secret.csv", "s3://leads/exports/out/"},
+	} {
+		r := s.submitS3(c[0], c[1], nil)
+		m := r.json(t)
+		want := http.StatusForbidden
+		if strings.Contains(c[0], "..") {
+			want = http.StatusUnprocessableEntity
+		}
+		if r.code != want || m["request_id"] == nil {
+			t.Errorf("%s: %d %s", name, r.code, r.body)
+		}
+	}
+	if err := s.rdb.SAdd(t.Context(), jobs.S3AllowKey("acme"), "s3://other/scores").Err(); err != nil {
+		t.Fatal(err)
+	}
+	putObject(t, st, "s3://leads/exports/a.csv", leadsCSV(t, 10, nil))
+	id := s.acceptedBatch(s.submitS3("s3://leads/exports/a.csv", "s3://other/scores/", nil))
+	if b := s.waitS3Batch(id, 30*time.Second); b["status"] != jobs.BatchSucceeded {
+		t.Fatalf("with the tenant's own entry: %v", b)
+	}
+	if got := getObject(t, st, "s3://other/scores/results.csv"); bytes.Count(got, []byte("\n")) != 11 {
+		t.Errorf("results:\n%s", got)
+	}
+}
+
+// A worker that finds a location no longer allowed (its list is newer
+// than the API's) fails the batch, saying why, and writes nothing.
+func TestS3BatchWorkerRechecks(t *testing.T) {
+	st, _ := fakeS3(t, "leads")
+	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: s3Allow(t, "s3://leads")}})
+	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: s3Allow(t, "s3://leads/exports")})
+	s.waitReady("21")
+	putObject(t, st, "s3://leads/exports/a.jsonl", []byte(`{"engagement_score": 5}`+"\n"))
+	id := s.acceptedBatch(s.submitS3("s3://leads/exports/a.jsonl", "s3://leads/scores/", nil))
+	b := s.waitS3Batch(id, 30*time.Second)
+	e, _ := b["error"].(map[string]any)
+	if b["status"] != jobs.BatchFailed || e["code"] != jobs.BatchErrForbidden {
+		t.Fatalf("status %v", b)
+	}
+	u, _ := s3url.Parse("s3://leads/scores/results.jsonl")
+	if _, err := st.Stat(context.Background(), u); err == nil {
+		t.Errorf("a refused batch wrote its results")
+	}
+}
+
+// Bad requests are JSON errors with stable codes: a missing output, an
+// unknown format, rows and an input both, an input that is not s3://.
+func TestS3BatchBadRequests(t *testing.T) {
+	s := startStack(t, stackOptions{api: api.Config{S3Allow: s3Allow(t, "s3://leads")}})
+	for name, body := range map[string]string{
+		"no output":        `{"input_url": "s3://leads/a.csv"}`,
+		"unknown format":   `{"input_url": "s3://leads/a.parquet", "output_url": "s3://leads/out/"}`,
+		"rows and input":   `{"input_url": "s3://leads/a.csv", "output_url": "s3://leads/out/", "inputs": [{}]}`,
+		"not s3":           `{"input_url": "https://leads/a.csv", "output_url": "s3://leads/out/"}`,
+		"bucket too short": `{"input_url": "s3://le/a.csv", "output_url": "s3://leads/out/"}`,
+		"not a string":     `{"input_url": 5, "output_url": "s3://leads/out/"}`,
+	} {
+		r := s.submitBatch([]byte(body), "application/json", "", nil)
+		m := r.json(t)
+		if r.code/100 != 4 || m["code"] == nil || m["request_id"] == nil {
+			t.Errorf("%s: %d %s", name, r.code, r.body)
+		}
+	}
+}
+
+// A worker SIGKILLed in the middle of an S3 batch, its output partly
+// uploaded, loses nothing and duplicates nothing: once asynq's 30 s lease
+// runs out another worker resumes from the chunks stored and the parts
+// uploaded, and completes the upload once. The killed worker is the real
+// binary, given the store through the SDK's own environment
+// (AWS_ENDPOINT_URL_S3 and the key pair).
+func TestS3BatchWorkerKilled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out asynq's 30 s lease")
+	}
+	st, endpoint := fakeS3(t, "leads")
+	allow := "s3://leads/exports,s3://leads/scores"
+	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: s3Allow(t, allow),
+		Batch: api.BatchConfig{ChunkRows: 50}}})
+	bin := filepath.Join(t.TempDir(), "hokusai-worker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/hokusai-worker").CombinedOutput(); err != nil {
+		t.Fatalf("build worker: %v\n%s", err, out)
+	}
+	victim := exec.Command(bin, "--redis-url", srv.URL, "--health-addr", "127.0.0.1:0")
+	victim.Env = append(os.Environ(), "HOME="+t.TempDir(), "HF_HOME="+t.TempDir(), "HOKUSAI_LOG_LEVEL=debug",
+		"AWS_ENDPOINT_URL_S3="+endpoint, "AWS_ACCESS_KEY_ID="+s3AccessKey, "AWS_SECRET_ACCESS_KEY="+s3SecretKey,
+		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "HOKUSAI_S3_ALLOW="+allow, "HOKUSAI_S3_PART_BYTES=65536")
+	victim.Stdout, victim.Stderr = s.logs, s.logs
+	if err := victim.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = victim.Process.Kill(); _ = victim.Wait() })
+	s.waitReady("21")
+	const n = 2000
+	bad := map[int]bool{7: true, 1999: true}
+	input := leadsCSV(t, n, bad)
+	putObject(t, st, "s3://leads/exports/leads.csv", input)
+	// explain=true (TreeSHAP, about 1 ms a row) keeps the batch running for
+	// seconds, long enough to kill the worker after its first parts.
+	id := s.acceptedBatch(s.submitBatch([]byte(`{"input_url": "s3://leads/exports/leads.csv", "output_url": "s3://leads/scores/"}`),
+		"application/json", "?explain=true", nil))
+	var rec jobs.BatchRecord
+	eventually(t, 60*time.Second, func() bool {
+		rec, _ = jobs.DecodeBatchRecord(s.rdb.HGetAll(t.Context(), jobs.BatchKey(id)).Val())
+		return strings.Contains(rec.S3Export, `"n":2`)
+	}, "the victim uploaded no second part: %+v\n%s", &rec, s.logs)
+	if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	killed := time.Now()
+	_ = victim.Wait()
+	if b := s.do("GET", "/api/v1/batches/"+id, nil, nil).json(t); b["exported_at"] != nil {
+		t.Fatalf("the batch was written before the kill; make it longer: %v", b)
+	}
+	time.Sleep(time.Until(killed.Add(32 * time.Second)))
+	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: s3Allow(t, allow), S3PartBytes: 64 << 10}) // its recoverer sweeps expired leases at start
+	b := s.waitS3Batch(id, 120*time.Second)
+	if b["status"] != jobs.BatchPartiallyFailed || b["rows_done"] != float64(n) {
+		t.Fatalf("after the kill: %v", b)
+	}
+	checkS3Output(t, st, "s3://leads/scores/", input, n, bad)
+	if strings.Contains(s.logs.String(), s3SecretKey) {
+		t.Errorf("the secret key reached the logs")
+	}
+}
