@@ -132,6 +132,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	mux := asynq.NewServeMux()
 	mux.Use(w.observeTask)
 	mux.HandleFunc(jobs.TypePredict, w.handlePredict)
+	mux.HandleFunc(jobs.TypePredictGroup, w.handlePredictGroup)
 	mux.HandleFunc(jobs.TypeBatchChunk, w.noteBatch(w.handleBatchChunk))
 	mux.HandleFunc(jobs.TypeBatchNotify, w.handleBatchNotify)
 	if err := srv.Start(mux); err != nil {
