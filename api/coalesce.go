@@ -86,11 +86,15 @@ func (gs *groups) join(spec registry.Spec, p jobs.PredictPayload, rows int) (g *
 	return g, false
 }
 
-// take marks ks's open group g as sent.
+// take marks ks's open group g as sent. A group none of whose members
+// still waits is sent (a member that timed out polls its id) but not
+// counted: no leave would ever uncount it.
 func (gs *groups) take(ks *keyState, g *group) {
 	ks.open = nil
-	ks.flying++
-	g.flying = true
+	if g.waiting > 0 {
+		ks.flying++
+		g.flying = true
+	}
 }
 
 // leave is called once by each member of g when it stops waiting: answered,

@@ -77,21 +77,34 @@ func (s *stack) pending() int {
 	return info.Pending
 }
 
-// gather holds the sync queue, sends a lone predict (which goes at once,
-// alone) and then inputs, which gather behind it into one group of 8 rows,
-// sent when full. It returns the lone caller's answer and the members',
-// each under its own context, with the queue still held.
-func (s *stack) gather(t *testing.T, inputs []string, wait string) (lone <-chan sent, members []<-chan sent, cancels []context.CancelFunc) {
+// holdLone holds the sync queue and sends a lone predict, which goes at
+// once, alone, and waits there.
+func (s *stack) holdLone(t *testing.T, wait string) <-chan sent {
 	t.Helper()
 	if err := asynq.NewInspectorFromRedisClient(s.rdb).PauseQueue(syncQueue); err != nil {
 		t.Fatal(err)
 	}
-	lone = s.post(t.Context(), lead, wait)
+	lone := s.post(t.Context(), lead, wait)
 	eventually(t, 10*time.Second, func() bool { return s.pending() == 1 }, "the lone predict was never enqueued")
+	return lone
+}
+
+// send posts each of inputs under a context of its own.
+func (s *stack) send(t *testing.T, inputs []string, wait string) (members []<-chan sent, cancels []context.CancelFunc) {
 	for _, in := range inputs {
 		ctx, cancel := context.WithCancel(t.Context())
 		members, cancels = append(members, s.post(ctx, in, wait)), append(cancels, cancel)
 	}
+	return members, cancels
+}
+
+// gather is holdLone, then inputs, which gather behind the lone predict
+// into one group of 8 rows, sent when full. It returns the lone caller's
+// answer and the members', with the queue still held.
+func (s *stack) gather(t *testing.T, inputs []string, wait string) (lone <-chan sent, members []<-chan sent, cancels []context.CancelFunc) {
+	t.Helper()
+	lone = s.holdLone(t, wait)
+	members, cancels = s.send(t, inputs, wait)
 	eventually(t, 10*time.Second, func() bool { return s.pending() == 2 }, "the group was never enqueued; pending %d", s.pending())
 	return lone, members, cancels
 }
@@ -293,5 +306,25 @@ func TestGroupWorkerKilledMidTask(t *testing.T) {
 		if diff := cmp.Diff(s.alone(t, inputs[i]), comparable(t, stored)); diff != "" {
 			t.Errorf("caller %d's recovered result differs from one-at-a-time scoring:\n%s", i, diff)
 		}
+	}
+}
+
+// Callers that all leave a group before it is sent do not hold their key:
+// the next caller, once the queue moves, goes at once.
+func TestGroupLeftByAllDoesNotStallItsKey(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	lone := s.holdLone(t, "20")
+	members, cancels := s.send(t, groupInputs()[:2], "20")
+	time.Sleep(200 * time.Millisecond) // let both join the open group
+	for i, cancel := range cancels {
+		cancel()
+		<-members[i]
+	}
+	s.release(t)
+	if r := <-lone; r.code != 200 {
+		t.Fatalf("lone caller: %d %v %s", r.code, r.err, r.body)
+	}
+	if r := s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), map[string]string{"Prefer": "wait=10"}); r.code != 200 {
+		t.Fatalf("the next caller: %d %s", r.code, r.body)
 	}
 }
