@@ -82,7 +82,7 @@ ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc
 run() { # run NAME ROUND: wrk's report, then the stack's CPU ticks over the run
   local u=url_$1 procs=procs_$1 t0
   t0=$(ticks ${!procs})
-  wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$work/$1.lua" "${!u}" >"$work/$1.$2"
+  wrk -t"$((CONNS < 2 ? CONNS : 2))" -c"$CONNS" -d"${SECS}s" --latency -s "$work/$1.lua" "${!u}" >"$work/$1.$2"
   echo "ticks $(( $(ticks ${!procs}) - t0 )) $(getconf CLK_TCK)" >>"$work/$1.$2"
 }
 for i in $(seq "$ROUNDS"); do
