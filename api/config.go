@@ -39,6 +39,15 @@ type Config struct {
 	// Env HOKUSAI_GZIP_MAX_RATIO, default 200 (Apache's
 	// DeflateInflateRatioLimit; real CSV and JSON compress 5- to 20-fold).
 	GzipMaxRatio int64
+	// PredictGroupRows bounds the rows of a predict group: sync predicts of
+	// one model and options that arrive while this process has earlier
+	// ones of theirs in the queue are sent together, as one task, up to
+	// this many rows (a list counts its rows). 1 sends every predict alone.
+	// Env HOKUSAI_PREDICT_GROUP_ROWS, default 64.
+	PredictGroupRows int
+	// PredictGroupBytes bounds a predict group's inputs and options, in
+	// bytes as sent. Env HOKUSAI_PREDICT_GROUP_BYTES, default 256 KiB.
+	PredictGroupBytes int
 	// DrainMaxBytes bounds how much of a body its handler left unread (a 413,
 	// an error found before the body mattered) is read and thrown away after
 	// an authenticated request's answer, so that a client that writes its
@@ -137,6 +146,12 @@ func (c Config) WithDefaults() Config {
 	if c.GzipMaxRatio == 0 {
 		c.GzipMaxRatio = 200
 	}
+	if c.PredictGroupRows == 0 {
+		c.PredictGroupRows = 64
+	}
+	if c.PredictGroupBytes == 0 {
+		c.PredictGroupBytes = 256 << 10
+	}
 	if c.DrainMaxBytes == 0 {
 		c.DrainMaxBytes = 64 << 20
 	}
@@ -195,6 +210,12 @@ func (c Config) Validate() error {
 	}
 	if c.GzipMaxRatio < 1 {
 		errs = append(errs, fmt.Errorf("gzip ratio %d is under 1", c.GzipMaxRatio))
+	}
+	if c.PredictGroupRows < 1 || c.PredictGroupRows > 1024 {
+		errs = append(errs, fmt.Errorf("predict group rows %d is not between 1 and 1024", c.PredictGroupRows))
+	}
+	if c.PredictGroupBytes < 1024 || c.PredictGroupBytes > 16<<20 {
+		errs = append(errs, fmt.Errorf("predict group bytes %d is not between 1 KiB and 16 MiB", c.PredictGroupBytes))
 	}
 	if c.DrainMaxBytes < 0 || c.DrainTimeout < 0 {
 		errs = append(errs, errors.New("the drain bounds must not be negative"))

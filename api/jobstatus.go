@@ -59,7 +59,11 @@ func (s *Server) describe(c echo.Context, rec jobs.JobRecord) (jobResponse, *asy
 		out.Status, out.CanceledAt = statusCanceled, &t
 		return out, nil, nil
 	}
-	info, err := s.insp.GetTaskInfo(rec.Queue, id)
+	task := id
+	if rec.Task != "" { // it rides in a predict group: that task's state, its own result
+		task = rec.Task
+	}
+	info, err := s.insp.GetTaskInfo(rec.Queue, task)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound):
 		return out, nil, errorf(CodeJobNotFound, "Job %s not found; its result may have expired.", id)
@@ -80,11 +84,20 @@ func (s *Server) describe(c echo.Context, rec jobs.JobRecord) (jobResponse, *asy
 		t := info.CompletedAt.UTC()
 		out.CompletedAt = &t
 	}
+	result := info.Result
+	if rec.Task != "" {
+		if result, err = s.rdb.Get(c.Request().Context(), jobs.ResultKey(id)).Bytes(); err != nil && !errors.Is(err, redis.Nil) {
+			return out, nil, s.unavailable(c, err)
+		}
+	}
 	var o jobs.Outcome
-	if len(info.Result) > 0 && json.Unmarshal(info.Result, &o) == nil {
+	if len(result) > 0 && json.Unmarshal(result, &o) == nil {
 		out.Result, out.Error = o.Body, o.Error
-		if o.Error != nil && (o.Error.Code == jobs.OutcomeCanceled || o.Error.Code == jobs.OutcomeCallerGone) {
+		switch {
+		case o.Error != nil && (o.Error.Code == jobs.OutcomeCanceled || o.Error.Code == jobs.OutcomeCallerGone):
 			out.Status = statusCanceled
+		case o.Error != nil: // a group member's own failure, in a task that completed
+			out.Status = statusFailed
 		}
 	} else if out.Status == statusFailed {
 		out.Error = &jobs.Error{Code: CodeInternal, Detail: "The job failed after its retries."}

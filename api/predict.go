@@ -26,6 +26,7 @@ import (
 type predictRequest struct {
 	Inputs  json.RawMessage `json:"inputs"`
 	Options json.RawMessage `json:"options,omitempty"`
+	rows    int             // once admitted
 }
 
 // acceptedResponse is the 202 answer to async work.
@@ -92,7 +93,9 @@ func (s *Server) submit(c echo.Context, lane jobs.Lane, preferredWait time.Durat
 	p.Deadline = time.Now().Add(wait).UnixMilli()
 	done, stop := s.replies.expect(id)
 	defer stop()
-	if err := s.enqueue(c, spec, p, lane); err != nil {
+	grouped, leave, err := s.sendSync(c, spec, p, req.rows)
+	defer leave()
+	if err != nil {
 		return err
 	}
 	waitStart := time.Now()
@@ -105,7 +108,7 @@ func (s *Server) submit(c echo.Context, lane jobs.Lane, preferredWait time.Durat
 	case <-timer.C:
 		// A completion published while this process's subscription was
 		// reconnecting is lost; the stored result is not, so look once.
-		if o, ok := s.storedOutcome(jobs.Queue(spec.Pool, lane), id); ok {
+		if o, ok := s.storedOutcome(jobs.Queue(spec.Pool, lane), id, grouped); ok {
 			s.metrics.waited(waitReplied, waitStart)
 			return s.answer(c, o)
 		}
@@ -153,7 +156,8 @@ func (s *Server) admit(c echo.Context, lane jobs.Lane, received time.Time) (regi
 	if ferr != nil {
 		return spec, req, inputError(ferr)
 	}
-	if n := int64(len(in.Rows)); n > 1 { // a list counts one per row; auth charged the first
+	req.rows = len(in.Rows)
+	if n := int64(req.rows); n > 1 { // a list counts one per row; auth charged the first
 		if err := s.charge(c, n-1); err != nil {
 			return spec, req, err
 		}
@@ -234,21 +238,12 @@ func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPaylo
 		return err
 	}
 	rec, _ := json.Marshal(jobs.JobRecord{Queue: queueName, Tenant: p.Tenant, ModelID: spec.ID, CreatedAt: p.EnqueuedAt})
-	followUp := func(pl redis.Pipeliner) {
+	err = s.put(ctx, p.RequestID, task, spec.Pool, lane, func(pl redis.Pipeliner) {
 		// asynq keeps a result ResultTTL from completion; the record lives
 		// twice that so a job that waited in the queue can still be found by
 		// id for as long as its result exists.
 		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, 2*s.cfg.ResultTTL)
-		queue.Wake(ctx, pl, spec.Pool, lane)
-	}
-	_, err = queue.Enqueue(ctx, s.client, task, followUp)
-	if errors.Is(err, queue.ErrFollowUp) {
-		// The task exists, and will run; without its record the job could
-		// not be looked up (404) nor its tenant checked. Both follow-ups
-		// may be sent twice, so send them once more before giving up.
-		s.log.Warn("enqueue follow-up failed; sending it again", "request_id", p.RequestID, "err", err.Error())
-		_, err = s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error { followUp(pl); return nil })
-	}
+	})
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
 		return errorf(CodeConflict, "Request %s was already submitted.", p.RequestID)
@@ -257,6 +252,24 @@ func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPaylo
 		return s.unavailable(c, err)
 	}
 	return nil
+}
+
+// put enqueues task (id) on the pool's lane with the commands records
+// queues, and wakes an idle worker.
+func (s *Server) put(ctx context.Context, id string, task *asynq.Task, pool string, lane jobs.Lane, records func(redis.Pipeliner)) error {
+	followUp := func(pl redis.Pipeliner) {
+		records(pl)
+		queue.Wake(ctx, pl, pool, lane)
+	}
+	_, err := queue.Enqueue(ctx, s.client, task, followUp)
+	if errors.Is(err, queue.ErrFollowUp) {
+		// The task exists, and will run; without its record the job could
+		// not be looked up (404) nor its tenant checked. Both follow-ups
+		// may be sent twice, so send them once more before giving up.
+		s.log.Warn("enqueue follow-up failed; sending it again", "task_id", id, "err", err.Error())
+		_, err = s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error { followUp(pl); return nil })
+	}
+	return err
 }
 
 // answer turns a worker's outcome into the HTTP response.
@@ -272,14 +285,23 @@ func workerError(e *jobs.Error) *Error {
 	switch e.Code {
 	case jobs.CodeInvalidInput:
 		return inputError(e)
+	case CodeQueueUnavailable: // a predict group's enqueue failed (see enqueueGroup)
+		return &Error{Code: CodeQueueUnavailable, Detail: e.Detail, RetryAfter: retryAfterUnavailable}
 	default:
 		return &Error{Code: CodeInternal, Detail: e.Detail}
 	}
 }
 
-// storedOutcome reads a finished task's outcome, if it has one.
-func (s *Server) storedOutcome(queue, id string) (jobs.Outcome, bool) {
+// storedOutcome reads a finished job's outcome, if it has one: its task's
+// result, or a grouped job's own (see jobs.ResultKey).
+func (s *Server) storedOutcome(queue, id string, grouped bool) (jobs.Outcome, bool) {
 	var o jobs.Outcome
+	if grouped {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		defer cancel()
+		b, err := s.rdb.Get(ctx, jobs.ResultKey(id)).Bytes()
+		return o, err == nil && json.Unmarshal(b, &o) == nil
+	}
 	info, err := s.insp.GetTaskInfo(queue, id)
 	if err != nil || len(info.Result) == 0 {
 		return o, false

@@ -2,7 +2,6 @@ package api
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 
@@ -69,12 +68,14 @@ func (r *replies) run(ctx context.Context, rdb redis.UniversalClient, ready chan
 			if !ok {
 				return
 			}
-			var o jobs.Outcome
-			if err := json.Unmarshal([]byte(m.Payload), &o); err != nil {
+			os, err := jobs.DecodeReply([]byte(m.Payload))
+			if err != nil {
 				r.log.Warn("bad reply message", "err", err.Error())
 				continue
 			}
-			r.deliver(o)
+			for _, o := range os {
+				r.deliver(o)
+			}
 		}
 	}
 }

@@ -34,6 +34,7 @@ type Server struct {
 	insp    *asynq.Inspector
 	state   *state
 	replies *replies
+	groups  *groups
 	keys    *keyCache
 	limits  *limiter
 	// inflight caps each tenant's sync predicts in flight.
@@ -71,6 +72,8 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 		routes:   withHead(routes),
 		ops:      newOps(cfg, rdb),
 	}
+	s.groups = &groups{maxRows: cfg.PredictGroupRows, maxBytes: cfg.PredictGroupBytes, inFlight: predictGroupInFlight,
+		send: s.sendGroup, keys: map[groupKey]*keyState{}}
 	if cfg.TracerProvider != nil {
 		s.tracer = cfg.TracerProvider.Tracer("github.com/hokusai-ai/inference-queue/api")
 	}

@@ -149,6 +149,9 @@ type JobRecord struct {
 	CreatedAt int64  `json:"created_ms"`
 	// CanceledAt is set (Unix ms) once the tenant cancels the job.
 	CanceledAt int64 `json:"canceled_ms,omitempty"`
+	// Task is the id of the predict-group task carrying the job, when it
+	// rides in one; its outcome is then stored at ResultKey.
+	Task string `json:"task,omitempty"`
 }
 
 // Error is a failure as the client sees it: a stable code and a sentence.

@@ -82,7 +82,7 @@ ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc
 run() { # run NAME ROUND: wrk's report, then the stack's CPU ticks over the run
   local u=url_$1 procs=procs_$1 t0
   t0=$(ticks ${!procs})
-  wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$work/$1.lua" "${!u}" >"$work/$1.$2"
+  wrk -t"$((CONNS < 2 ? CONNS : 2))" -c"$CONNS" -d"${SECS}s" --latency -s "$work/$1.lua" "${!u}" >"$work/$1.$2"
   echo "ticks $(( $(ticks ${!procs}) - t0 )) $(getconf CLK_TCK)" >>"$work/$1.$2"
 }
 for i in $(seq "$ROUNDS"); do
@@ -94,11 +94,13 @@ w, rounds, base = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 def parse(p):
     t = open(p).read()
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", t).group(1))
-    m = re.search(r"^\s*99%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
-    p99 = float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+    def pct(q):
+        m = re.search(r"^\s*" + q + r"%\s+([\d.]+)(us|ms|s)\s*$", t, re.M)
+        return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
+    p50, p99 = pct("50"), pct("99")
     n = int(re.search(r"(\d+) requests in", t).group(1))
     ticks, hz = map(int, re.search(r"^ticks (\d+) (\d+)$", t, re.M).groups())
-    return rps, p99, bool(re.search(r"Non-2xx|Socket errors", t)), ticks / hz / n * 1e6
+    return rps, p99, bool(re.search(r"Non-2xx|Socket errors", t)), ticks / hz / n * 1e6, p50
 a = [parse(f"{w}/a.{i}") for i in range(1, rounds + 1)]
 b = [parse(f"{w}/b.{i}") for i in range(1, rounds + 1)]
 for i, (x, y) in enumerate(zip(a, b), 1):
@@ -109,4 +111,5 @@ print(f"median ratio tree/{base}: {statistics.median(r):.3f} (min {min(r):.3f}, 
       + ("  ERRORS in some run" if any(x[2] for x in a + b) else ""))
 print(f"median CPU per request (API + worker + Redis): base {statistics.median(x[3] for x in a):.0f} us, "
       f"tree {statistics.median(y[3] for y in b):.0f} us")
+print(f"median p50: base {statistics.median(x[4] for x in a):.2f} ms, tree {statistics.median(y[4] for y in b):.2f} ms")
 PY

@@ -33,6 +33,8 @@ type metrics struct {
 	duration  *prometheus.HistogramVec
 	queueWait *prometheus.HistogramVec
 	perRow    *prometheus.HistogramVec
+	callers   prometheus.Histogram
+	taskRows  prometheus.Histogram
 	loads     *prometheus.HistogramVec
 	warnings  *prometheus.CounterVec
 
@@ -64,6 +66,12 @@ func newMetrics(w *Worker) *metrics {
 		Help:    "Model time per row: a predict call's or a batch chunk's scoring time divided by its rows, by model.",
 		Buckets: []float64{1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 1e-2}},
 		[]string{"model_id"})
+	m.callers = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hokusai_worker_predict_callers_per_task",
+		Help:    "Callers a predict task answered: 1, or the size of a group the API gathered while earlier predicts were in flight.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256}})
+	m.taskRows = prometheus.NewHistogram(prometheus.HistogramOpts{Name: "hokusai_worker_predict_rows_per_task",
+		Help:    "Rows a predict task scored as one block, over all its callers.",
+		Buckets: []float64{1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024}})
 	m.loads = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "hokusai_worker_model_load_seconds",
 		Help:    "Time to load a model (download if needed, compile), by model and outcome (ok, failed).",
 		Buckets: []float64{.001, .01, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60, 120, 300}},
@@ -72,7 +80,7 @@ func newMetrics(w *Worker) *metrics {
 		Help: "What lax input parsing assumed in scored rows, by model, field and warning code (unknown_value, timeline_past, " +
 			"timeline_far, unknown_field); fields the model does not take count as field \"(unknown)\"."},
 		[]string{"model_id", "field", "code"})
-	m.reg.MustRegister(m.tasks, m.duration, m.queueWait, m.perRow, m.loads, m.warnings, stateCollector{w}, w.usage.Collector(usageSeries...),
+	m.reg.MustRegister(m.tasks, m.duration, m.queueWait, m.perRow, m.callers, m.taskRows, m.loads, m.warnings, stateCollector{w}, w.usage.Collector(usageSeries...),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
@@ -158,6 +166,7 @@ type taskNote struct {
 	chunk                      int
 	outcome                    string // empty: derived from the handler's error
 	rows                       int
+	members                    int   // callers a predict task answers: 1, or a group's size
 	enqueuedAt                 int64 // Unix ms; 0 when unknown
 }
 
@@ -224,6 +233,13 @@ func (w *Worker) observeTask(next asynq.Handler) asynq.Handler {
 		}
 		if n.rows > 0 {
 			attrs = append(attrs, slog.Int("rows", n.rows))
+		}
+		if n.members > 0 {
+			w.metrics.callers.Observe(float64(n.members))
+			w.metrics.taskRows.Observe(float64(n.rows))
+		}
+		if n.members > 1 {
+			attrs = append(attrs, slog.Int("callers", n.members))
 		}
 		if retried, _ := asynq.GetRetryCount(ctx); retried > 0 {
 			attrs = append(attrs, slog.Int("retried", retried))

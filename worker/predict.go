@@ -35,7 +35,7 @@ func (w *Worker) handlePredict(ctx context.Context, t *asynq.Task) error {
 		return fmt.Errorf("%v: %w", err, asynq.SkipRetry)
 	}
 	note := noteOf(ctx)
-	note.requestID, note.tenant, note.modelID, note.enqueuedAt = p.RequestID, p.Tenant, p.ModelID, p.EnqueuedAt
+	note.requestID, note.tenant, note.modelID, note.enqueuedAt, note.members = p.RequestID, p.Tenant, p.ModelID, p.EnqueuedAt, 1
 	ctx, span := w.traceTask(ctx, p, start)
 	defer span.End()
 	if gone, err := w.abandoned(ctx, p); err != nil {

@@ -139,6 +139,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	mux := asynq.NewServeMux()
 	mux.Use(w.observeTask)
 	mux.HandleFunc(jobs.TypePredict, w.handlePredict)
+	mux.HandleFunc(jobs.TypePredictGroup, w.handlePredictGroup)
 	mux.HandleFunc(jobs.TypeBatchChunk, w.noteBatch(w.handleBatchChunk))
 	mux.HandleFunc(jobs.TypeBatchNotify, w.handleBatchNotify)
 	mux.HandleFunc(jobs.TypeBatchS3, w.handleBatchS3)

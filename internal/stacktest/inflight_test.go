@@ -19,7 +19,8 @@ import (
 // consuming, the first ones stay in flight.
 func TestTenantSyncConcurrency(t *testing.T) {
 	s := startStack(t, stackOptions{noWorker: true,
-		api: api.Config{SyncTimeout: 3 * time.Second, TenantSyncConcurrency: 2, TenantSyncQueue: 1}})
+		// Grouping off: each predict is its own task, queued at once.
+		api: api.Config{SyncTimeout: 3 * time.Second, TenantSyncConcurrency: 2, TenantSyncQueue: 1, PredictGroupRows: 1}})
 	s.publishWithoutWorker(srv.URL)
 	ctx := t.Context()
 	keyOf := func(tenant string) map[string]string {
