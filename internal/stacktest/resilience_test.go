@@ -1,6 +1,7 @@
 package stacktest
 
 import (
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -151,6 +152,15 @@ func TestWorkerSIGTERMLosesNothing(t *testing.T) {
 	t.Cleanup(func() { _ = victim.Process.Kill(); _ = victim.Wait() })
 	s.waitReady("21")
 	s.startWorker(srv.URL, worker.Config{})
+	// Both ready before the victim goes: else, under -race, its model
+	// load outlasts the victim and submissions meet no ready worker (503).
+	eventually(t, 20*time.Second, func() bool {
+		var h struct {
+			ReadyWorkers int `json:"ready_workers"`
+		}
+		r := s.do("GET", "/api/v1/models/21/health", nil, nil)
+		return r.code == 200 && json.Unmarshal(r.body, &h) == nil && h.ReadyWorkers == 2
+	}, "the second worker never became ready; logs:\n%s", s.logs)
 
 	const n = 400
 	var mu sync.Mutex
