@@ -22,11 +22,15 @@ import (
 
 // benchRows is the size of the benchmark's lead file: HOKUSAI_BENCH_ROWS,
 // default 1,000,000 (about 71 MB).
-func benchRows() int {
-	if n, err := strconv.Atoi(os.Getenv("HOKUSAI_BENCH_ROWS")); err == nil && n > 0 {
+func benchRows() int { return rowsFromEnv("HOKUSAI_BENCH_ROWS", 1_000_000) }
+
+// rowsFromEnv is the positive whole number in the environment variable
+// name, or def.
+func rowsFromEnv(name string, def int) int {
+	if n, err := strconv.Atoi(os.Getenv(name)); err == nil && n > 0 {
 		return n
 	}
-	return 1_000_000
+	return def
 }
 
 // benchLeads writes (once) the benchmark's lead file under the temp dir,

@@ -2,9 +2,7 @@ package stacktest
 
 import (
 	"net/http"
-	"os"
 	"slices"
-	"strconv"
 	"testing"
 	"time"
 
@@ -15,12 +13,7 @@ import (
 // benchmark: HOKUSAI_FAIR_ROWS, default 2,000,000. make test runs the test
 // in its pass without the race detector, under which 2,000,000 rows take
 // over ten minutes.
-func fairRows() int {
-	if n, err := strconv.Atoi(os.Getenv("HOKUSAI_FAIR_ROWS")); err == nil && n > 0 {
-		return n
-	}
-	return 2_000_000
-}
+func fairRows() int { return rowsFromEnv("HOKUSAI_FAIR_ROWS", 2_000_000) }
 
 // smallBatch is the rows of the small batches the big one shares the
 // workers with.
