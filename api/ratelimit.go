@@ -94,12 +94,7 @@ func (u *batchUpload) chargeRows(ctx context.Context, rows int) error {
 	buckets := s.limits.batchRows.buckets(rec, rec.BatchRows, s.state.get().tenantLimits[rec.Tenant].BatchRows)
 	d, err := ratelimit.Take(ctx, s.rdb, buckets, int64(rows), time.Now())
 	if err != nil {
-		s.metrics.rateErrors.Inc()
-		if s.cfg.RateLimitFail == "closed" {
-			return u.redisErr(err)
-		}
-		s.log.Warn("batch row limits not checked", "batch_id", u.id, "err", err.Error())
-		return nil
+		return s.notCounted(func() error { return u.redisErr(err) }, "batch row limits not checked", "batch_id", u.id, "err", err.Error())
 	}
 	if d.Allowed {
 		return nil
@@ -108,6 +103,18 @@ func (u *batchUpload) chargeRows(ctx context.Context, rows int) error {
 	e.Detail = fmt.Sprintf("Batch row limit exceeded: the %s's limit is %s batch rows, and this file would pass it; "+
 		"retry after Retry-After seconds, or with fewer rows.", strings.TrimPrefix(d.Binding.Policy, "batch_rows-"), d.Binding.Limit)
 	return e
+}
+
+// notCounted is the answer when Redis could not count against the limits,
+// counted in the metrics: with RateLimitFail closed, unavailable's error;
+// open, none (the work goes through), logged as msg with args.
+func (s *Server) notCounted(unavailable func() error, msg string, args ...any) error {
+	s.metrics.rateErrors.Inc()
+	if s.cfg.RateLimitFail == "closed" {
+		return unavailable()
+	}
+	s.log.Warn(msg, args...)
+	return nil
 }
 
 // charge counts cost units of the caller's quotas (auth has run) and sets
@@ -128,12 +135,7 @@ func (s *Server) charge(c echo.Context, cost int64) error {
 		return err // the caller left while its request was counted
 	}
 	if err != nil {
-		s.metrics.rateErrors.Inc()
-		if s.cfg.RateLimitFail == "closed" {
-			return s.unavailable(c, err)
-		}
-		s.log.Warn("rate limits not checked", "request_id", requestID(c), "err", err.Error())
-		return nil
+		return s.notCounted(func() error { return s.unavailable(c, err) }, "rate limits not checked", "request_id", requestID(c), "err", err.Error())
 	}
 	d.SetHeaders(c.Response().Header())
 	if d.Allowed {
