@@ -10,6 +10,7 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hokusai-ai/inference-queue/internal/fairq"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -66,6 +67,13 @@ func (s *Server) describe(c echo.Context, rec jobs.JobRecord) (jobResponse, *asy
 	info, err := s.insp.GetTaskInfo(rec.Queue, task)
 	switch {
 	case errors.Is(err, asynq.ErrTaskNotFound):
+		// An async job waiting for room in its tenant's window has no task yet.
+		if held, herr := s.rdb.Exists(c.Request().Context(), jobs.HeldKey(jobs.PoolOf(rec.Queue), id)).Result(); herr != nil {
+			return out, nil, s.unavailable(c, herr)
+		} else if held == 1 {
+			out.Status = statusQueued
+			return out, nil, nil
+		}
 		return out, nil, errorf(CodeJobNotFound, "Job %s not found; its result may have expired.", id)
 	case err != nil:
 		return out, nil, s.unavailable(c, err)
@@ -145,13 +153,22 @@ func (s *Server) cancelJob() echo.HandlerFunc {
 		if err := s.rdb.Set(c.Request().Context(), jobs.JobKey(out.RequestID), b, redis.KeepTTL).Err(); err != nil {
 			return s.unavailable(c, err)
 		}
-		if info.State == asynq.TaskStateActive {
+		switch {
+		case info == nil: // waiting for room: gone from the line, it is never queued
+			err = s.rdb.Unlink(c.Request().Context(), jobs.HeldKey(jobs.PoolOf(rec.Queue), out.RequestID)).Err()
+		case info.State == asynq.TaskStateActive:
 			err = s.insp.CancelProcessing(out.RequestID)
-		} else {
+		default:
 			err = s.insp.DeleteTask(rec.Queue, out.RequestID)
 		}
 		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 			s.log.Warn("cancel did not reach the task", "request_id", out.RequestID, "err", err.Error())
+		}
+		if info != nil && rec.Queue == jobs.Queue(jobs.PoolOf(rec.Queue), jobs.LaneAsync) {
+			// A worker frees the places of jobs that run; if this fails, its reap does.
+			if err := fairq.Release(c.Request().Context(), s.rdb, s.client, jobs.PoolOf(rec.Queue), rec.Tenant, out.RequestID); err != nil {
+				s.log.Warn("async window not released", "request_id", out.RequestID, "err", err.Error())
+			}
 		}
 		t := time.UnixMilli(rec.CanceledAt).UTC()
 		out.Status, out.CanceledAt, out.CompletedAt, out.Result, out.Error = statusCanceled, &t, nil, nil, nil

@@ -29,10 +29,20 @@ type snapshot struct {
 
 // readyWorkers counts workers ready to serve model id on lane.
 func (s *snapshot) readyWorkers(id string, lane jobs.Lane) int {
+	return s.sumReady(id, lane, func(*jobs.Heartbeat) int { return 1 })
+}
+
+// readySlots is how many tasks the workers ready to serve model id on lane
+// run at once, counting a worker that does not say as one.
+func (s *snapshot) readySlots(id string, lane jobs.Lane) int {
+	return s.sumReady(id, lane, func(hb *jobs.Heartbeat) int { return max(1, hb.Slots) })
+}
+
+func (s *snapshot) sumReady(id string, lane jobs.Lane, count func(*jobs.Heartbeat) int) int {
 	n := 0
 	for i := range s.workers {
 		if s.workers[i].Ready(id, lane) {
-			n++
+			n += count(&s.workers[i])
 		}
 	}
 	return n

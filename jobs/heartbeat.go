@@ -39,7 +39,10 @@ type Heartbeat struct {
 	Models  []ModelStatus `json:"models"`
 	// Lanes are the lanes of its pool the worker consumes; none means all
 	// of them (a worker from before heartbeats named their lanes).
-	Lanes     []Lane    `json:"lanes,omitempty"`
+	Lanes []Lane `json:"lanes,omitempty"`
+	// Slots is how many tasks the worker runs at once (0 from a worker
+	// from before heartbeats said).
+	Slots     int       `json:"slots,omitempty"`
 	StartedAt time.Time `json:"started_at"`
 	SeenAt    time.Time `json:"seen_at"`
 }

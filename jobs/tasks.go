@@ -3,6 +3,7 @@ package jobs
 import (
 	"encoding/json"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -30,6 +31,14 @@ const DefaultPool = "default"
 
 // Queue names the asynq queue of a pool's lane: "{pool}:{lane}".
 func Queue(pool string, lane Lane) string { return pool + ":" + string(lane) }
+
+// PoolOf is the pool of a queue named by Queue.
+func PoolOf(queue string) string {
+	if i := strings.LastIndexByte(queue, ':'); i >= 0 {
+		return queue[:i]
+	}
+	return queue
+}
 
 // Lanes are every lane, in priority order.
 var Lanes = []Lane{LaneSync, LaneAsync, LaneBatch}

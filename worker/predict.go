@@ -218,6 +218,9 @@ func (w *Worker) finish(ctx context.Context, p jobs.PredictPayload, body []byte,
 		// The result is stored; a caller that misses the reply reads it by id.
 		w.log.Warn("reply publish failed", "request_id", p.RequestID, "err", err.Error())
 	}
+	if q == jobs.Queue(w.cfg.Pool, jobs.LaneAsync) {
+		w.releaseFair(ctx, p)
+	}
 	if fail != nil {
 		return fmt.Errorf("%s: %w", fail.Code, asynq.SkipRetry)
 	}

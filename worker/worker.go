@@ -172,6 +172,7 @@ func (w *Worker) Run(ctx context.Context) error {
 			return nil
 		case <-reload.C:
 			w.prepare(ctx) // picks up models applied to the registry later
+			w.reapFair(ctx)
 		case <-recheck.C:
 			w.recheck(ctx)
 		}
@@ -310,7 +311,7 @@ func (w *Worker) Heartbeat() jobs.Heartbeat {
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	hb := jobs.Heartbeat{WorkerID: w.cfg.ID, Pool: w.cfg.Pool, Host: host, State: w.state,
-		Reasons: w.reasons, Lanes: w.cfg.Lanes, StartedAt: w.started, SeenAt: time.Now().UTC(), Models: []jobs.ModelStatus{}}
+		Reasons: w.reasons, Lanes: w.cfg.Lanes, Slots: w.cfg.Concurrency, StartedAt: w.started, SeenAt: time.Now().UTC(), Models: []jobs.ModelStatus{}}
 	for id, m := range w.models {
 		hb.Models = append(hb.Models, jobs.ModelStatus{ID: id, Revision: m.info.Revision, Loaded: true})
 	}

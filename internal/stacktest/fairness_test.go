@@ -6,7 +6,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hibiken/asynq"
+
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/jobs"
+	"github.com/hokusai-ai/inference-queue/worker"
 )
 
 // fairRows is the size of the big batch of the fairness test and
@@ -134,4 +138,99 @@ func BenchmarkFairShare(b *testing.B) {
 func median(xs []float64) float64 {
 	slices.Sort(xs)
 	return xs[len(xs)/2]
+}
+
+// Async jobs of tenants share the async lane as batches do: a tenant has at
+// most a window of jobs queued (twice the workers' task slots, times its
+// weight); the rest wait in its own line. With the lane paused, tenant A
+// submits 40 jobs and then tenant B 5, against one worker of 2 slots
+// (windows of 4): once the lane runs, B's jobs are served in turns with
+// A's rather than after all of them. A waiting job reads "queued", and
+// one canceled while waiting never runs.
+func TestAsyncFairShare(t *testing.T) {
+	s := fairStack{stack: startStack(t, stackOptions{noWorker: true}), keys: map[string]map[string]string{}}
+	s.startWorker(srv.URL, worker.Config{Concurrency: 2})
+	s.waitReady("21")
+	for _, tenant := range []string{"A", "B"} {
+		key, _, err := apikey.Create(t.Context(), s.rdb, "tenant-"+tenant, "unlimited")
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.keys[tenant] = map[string]string{"X-API-Key": key}
+	}
+	insp := asynq.NewInspectorFromRedisClient(s.rdb)
+	lane := jobs.Queue(jobs.DefaultPool, jobs.LaneAsync)
+	if err := insp.PauseQueue(lane); err != nil {
+		t.Fatal(err)
+	}
+	body := []byte(`{"inputs": {"company_size": 120, "engagement_score": 64, "demo_requested": true}}`)
+	submit := func(tenant string, n int) []string {
+		var ids []string
+		for range n {
+			r := s.do("POST", "/api/v1/models/21/jobs", body, s.keys[tenant])
+			if r.code != http.StatusAccepted {
+				t.Fatalf("%s's job: %d %s", tenant, r.code, r.body)
+			}
+			ids = append(ids, r.json(t)["request_id"].(string))
+		}
+		return ids
+	}
+	a, b := submit("A", 40), submit("B", 5)
+	last := a[len(a)-1]
+	if st := s.do("GET", "/api/v1/jobs/"+last, nil, s.keys["A"]).json(t)["status"]; st != "queued" {
+		t.Fatalf("a waiting job reads %v, want queued", st)
+	}
+	if r := s.do("DELETE", "/api/v1/jobs/"+last, nil, s.keys["A"]); r.code != http.StatusOK || r.json(t)["status"] != "canceled" {
+		t.Fatalf("cancel of a waiting job: %d %s", r.code, r.body)
+	}
+	// In the queue: A's window and B's, the rest in their tenants' lines.
+	if info, err := insp.GetQueueInfo(lane); err != nil || info.Pending != 8 {
+		t.Fatalf("async queue holds %v pending (%v), want 8: windows of 4 for A and B", info, err)
+	}
+	if err := insp.UnpauseQueue(lane); err != nil {
+		t.Fatal(err)
+	}
+	done := map[string]time.Time{}
+	eventually(t, time.Minute, func() bool {
+		for tenant, ids := range map[string][]string{"A": a[:len(a)-1], "B": b} {
+			for _, id := range ids {
+				if _, ok := done[id]; ok {
+					continue
+				}
+				j := s.do("GET", "/api/v1/jobs/"+id, nil, s.keys[tenant]).json(t)
+				if j["status"] == "succeeded" {
+					// The body's timestamp, when it was scored, to the ms
+					// (completed_at has whole seconds).
+					stamp, _ := j["result"].(map[string]any)["timestamp"].(string)
+					at, err := time.Parse(time.RFC3339Nano, stamp)
+					if err != nil {
+						t.Fatalf("job %s: result timestamp %q: %v", id, stamp, err)
+					}
+					done[id] = at
+				}
+			}
+		}
+		return len(done) == len(a)-1+len(b)
+	}, "jobs not all done: %d of %d", len(done), len(a)-1+len(b))
+	bLast := time.Time{}
+	for _, id := range b {
+		if done[id].After(bLast) {
+			bLast = done[id]
+		}
+	}
+	before := 0
+	for _, id := range a[:len(a)-1] {
+		if done[id].Before(bLast) {
+			before++
+		}
+	}
+	// In turns, B's 5 are done after about 4 of A's (A's window ahead of
+	// them) plus as many as B's own; in order, after all 39.
+	if before > 20 {
+		t.Fatalf("%d of A's 39 jobs finished before B's last of 5: B waited behind A's line", before)
+	}
+	if st := s.do("GET", "/api/v1/jobs/"+last, nil, s.keys["A"]).json(t)["status"]; st != "canceled" {
+		t.Fatalf("the job canceled while waiting reads %v", st)
+	}
+	t.Logf("A's jobs done before B's last: %d of 39", before)
 }
