@@ -26,14 +26,20 @@ type Pacer struct {
 const checkEvery = 64
 
 // Step counts one unit of work and pauses at the end of a burst.
-func (p *Pacer) Step() {
+func (p *Pacer) Step() { p.StepN(1) }
+
+// StepN counts n units of work done at once (a record as large as n
+// ordinary ones), so that a run of large records is paced like the same
+// bytes in ordinary ones rather than once every checkEvery records.
+func (p *Pacer) StepN(n int) {
 	if p == nil || p.Burst <= 0 {
 		return
 	}
-	p.steps++
-	if p.steps%checkEvery != 0 {
+	p.steps += n
+	if p.steps < checkEvery {
 		return
 	}
+	p.steps = 0
 	clock, sleep := p.now, p.sleep
 	if clock == nil {
 		clock, sleep = time.Now, time.Sleep

@@ -22,11 +22,14 @@ func (f *fakeTime) sleep(d time.Duration) {
 }
 
 // work runs n steps of step each on p's fake clock.
-func (f *fakeTime) work(p *Pacer, n int, step time.Duration) {
+func (f *fakeTime) work(p *Pacer, n int, step time.Duration) { f.workN(p, n, 1, step) }
+
+// workN runs n steps of units units each, each taking step.
+func (f *fakeTime) workN(p *Pacer, n, units int, step time.Duration) {
 	for range n {
 		f.t = f.t.Add(step)
 		f.worked += step
-		p.Step()
+		p.StepN(units)
 	}
 }
 
@@ -98,5 +101,22 @@ func TestBlockedTimeCountsTowardABurst(t *testing.T) {
 	f.work(p, checkEvery, time.Microsecond)
 	if p.pauses != 1 {
 		t.Fatalf("%d pauses after a wait longer than a burst, want 1", p.pauses)
+	}
+}
+
+// A large record counts as the units it is worth: records of 4,096 units
+// taking 300 us each are each followed by a pause while busy. Counted as
+// one unit each, the clock would be read only every 64 of them (19 ms of
+// work) and such an upload would barely step aside.
+func TestLargeUnitsPaceLikeManySmallOnes(t *testing.T) {
+	p, f := newPacer(250*time.Microsecond, 500*time.Microsecond, nil)
+	f.workN(p, 100, 4096, 300*time.Microsecond)
+	if p.pauses < 98 {
+		t.Fatalf("%d pauses over 100 records of 300 us, want one after each but the first", p.pauses)
+	}
+	q, g := newPacer(250*time.Microsecond, 500*time.Microsecond, nil)
+	g.workN(q, 100, 1, 300*time.Microsecond)
+	if q.pauses > 1 {
+		t.Fatalf("%d pauses over 100 one-unit records, want at most 1: the contrast this test rests on", q.pauses)
 	}
 }
