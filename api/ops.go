@@ -33,8 +33,8 @@ type ops struct {
 var opsFiles embed.FS
 
 // sharedRedis hands the API's own go-redis client to asynqmon, which takes
-// an asynq.RedisConnOpt, so the dashboard works on single, Sentinel and
-// Cluster Redis alike and opens no connections of its own.
+// an asynq.RedisConnOpt, so the dashboard reads whatever Redis the API
+// does (single or Sentinel) and opens no connections of its own.
 type sharedRedis struct{ redis.UniversalClient }
 
 func (r sharedRedis) MakeRedisClient() any { return r.UniversalClient }
