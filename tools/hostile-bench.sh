@@ -11,8 +11,11 @@
 #   - 4 MiB JSONL batches of rows near the 1 MiB row limit, in a loop;
 #   - 40 one-row batches whose callback_url hangs every webhook attempt;
 #   - 200 connections trickling a predict body a byte a second.
-# Prints the victim's p50/p99 and errors in both windows, and the ratio.
-#   SECS=20 C=2 SHAPE=split ATTACKS=wide,batch,hooks,trickle tools/hostile-bench.sh
+# The victim's windows alternate, alone then under attack, ROUNDS times, each
+# SECS/ROUNDS long, so the machine's drift falls on both alike (the hooks'
+# 40 batches are sent in the first attack window only). Prints the victim's
+# p50/p99 and errors in every window, and the median of the rounds' ratios.
+#   SECS=20 ROUNDS=4 C=2 SHAPE=split ATTACKS=wide,batch,hooks,trickle tools/hostile-bench.sh
 # The hostile tenant's key has the API's default rate limit
 # (HOKUSAI_RATE_LIMIT, 1000/h), and, when HOSTILE_LIMIT is set (say
 # 20/s), the tenant that limit of its own; the victim's key is unlimited.
@@ -21,6 +24,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${SECS:-20}
+ROUNDS=${ROUNDS:-4}
+WIN=$(( SECS / ROUNDS > 0 ? SECS / ROUNDS : 1 ))
 C=${C:-2}
 ATTACKS=${ATTACKS:-wide,batch,hooks,trickle}
 SHAPE=${SHAPE:-split}
@@ -70,7 +75,7 @@ api="http://127.0.0.1:$aport"
 body='{"inputs": {"company_size": 1000, "engagement_score": 75, "website_visits": 12, "email_opens": 4, "content_downloads": 2, "demo_requested": true, "budget_confirmed": false, "industry": "Finance", "decision_timeline": "1-3 months", "title": "Director of Sales"}}'
 printf 'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\nwrk.headers["X-API-Key"] = "%s"\nwrk.body = [[%s]]\n' "$victim" "$body" >"$work/victim.lua"
 summarize() { awk '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /^Requests\/sec/{rps=$2} /Non-2xx/{bad=$NF} /Socket errors/{sock=$0} END{printf "p50=%s p99=%s rps=%s non2xx=%s %s\n", p50, p99, rps, (bad==""?0:bad), sock}'; }
-victim_run() { wrk -t1 -c"$C" -d"${SECS}s" --latency -s "$work/victim.lua" "$api/api/v1/models/21/predict" | summarize; }
+victim_run() { wrk -t1 -c"$C" -d"${WIN}s" --latency -s "$work/victim.lua" "$api/api/v1/models/21/predict" | summarize; }
 
 # The attack, as files and one python driver that stops after SECS.
 python3 - "$work" <<'PY'
@@ -87,14 +92,17 @@ open(f"{w}/wide.json", "w").write('{"inputs": ' + wide((1 << 20) - 12) + "}")
 row = wide((1 << 20) - 1)
 open(f"{w}/wide.jsonl", "w").write((row + "\n") * 4)
 PY
+results=()
+for round in $(seq "$ROUNDS"); do
 idle=$(victim_run)
 # The hostile driver runs under nice 19, standing in for a client on
 # another machine: on a small box its own Python would otherwise take a
 # core from the servers under test, which no server-side bound can help.
-nice -n 19 python3 - "$work" "$api" "$hostile" "$SECS" "$hook" "$ATTACKS" <<'PY' >"$work/attack.log" 2>&1 &
+nice -n 19 python3 - "$work" "$api" "$hostile" "$WIN" "$hook" "$ATTACKS" "$round" <<'PY' >"$work/attack.$round.log" 2>&1 &
 import socket, sys, threading, time, urllib.request
 w, api, key, secs, hook = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4]), sys.argv[5]
 attacks = sys.argv[6].split(",")
+first = sys.argv[7] == "1"
 host, port = api[len("http://"):].split(":")
 end = time.time() + secs
 wide = open(f"{w}/wide.json", "rb").read()
@@ -123,7 +131,7 @@ if "wide" in attacks:
     threads += [threading.Thread(target=loop, args=(lambda: post("/api/v1/models/21/predict", wide, "application/json"),)) for _ in range(8)]
 if "batch" in attacks:
     threads.append(threading.Thread(target=loop, args=(lambda: post("/api/v1/models/21/batches", batch, "application/x-ndjson"),)))
-if "hooks" in attacks:
+if "hooks" in attacks and first:
     for _ in range(40):
         post("/api/v1/models/21/batches?callback_url=http://127.0.0.1:%s/hook" % hook, b'{"engagement_score": 1}\n', "application/x-ndjson")
 if "trickle" in attacks:
@@ -136,14 +144,19 @@ attack=$!
 pids+=($attack)
 during=$(victim_run)
 wait "$attack" || true
-echo "victim alone:        $idle"
-echo "victim under attack: $during"
-cat "$work/attack.log"
-python3 - "$idle" "$during" <<'PY'
-import re, sys
+echo "round $round victim alone:        $idle"
+echo "round $round victim under attack: $during"
+echo "round $round $(cat "$work/attack.$round.log")"
+results+=("$idle|$during")
+done
+python3 - "${results[@]}" <<'PY'
+import re, statistics, sys
 def ms(s, k):
     m = re.search(k + r"=([\d.]+)(us|ms|s)", s)
     return float(m.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[m.group(2)]
-print("p99 under attack / alone: %.2fx; p50: %.2fx" % (ms(sys.argv[2], "p99") / ms(sys.argv[1], "p99"),
-                                                       ms(sys.argv[2], "p50") / ms(sys.argv[1], "p50")))
+pairs = [r.split("|") for r in sys.argv[1:]]
+p99 = [ms(d, "p99") / ms(i, "p99") for i, d in pairs]
+p50 = [ms(d, "p50") / ms(i, "p50") for i, d in pairs]
+print("p99 under attack / alone: %.2fx median of %d rounds (%s); p50: %.2fx" % (
+    statistics.median(p99), len(p99), " ".join("%.2f" % r for r in p99), statistics.median(p50)))
 PY
