@@ -163,7 +163,7 @@ func (s *Server) enqueueGroup(ctx context.Context, g *group) error {
 			recs[i], _ = json.Marshal(jobs.JobRecord{Queue: jobs.Queue(g.spec.Pool, lane), Tenant: m.Tenant, ModelID: m.ModelID,
 				CreatedAt: m.EnqueuedAt, Task: carrier})
 		}
-		err = s.put(ctx, carrier, task, g.spec.Pool, lane, func(pl redis.Pipeliner) {
+		err = s.put(ctx, carrier, task, g.spec.Pool, lane, nil, func(pl redis.Pipeliner) {
 			for i, m := range g.members {
 				pl.Set(ctx, jobs.JobKey(m.RequestID), recs[i], 2*s.cfg.ResultTTL) // as enqueue's record
 			}

@@ -10,7 +10,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/hokusai-ai/inference-queue/internal/fairq"
 	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
@@ -163,12 +162,6 @@ func (s *Server) cancelJob() echo.HandlerFunc {
 		}
 		if err != nil && !errors.Is(err, asynq.ErrTaskNotFound) {
 			s.log.Warn("cancel did not reach the task", "request_id", out.RequestID, "err", err.Error())
-		}
-		if info != nil && rec.Queue == jobs.Queue(jobs.PoolOf(rec.Queue), jobs.LaneAsync) {
-			// A worker frees the places of jobs that run; if this fails, its reap does.
-			if err := fairq.Release(c.Request().Context(), s.rdb, s.client, jobs.PoolOf(rec.Queue), rec.Tenant, out.RequestID); err != nil {
-				s.log.Warn("async window not released", "request_id", out.RequestID, "err", err.Error())
-			}
 		}
 		t := time.UnixMilli(rec.CanceledAt).UTC()
 		out.Status, out.CanceledAt, out.CompletedAt, out.Result, out.Error = statusCanceled, &t, nil, nil, nil

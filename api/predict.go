@@ -17,7 +17,6 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/redis/go-redis/v9"
 
-	"github.com/hokusai-ai/inference-queue/internal/fairq"
 	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -229,71 +228,36 @@ func inputError(e *jobs.Error) *Error {
 }
 
 // enqueue puts the task on the pool's lane, records the job for lookups and
-// wakes an idle worker. An async job first takes its place in its tenant's
-// window (see internal/fairq), or waits in line for one.
+// wakes an idle worker. An async job takes its place in its tenant's
+// window, or waits in the tenant's line for one (see internal/queue's
+// fair.go).
 func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPayload, lane jobs.Lane) error {
 	ctx := c.Request().Context()
 	queueName := jobs.Queue(spec.Pool, lane)
 	c.Set("queue", queueName)
-	opts := jobs.TaskOptions{Pool: spec.Pool, Lane: lane, Retention: s.cfg.ResultTTL, MaxRetry: 3}
-	task, err := jobs.NewPredictTask(p, opts)
+	task, err := jobs.NewPredictTask(p, jobs.TaskOptions{Pool: spec.Pool, Lane: lane, Retention: s.cfg.ResultTTL, MaxRetry: 3})
 	if err != nil {
 		return err
 	}
 	rec, _ := json.Marshal(jobs.JobRecord{Queue: queueName, Tenant: p.Tenant, ModelID: spec.ID, CreatedAt: p.EnqueuedAt})
-	record := func(pl redis.Pipeliner) {
+	var fair *queue.Fair
+	if lane == jobs.LaneAsync {
+		fair = &queue.Fair{Pool: spec.Pool, Tenant: p.Tenant, Window: s.asyncWindow(spec, p.Tenant), TTL: 2 * s.cfg.ResultTTL}
+	}
+	err = s.put(ctx, p.RequestID, task, spec.Pool, lane, fair, func(pl redis.Pipeliner) {
 		// asynq keeps a result ResultTTL from completion; the record lives
 		// twice that so a job that waited in the queue can still be found by
 		// id for as long as its result exists.
 		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, 2*s.cfg.ResultTTL)
-	}
-	if lane == jobs.LaneAsync {
-		now, err := s.admitFair(ctx, spec, p, opts, record)
-		if err != nil || !now {
-			return s.enqueued(c, queueName, p.RequestID, err)
-		}
-		record = func(redis.Pipeliner) {} // written with the admission
-	}
-	err = s.put(ctx, p.RequestID, task, spec.Pool, lane, record)
-	if err != nil && lane == jobs.LaneAsync {
-		if uerr := fairq.Unadmit(ctx, s.rdb, spec.Pool, p.Tenant, p.RequestID); uerr != nil {
-			s.log.Warn("could not free the place of a job not enqueued", "request_id", p.RequestID, "err", uerr.Error())
-		}
-	}
-	return s.enqueued(c, queueName, p.RequestID, err)
-}
-
-// enqueued turns an enqueue's error into the caller's answer.
-func (s *Server) enqueued(c echo.Context, queueName, id string, err error) error {
+	})
 	switch {
 	case errors.Is(err, asynq.ErrTaskIDConflict):
-		return errorf(CodeConflict, "Request %s was already submitted.", id)
+		return errorf(CodeConflict, "Request %s was already submitted.", p.RequestID)
 	case err != nil:
 		s.metrics.enqueue.WithLabelValues(queueName).Inc()
 		return s.unavailable(c, err)
 	}
 	return nil
-}
-
-// admitFair takes an async job's place in its tenant's window, with its
-// record, and queues the tenant's waiting jobs that fit now. It reports
-// whether the job itself is admitted (its task is the caller's to
-// enqueue); if not, it waits whole in Redis.
-func (s *Server) admitFair(ctx context.Context, spec registry.Spec, p jobs.PredictPayload, opts jobs.TaskOptions, record func(redis.Pipeliner)) (bool, error) {
-	held, err := jobs.NewHeldJob(p, opts)
-	if err != nil {
-		return false, err
-	}
-	adm, err := fairq.Admit(ctx, s.rdb, fairq.Job{Pool: spec.Pool, Tenant: p.Tenant, ID: p.RequestID, Held: held,
-		Window: s.asyncWindow(spec, p.Tenant), TTL: 2 * s.cfg.ResultTTL}, record)
-	if err != nil {
-		return false, err
-	}
-	if err := fairq.Queue(ctx, s.rdb, s.client, spec.Pool, adm.Admitted); err != nil {
-		// They stay held: a worker's reap enqueues them.
-		s.log.Warn("waiting jobs not queued yet", "tenant", p.Tenant, "err", err.Error())
-	}
-	return adm.Now, nil
 }
 
 // asyncWindow is how many async jobs of tenant may be in spec's queue at
@@ -306,13 +270,19 @@ func (s *Server) asyncWindow(spec registry.Spec, tenant string) int {
 }
 
 // put enqueues task (id) on the pool's lane with the commands records
-// queues, and wakes an idle worker.
-func (s *Server) put(ctx context.Context, id string, task *asynq.Task, pool string, lane jobs.Lane, records func(redis.Pipeliner)) error {
+// queues, and wakes an idle worker; with fair, within its tenant's window.
+func (s *Server) put(ctx context.Context, id string, task *asynq.Task, pool string, lane jobs.Lane, fair *queue.Fair, records func(redis.Pipeliner)) error {
 	followUp := func(pl redis.Pipeliner) {
 		records(pl)
 		queue.Wake(ctx, pl, pool, lane)
 	}
-	_, err := queue.Enqueue(ctx, s.client, task, followUp)
+	var err error
+	if fair != nil {
+		followUp = records // admission wakes a worker when it queues
+		_, err = queue.EnqueueFair(ctx, s.client, task, *fair, followUp)
+	} else {
+		_, err = queue.Enqueue(ctx, s.client, task, followUp)
+	}
 	if errors.Is(err, queue.ErrFollowUp) {
 		// The task exists, and will run; without its record the job could
 		// not be looked up (404) nor its tenant checked. Both follow-ups

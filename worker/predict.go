@@ -203,23 +203,31 @@ func (w *Worker) finish(ctx context.Context, p jobs.PredictPayload, body []byte,
 		return err
 	}
 	q, _ := asynq.GetQueueName(ctx)
-	cmds, err := w.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+	var publish *redis.IntCmd
+	var release *queue.FairRelease
+	cmds, _ := w.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 		// Where asynq's ResultWriter stores it, with the reply, in one round trip.
 		queue.StoreResult(ctx, pl, q, p.RequestID, b)
 		if p.ReplyTo != "" {
-			pl.Publish(ctx, p.ReplyTo, b)
+			publish = pl.Publish(ctx, p.ReplyTo, b)
+		}
+		if q == jobs.Queue(w.cfg.Pool, jobs.LaneAsync) {
+			// Its place in its tenant's window goes to the tenant's next.
+			release = queue.ReleaseFair(ctx, pl, w.cfg.Pool, p.Tenant, p.RequestID)
 		}
 		return nil
 	})
 	if len(cmds) > 0 && cmds[0].Err() != nil {
 		return fmt.Errorf("store result of %s: %w", p.RequestID, cmds[0].Err())
 	}
-	if err != nil {
+	if publish != nil && publish.Err() != nil {
 		// The result is stored; a caller that misses the reply reads it by id.
-		w.log.Warn("reply publish failed", "request_id", p.RequestID, "err", err.Error())
+		w.log.Warn("reply publish failed", "request_id", p.RequestID, "err", publish.Err().Error())
 	}
-	if q == jobs.Queue(w.cfg.Pool, jobs.LaneAsync) {
-		w.releaseFair(ctx, p)
+	if release != nil {
+		if err := release.Done(ctx, w.rdb); err != nil {
+			w.log.Warn("async window not released; the reap will", "request_id", p.RequestID, "err", err.Error())
+		}
 	}
 	if fail != nil {
 		return fmt.Errorf("%s: %w", fail.Code, asynq.SkipRetry)

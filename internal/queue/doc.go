@@ -9,7 +9,9 @@
 //     call, and blocks on wake lists instead of polling when idle;
 //   - MemGuard: asynq's memory-usage script cannot fail a queue read;
 //   - Key, TaskKey and StoreResult: where asynq keeps a queue's lists and a
-//     task's result.
+//     task's result;
+//   - EnqueueFair, ReleaseFair and ReapFair: tenants' turns on a pool's
+//     async lane (fair.go), writing tasks as asynq's enqueue script does.
 //
 // contract_test.go pins the asynq version and checks each of these against a
 // real asynq client, server and inspector on a real redis-server.

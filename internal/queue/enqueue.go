@@ -15,6 +15,7 @@ import (
 type followUp struct {
 	then func(redis.Pipeliner)
 	err  error // the first follow-up's error, of the last attempt
+	fair *Fair // set by EnqueueFair
 }
 
 type followKey struct{}
@@ -27,7 +28,18 @@ type followKey struct{}
 // returns an error wrapping ErrFollowUp when the task was enqueued but a
 // follow-up failed: the caller decides what that costs.
 func Enqueue(ctx context.Context, client *asynq.Client, task *asynq.Task, then func(redis.Pipeliner)) (*asynq.TaskInfo, error) {
-	f := &followUp{then: then, err: errNotSent}
+	return enqueueWith(ctx, client, task, &followUp{then: then, err: errNotSent})
+}
+
+// EnqueueFair is Enqueue for a task of a pool's async lane, admitted
+// within its tenant's window or put in the tenant's line (see fair.go).
+// Either way the task is accepted: asynq's answer is the same. It wakes a
+// worker itself when the task (or another) was queued: then should not.
+func EnqueueFair(ctx context.Context, client *asynq.Client, task *asynq.Task, fair Fair, then func(redis.Pipeliner)) (*asynq.TaskInfo, error) {
+	return enqueueWith(ctx, client, task, &followUp{then: then, err: errNotSent, fair: &fair})
+}
+
+func enqueueWith(ctx context.Context, client *asynq.Client, task *asynq.Task, f *followUp) (*asynq.TaskInfo, error) {
 	info, err := client.EnqueueContext(context.WithValue(ctx, followKey{}, f), task)
 	if err != nil {
 		return nil, err
@@ -49,7 +61,8 @@ var errNotSent = errors.New("not sent: the Redis client lacks FollowUpHook")
 // carries follow-up commands (Enqueue puts them there) is sent as a
 // pipeline with them. If the script is not cached yet, go-redis retries
 // with EVAL and the follow-ups are sent again, which they must tolerate
-// (a SET, and a wake list bounded by LTRIM, do).
+// (a SET, and a wake list bounded by LTRIM, do). For EnqueueFair it sends
+// admitFair in place of asynq's script, with asynq's arguments.
 type FollowUpHook struct{ rdb redis.UniversalClient }
 
 // NewFollowUpHook returns the hook for rdb, the client it is added to.
@@ -67,11 +80,28 @@ func (h FollowUpHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if name := cmd.Name(); !ok || (name != "evalsha" && name != "eval") {
 			return next(ctx, cmd)
 		}
+		run := cmd
+		var orig, admit *redis.Cmd
+		if f.fair != nil {
+			var ok bool
+			if orig, ok = cmd.(*redis.Cmd); ok {
+				admit, ok = f.fair.admit(orig)
+				run = admit
+			}
+			if !ok {
+				cmd.SetErr(errors.New("fair admission: asynq's enqueue call is not the shape this package knows"))
+				return cmd.Err()
+			}
+		}
 		cmds, _ := h.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
-			_ = pl.Process(ctx, cmd)
+			_ = pl.Process(ctx, run)
 			f.then(pl)
 			return nil
 		})
+		if admit != nil { // asynq reads the answer of the call it made
+			orig.SetVal(admit.Val())
+			orig.SetErr(admit.Err())
+		}
 		f.err = nil
 		for _, c := range cmds[min(1, len(cmds)):] {
 			if err := c.Err(); err != nil {
