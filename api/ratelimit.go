@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/labstack/echo/v4"
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
 	"github.com/hokusai-ai/inference-queue/internal/ratelimit"
@@ -22,13 +23,20 @@ import (
 // refusal is 429 rate_limited with Retry-After, charged to nothing; every
 // answer carries RateLimit-Policy and RateLimit.
 //
+// The takes of one key that arrive while one of its takes is in Redis go
+// together in one script call when it is back (ratelimit.Gatherer), each
+// decided as if alone: a busy key costs a round trip per burst, not per
+// request.
+//
 // A key refused once is refused from memory until its Retry-After has
 // passed: a GCRA bucket refuses until then whatever other processes do,
 // so a tenant hammering past its limit costs no Redis round trip.
 
-// limiter holds the parsed defaults and the refusals remembered.
+// limiter holds the parsed defaults, the refusals remembered, and the
+// gatherer that counts.
 type limiter struct {
 	requests, batchRows quota // the defaults
+	takes               *ratelimit.Gatherer
 
 	mu      sync.Mutex
 	refused map[string]refusal // by bucket key
@@ -47,7 +55,7 @@ type quota struct {
 	key, tenant ratelimit.Limit
 }
 
-func newLimiter(cfg Config) *limiter {
+func newLimiter(cfg Config, rdb redis.UniversalClient) *limiter {
 	parse := func(s string) ratelimit.Limit {
 		l, _ := ratelimit.ParseLimit(s) // checked by Validate
 		return l
@@ -55,6 +63,7 @@ func newLimiter(cfg Config) *limiter {
 	return &limiter{
 		requests:  quota{key: parse(cfg.RateLimit), tenant: parse(cfg.TenantRateLimit)},
 		batchRows: quota{name: "batch_rows", key: parse(cfg.BatchRowLimit), tenant: parse(cfg.TenantBatchRowLimit)},
+		takes:     ratelimit.NewGatherer(rdb),
 		refused:   map[string]refusal{},
 	}
 }
@@ -92,7 +101,7 @@ func (q quota) buckets(rec apikey.Record, keyOwn, tenantOwn string) []ratelimit.
 func (u *batchUpload) chargeRows(ctx context.Context, rows int) error {
 	s, rec := u.s, u.key
 	buckets := s.limits.batchRows.buckets(rec, rec.BatchRows, s.state.get().tenantLimits[rec.Tenant].BatchRows)
-	d, err := ratelimit.Take(ctx, s.rdb, buckets, int64(rows), time.Now())
+	d, err := s.limits.takes.Take(ctx, buckets, int64(rows), time.Now())
 	if err != nil {
 		return s.notCounted(func() error { return u.redisErr(err) }, "batch row limits not checked", "batch_id", u.id, "err", err.Error())
 	}
@@ -130,7 +139,7 @@ func (s *Server) charge(c echo.Context, cost int64) error {
 		}
 	}
 	ctx := c.Request().Context()
-	d, err := ratelimit.Take(ctx, s.rdb, buckets, cost, now)
+	d, err := s.limits.takes.Take(ctx, buckets, cost, now)
 	if err != nil && ctx.Err() != nil {
 		return err // the caller left while its request was counted
 	}

@@ -66,7 +66,7 @@ func NewServer(cfg Config, rdb redis.UniversalClient, log *slog.Logger) (*Server
 		state:    &state{rdb: rdb},
 		replies:  newReplies(cfg.Instance, log),
 		keys:     &keyCache{rdb: rdb, ttl: cfg.KeyCacheTTL, m: map[string]keyEntry{}},
-		limits:   newLimiter(cfg),
+		limits:   newLimiter(cfg, rdb),
 		inflight: newInflight(cfg.TenantSyncConcurrency, cfg.TenantSyncQueue),
 		usage:    usage.NewMeter(rdb, cfg.Usage),
 		routes:   withHead(routes),

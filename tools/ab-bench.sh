@@ -4,9 +4,10 @@
 # processes (redis-server, hokusai-api, hokusai-worker each, one P, as
 # docker-compose.yml runs them) and are loaded in turn with wrk, ABBA order
 # over ROUNDS rounds so drift hits both alike. Prints every run, the median
-# ratio of throughput (working tree / BASE), and each build's CPU per request
+# ratio of throughput (working tree / BASE), each build's CPU per request
 # (its API, worker and Redis together), which drifts less than throughput on
-# a shared machine.
+# a shared machine, and its Redis commands per request (heartbeats included),
+# which hardly drifts at all.
 #   tools/ab-bench.sh BASE         e.g. tools/ab-bench.sh main~3
 #   ROUNDS=4 SECS=5 CONNS=16 BODY=file.json
 #   ROUTE=jobs           async submits (202) instead of sync predicts; the
@@ -46,6 +47,7 @@ start() {
   redis-server --port "$r" --bind 127.0.0.1 --save "" --appendonly no --dir "$work" --loglevel warning >/dev/null 2>&1 &
   pids+=($!)
   eval "procs_$name=$!"
+  eval "rport_$name=$r"
   sleep 0.3
   printf 'models:\n  - id: "21"\n    name: Sales Lead Scoring Model\n    source: file://%s/models/sales-lead-scoring\n' "$src" >"$work/$name.yaml"
   REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" models apply -f "$work/$name.yaml" >/dev/null
@@ -81,11 +83,14 @@ for n in a b; do
 done
 
 ticks() { local t=0 p; for p in "$@"; do t=$((t + $(awk '{print $14+$15}' "/proc/$p/stat"))); done; echo "$t"; }
-run() { # run NAME ROUND: wrk's report, then the stack's CPU ticks over the run
-  local u=url_$1 procs=procs_$1 t0
+commands() { redis-cli -p "$1" info stats | awk -F: '/^total_commands_processed/ {print $2 + 0}'; }
+run() { # run NAME ROUND: wrk's report, then the stack's CPU ticks and Redis commands over the run
+  local u=url_$1 procs=procs_$1 rport=rport_$1 t0 c0
   t0=$(ticks ${!procs})
+  c0=$(commands "${!rport}")
   wrk -t"$((CONNS < 2 ? CONNS : 2))" -c"$CONNS" -d"${SECS}s" --latency -s "$work/$1.lua" "${!u}" >"$work/$1.$2"
   echo "ticks $(( $(ticks ${!procs}) - t0 )) $(getconf CLK_TCK)" >>"$work/$1.$2"
+  echo "commands $(( $(commands "${!rport}") - c0 ))" >>"$work/$1.$2"
 }
 for i in $(seq "$ROUNDS"); do
   if [ $((i % 2)) = 1 ]; then run a "$i"; run b "$i"; else run b "$i"; run a "$i"; fi
@@ -102,7 +107,8 @@ def parse(p):
     p50, p99 = pct("50"), pct("99")
     n = int(re.search(r"(\d+) requests in", t).group(1))
     ticks, hz = map(int, re.search(r"^ticks (\d+) (\d+)$", t, re.M).groups())
-    return rps, p99, bool(re.search(r"Non-2xx|Socket errors", t)), ticks / hz / n * 1e6, p50
+    cmds = int(re.search(r"^commands (\d+)$", t, re.M).group(1))
+    return rps, p99, bool(re.search(r"Non-2xx|Socket errors", t)), ticks / hz / n * 1e6, p50, cmds / n
 a = [parse(f"{w}/a.{i}") for i in range(1, rounds + 1)]
 b = [parse(f"{w}/b.{i}") for i in range(1, rounds + 1)]
 for i, (x, y) in enumerate(zip(a, b), 1):
@@ -114,4 +120,5 @@ print(f"median ratio tree/{base}: {statistics.median(r):.3f} (min {min(r):.3f}, 
 print(f"median CPU per request (API + worker + Redis): base {statistics.median(x[3] for x in a):.0f} us, "
       f"tree {statistics.median(y[3] for y in b):.0f} us")
 print(f"median p50: base {statistics.median(x[4] for x in a):.2f} ms, tree {statistics.median(y[4] for y in b):.2f} ms")
+print(f"median Redis commands per request: base {statistics.median(x[5] for x in a):.2f}, tree {statistics.median(y[5] for y in b):.2f}")
 PY

@@ -14,8 +14,10 @@
 # peers (no factors; their own body.json and post.lua), interleaved ours/peer and
 # in reverse order every other round so drift hits both alike. It prints every run,
 # then per configuration the median req/s, p50 and p99, and the median of the
-# per-round ratios ours / fastapi-inproc; the CPU per request of prod's API,
-# worker and Redis at c=16 (/proc/PID/stat utime+stime over the run / requests);
+# per-round ratios ours / fastapi-inproc; the CPU per request of every
+# configuration at c=16 and c=64, by process (prod's API, worker and Redis;
+# dev with its Redis; the peers' uvicorn, Celery worker and Redis: utime+stime
+# of each process group from /proc over the run / requests; wrk's own not counted);
 # and the commands/s an idle prod API and worker cost Redis over IDLE seconds.
 #   ROUNDS=3 SECS=5 CONNS="1 16 64" IDLE=10 PEERS=1 PEERS_DIR=DIR PYTHON=/usr/bin/python3
 # A peer that cannot run fails the bench (exit 1, its log's tail), unless PEERS=0.
@@ -232,25 +234,36 @@ fi
 sleep 1 # one heartbeat refresh
 echo "up after $(($(date +%s) - started)) s: prod (api $aport, worker, redis $rport), dev ($durl)$([ "$PEERS" = 1 ] && echo ", fastapi-inproc :$iport, celery-queue :$cport (redis :$peer_redis)")"
 
-ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
-# run LABEL C ROUND: one wrk run into runs/LABEL.C.ROUND; prod at c=16 also
-# records its processes' CPU ticks over the run.
+# ticks NAME: CPU ticks (user + system) of every live process in NAME's
+# process group: uvicorn's and Celery's workers, dev's own redis-server.
+# The command name in /proc/PID/stat may hold spaces; fields count after it.
+ticks() {
+  local p t=0
+  for p in $(ps -e -o pid=,pgid= | awk -v g="${pid[$1]}" '$2 == g {print $1}'); do
+    t=$((t + $(sed 's/.*) //' "/proc/$p/stat" 2>/dev/null | awk '{print $12 + $13}' || echo 0)))
+  done
+  echo "$t"
+}
+# The processes whose CPU each configuration costs, as NAME=GROUP.
+declare -A accounts=([prod]="api=api worker=worker redis=redis" [dev]="dev=dev" [fastapi-inproc]="uvicorn=fastapi-inproc"
+  [celery-queue]="api=celery-queue worker=celery-worker redis=celery-redis")
+accounts[prod-nofactors]=${accounts[prod]}; accounts[dev-nofactors]=${accounts[dev]}
+# run LABEL C ROUND: one wrk run into runs/LABEL.C.ROUND, and the CPU ticks
+# each of LABEL's processes took over it into runs/LABEL.C.ROUND.cpu.
 mkdir "$work/runs"
 run() {
-  local l=$1 c=$2 i=$3 t=2 out="$work/runs/$1.$2.$3" before=()
+  local l=$1 c=$2 i=$3 t=2 out="$work/runs/$1.$2.$3" a before=()
   [ "$c" = 1 ] && t=1
-  if [[ $l == prod* && $c == 16 ]]; then for p in api worker redis; do before+=("$(ticks "${pid[$p]}")"); done; fi
+  for a in ${accounts[$l]}; do before+=("$(ticks "${a#*=}")"); done
   if [[ $l == fastapi-inproc || $l == celery-queue ]]; then
     # The peers' own post.lua, which reads body.json from the working directory.
     (cd "$PEERS_DIR" && wrk -t"$t" -c"$c" -d"${SECS}s" --timeout 10s --latency -s post.lua "${url[$l]}") >"$out" 2>&1 || true
   else
     wrk -t"$t" -c"$c" -d"${SECS}s" --timeout 10s --latency -s "$work/$l.lua" "${url[$l]}" >"$out" 2>&1 || true
   fi
-  if [ ${#before[@]} -gt 0 ]; then
-    local k=0 after=()
-    for p in api worker redis; do after+=("$(($(ticks "${pid[$p]}") - before[k]))"); k=$((k + 1)); done
-    echo "${after[*]}" >"$out.cpu"
-  fi
+  local k=0 spent=()
+  for a in ${accounts[$l]}; do spent+=("${a%=*}=$(($(ticks "${a#*=}") - before[k]))"); k=$((k + 1)); done
+  echo "${spent[*]}" >"$out.cpu"
   awk -v l="$l" -v c="$c" -v i="$i" '/^ +50%/{p50=$2} /^ +99%/{p99=$2} /^Requests\/sec/{rps=$2} /Non-2xx|Socket errors/{bad=bad " " $0}
     END{printf "  r%s c=%-3s %-15s %9s req/s  p50 %-8s p99 %-8s%s\n", i, c, l, rps, p50, p99, (bad == "" ? "" : "  ERRORS:" bad)}' "$out"
 }
@@ -299,18 +312,18 @@ for c in conns:
             errors.append(f"c={c} {l}")
         print(f"c={c:<3}{names[l]:22}{med([x['rps'] for x in r[l]]):9.0f}{med([x['p50'] for x in r[l]]):9.2f}"
               f"{med([x['p99'] for x in r[l]]):9.2f}{ratio:>9}{'  ERRORS in %d run(s)' % bad if bad else ''}")
-if 16 in conns:
-    for l in ("prod", "prod-nofactors"):
-        per = {p: [] for p in ("api", "worker", "redis")}
+for c in [c for c in (16, 64) if c in conns]:
+    print(f"cpu per request at c={c} (user + system, median of {rounds}), by process:")
+    for l in order:
+        per = {}
         for i in range(1, rounds + 1):
-            f = f"{runs}/{l}.16.{i}.cpu"
-            n = parse(l, 16, i)["n"]
-            if os.path.exists(f) and n:
-                for p, t in zip(per, open(f).read().split()):
-                    per[p].append(int(t) * 1e6 / hz / n)
-        print(f"cpu per request, {names[l]}, c=16 (median of {rounds}): " +
-              "  ".join(f"{p} {med(v):.0f} us" for p, v in per.items()) +
-              f"  total {sum(med(v) for v in per.values()):.0f} us")
+            n = parse(l, c, i)["n"]
+            if n:
+                for a in open(f"{runs}/{l}.{c}.{i}.cpu").read().split():
+                    name, t = a.split("=")
+                    per.setdefault(name, []).append(int(t) * 1e6 / hz / n)
+        total = sum(med(v) for v in per.values())
+        print(f"    {names[l]:22}{total:6.0f} us  " + ("(" + ", ".join(f"{p} {med(v):.0f}" for p, v in per.items()) + ")" if len(per) > 1 else ""))
 if errors:
     print("runs with non-2xx answers or socket errors: " + ", ".join(errors))
     if any(not e.split()[1] in ("fastapi-inproc", "celery-queue") for e in errors):

