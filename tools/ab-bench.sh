@@ -15,6 +15,8 @@
 #   LIMIT=1000000000/h   the bench key's rate limit, where the build has
 #                        them (default unlimited: no rate-limit script runs;
 #                        a huge limit measures what counting costs)
+#   BASE_LIMIT=unlimited the base's key's limit, when not LIMIT: with BASE
+#                        HEAD, what rate limiting costs one build
 # Needs redis-server, wrk, git. Bounded: 2 x ROUNDS x SECS of load. Stops
 # everything it started.
 set -euo pipefail
@@ -53,7 +55,9 @@ start() {
   REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" models apply -f "$work/$name.yaml" >/dev/null
   local key
   # LIMIT where the build has rate limits; older builds have none.
-  key=$(REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" keys create --tenant ab --limit "${LIMIT:-unlimited}" 2>/dev/null ||
+  local limit=${LIMIT:-unlimited}
+  if [ "$name" = a ]; then limit=${BASE_LIMIT:-$limit}; fi
+  key=$(REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" keys create --tenant ab --limit "$limit" 2>/dev/null ||
     REDIS_URL="redis://127.0.0.1:$r/0" "$bin/hokusai" keys create --tenant ab)
   REDIS_URL="redis://127.0.0.1:$r/0" GOMAXPROCS=1 HOKUSAI_LOG_LEVEL=warn "$bin/hokusai-worker" --health-addr "127.0.0.1:$h" >"$work/$name.worker.log" 2>&1 &
   pids+=($!)
