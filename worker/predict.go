@@ -203,20 +203,12 @@ func (w *Worker) finish(ctx context.Context, p jobs.PredictPayload, body []byte,
 		return err
 	}
 	q, _ := asynq.GetQueueName(ctx)
-	cmds, err := w.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		// Where asynq's ResultWriter stores it, with the reply, in one round trip.
+	err = w.storeAndReply(ctx, func(pl redis.Pipeliner) {
+		// Where asynq's ResultWriter stores it.
 		queue.StoreResult(ctx, pl, q, p.RequestID, b)
-		if p.ReplyTo != "" {
-			pl.Publish(ctx, p.ReplyTo, b)
-		}
-		return nil
-	})
-	if len(cmds) > 0 && cmds[0].Err() != nil {
-		return fmt.Errorf("store result of %s: %w", p.RequestID, cmds[0].Err())
-	}
+	}, p.ReplyTo, b)
 	if err != nil {
-		// The result is stored; a caller that misses the reply reads it by id.
-		w.log.Warn("reply publish failed", "request_id", p.RequestID, "err", err.Error())
+		return fmt.Errorf("store result of %s: %w", p.RequestID, err)
 	}
 	if fail != nil {
 		return fmt.Errorf("%s: %w", fail.Code, asynq.SkipRetry)

@@ -1,0 +1,115 @@
+package stacktest
+
+import (
+	"context"
+	"net"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/queue"
+	"github.com/hokusai-ai/inference-queue/internal/redisproc"
+	"github.com/hokusai-ai/inference-queue/jobs"
+	"github.com/hokusai-ai/inference-queue/worker"
+)
+
+// Within HOKUSAI_REDIS_RESERVE of maxmemory the API refuses new work with
+// 503 queue_full (not "unreachable"), /ready stays 200 and names the
+// reason, work accepted before still gets its result stored, and new work
+// is taken again as soon as Redis has room.
+func TestQueueFull(t *testing.T) {
+	own := ownRedis(t)
+	s := startStack(t, stackOptions{redisURL: own.URL, api: api.Config{RedisReserve: 4 << 20}})
+	ctx := context.Background()
+	async := map[string]string{"Prefer": "respond-async"}
+	r := s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), async)
+	if r.code != 202 {
+		t.Fatalf("before the limit: %d %s", r.code, r.body)
+	}
+	accepted := r.json(t)["request_id"].(string)
+
+	used := redisMemory(t, s, "used_memory")
+	if err := s.rdb.ConfigSet(ctx, "maxmemory", strconv.FormatInt(used+2<<20, 10)).Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool {
+		return strings.Contains(string(s.do("GET", "/ready", nil, nil).body), `"reason":"queue_full"`)
+	}, "/ready never named queue_full")
+	if r := s.do("GET", "/ready", nil, nil); r.code != 200 {
+		t.Errorf("/ready answered %d while full; want 200 with a reason", r.code)
+	}
+	for name, headers := range map[string]map[string]string{"sync": nil, "async": async} {
+		r := s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), headers)
+		if r.code != 503 || r.json(t)["code"] != "queue_full" || r.header.Get("Retry-After") == "" {
+			t.Errorf("%s predict within the reserve: %d %s (Retry-After %q), want 503 queue_full", name, r.code, r.body, r.header.Get("Retry-After"))
+		}
+	}
+	if r := s.submitBatch(leadsCSV(t, 3, nil), "text/csv", "", nil); r.code != 503 || r.json(t)["code"] != "queue_full" {
+		t.Errorf("batch within the reserve: %d %s, want 503 queue_full", r.code, r.body)
+	}
+	s.waitJob(t, accepted, "succeeded") // its result fits in the reserve
+
+	if err := s.rdb.ConfigSet(ctx, "maxmemory", "0").Err(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 5*time.Second, func() bool {
+		return s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), async).code == 202
+	}, "new work was still refused once Redis had room")
+}
+
+// Under HOKUSAI_ACCEPT_DURABILITY=replicas:1 a 202 and a 200 come after
+// the replica has the work and the result; with the replica gone the API
+// answers 503 queue_unavailable at once (WAIT's timeout, not a hang), and
+// the job its body names (the master has it) runs and can be polled, as
+// the 503 says.
+func TestAcceptDurabilityReplicas(t *testing.T) {
+	master := ownRedis(t)
+	host, port, _ := net.SplitHostPort(master.Addr)
+	replica, err := redisproc.StartWith(t.TempDir(), "--replicaof", host, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(replica.Stop)
+	one := queue.Durability{Replicas: 1}
+	s := startStack(t, stackOptions{redisURL: master.URL, api: api.Config{Durability: one}, noWorker: true})
+	eventually(t, 10*time.Second, func() bool {
+		info := s.rdb.Info(context.Background(), "replication").Val()
+		return strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
+	}, "the replica never came online")
+	s.startWorker(master.URL, worker.Config{Durability: one})
+	s.waitReady("21")
+
+	if r := s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), nil); r.code != 200 {
+		t.Fatalf("sync predict with a replica: %d %s", r.code, r.body)
+	}
+	r := s.do("POST", "/api/v1/models/21/jobs", []byte(`{"inputs": `+lead+`}`), nil)
+	if r.code != 202 {
+		t.Fatalf("async job with a replica: %d %s", r.code, r.body)
+	}
+	id := r.json(t)["request_id"].(string)
+	onReplica := newRedis(t, replica.URL)
+	if n := onReplica.Exists(context.Background(), jobs.JobKey(id)).Val(); n != 1 {
+		t.Errorf("the replica lacks job %s's record right after its 202", id)
+	}
+	s.waitJob(t, id, "succeeded")
+
+	replica.Stop()
+	for _, path := range []string{"/api/v1/models/21/predict", "/api/v1/models/21/jobs"} {
+		r := s.do("POST", path, []byte(`{"inputs": `+lead+`}`), nil)
+		if r.code != 503 || r.json(t)["code"] != "queue_unavailable" || r.header.Get("Retry-After") == "" {
+			t.Fatalf("%s without its replica: %d %s, want 503 queue_unavailable with Retry-After", path, r.code, r.body)
+		}
+		id = r.json(t)["request_id"].(string)
+	}
+	// The job runs on the master, and waits for the replica to store its
+	// result (its retries do not count the wait) rather than failing.
+	if r := s.do("GET", "/api/v1/jobs/"+id, nil, nil); r.code != 200 {
+		t.Fatalf("the job a 503 named: %d %s", r.code, r.body)
+	}
+	if err := replica.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	s.waitJob(t, id, "succeeded")
+}
