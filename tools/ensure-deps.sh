@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the README's commands need, when missing.
-# Usage: tools/ensure-deps.sh run|test|bench (bench: with PEERS=0, no peers)
+# Usage: tools/ensure-deps.sh run|test|bench|faults (bench: with PEERS=0, no peers)
 # As root on Debian it installs with apt-get and says so; elsewhere it prints
 # what to install and fails.
 set -euo pipefail
 want=(redis-server)
 if [ "${1:-}" = test ]; then
   want+=(python3-xgboost python3-sklearn chromium)
+fi
+if [ "${1:-}" = faults ]; then
+  want+=(redis-sentinel)
 fi
 if [ "${1:-}" = bench ]; then
   want+=(wrk)
@@ -16,7 +19,7 @@ fi
 missing=()
 for pkg in "${want[@]}"; do
   case "$pkg" in
-    redis-server) command -v redis-server >/dev/null 2>&1 || missing+=("$pkg") ;;
+    redis-server|redis-sentinel) command -v "$pkg" >/dev/null 2>&1 || missing+=("$pkg") ;;
     python3-*) /usr/bin/python3 -c "import ${pkg#python3-}" >/dev/null 2>&1 || missing+=("$pkg") ;;
     wrk) command -v wrk >/dev/null 2>&1 || missing+=("$pkg") ;;
     chromium) command -v chromium >/dev/null 2>&1 || missing+=("$pkg") ;;

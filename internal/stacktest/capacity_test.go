@@ -113,3 +113,48 @@ func TestAcceptDurabilityReplicas(t *testing.T) {
 	}
 	s.waitJob(t, id, "succeeded")
 }
+
+// BenchmarkRedisBytes measures what finished work keeps in Redis until its
+// retention expires: used_memory after n sync predicts, n async jobs and
+// one batch of n*10 rows, each run to its end, over the memory before,
+// per predict, per job and per batch row (the sizing rule in
+// docs/operations.md). Run it alone: go test -run '^$' -bench RedisBytes
+// -benchtime 1x ./internal/stacktest/.
+func BenchmarkRedisBytes(b *testing.B) {
+	const n = 2000
+	own := ownRedis(b)
+	s := startStack(b, stackOptions{redisURL: own.URL})
+	body := []byte(`{"inputs": ` + lead + `}`)
+	for range b.N {
+		settled := func() int64 {
+			time.Sleep(2 * time.Second) // heartbeats and usage flushes settle
+			return redisMemory(b, s, "used_memory")
+		}
+		base := settled()
+		for range n {
+			if r := s.do("POST", "/api/v1/models/21/predict", body, nil); r.code != 200 {
+				b.Fatalf("sync predict: %d %s", r.code, r.body)
+			}
+		}
+		afterSync := settled()
+		var last string
+		for range n {
+			r := s.do("POST", "/api/v1/models/21/jobs", body, nil)
+			if r.code != 202 {
+				b.Fatalf("async job: %d %s", r.code, r.body)
+			}
+			last = r.json(b)["request_id"].(string)
+		}
+		s.waitJob(b, last, "succeeded")
+		eventually(b, 60*time.Second, func() bool {
+			return s.rdb.LLen(context.Background(), queue.Key(jobs.Queue("default", jobs.LaneAsync), "pending")).Val() == 0
+		}, "async jobs still pending")
+		afterAsync := settled()
+		id := s.acceptedBatch(s.submitBatch(leadsCSV(b, 10*n, nil), "text/csv", "", nil))
+		s.waitBatch(id, 2*time.Minute)
+		afterBatch := settled()
+		b.ReportMetric(float64(afterSync-base)/n, "B/sync")
+		b.ReportMetric(float64(afterAsync-afterSync)/n, "B/async")
+		b.ReportMetric(float64(afterBatch-afterAsync)/(10*n), "B/batch-row")
+	}
+}
