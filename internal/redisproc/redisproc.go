@@ -29,11 +29,7 @@ func Start(dir string) (*Server, error) { return StartWith(dir) }
 // defaults ("--appendonly", "yes"; "--replicaof", "127.0.0.1", "6379";
 // "--maxmemory", "8mb"), kept across Restart.
 func StartWith(dir string, args ...string) (*Server, error) {
-	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return nil, fmt.Errorf("redis-server is not installed (apt-get install -y redis-server): %w", err)
-	}
-	port, err := freePort()
+	bin, port, err := binAndPort("redis-server")
 	if err != nil {
 		return nil, err
 	}
@@ -110,18 +106,14 @@ func waitUp(addr string, within time.Duration) error {
 // after downAfter without an answer, and then promotes a replica. A
 // sentinel cannot be restarted (Restart starts a redis-server).
 func StartSentinel(dir string, master *Server, name string, downAfter time.Duration) (*Server, error) {
-	bin, err := exec.LookPath("redis-sentinel")
-	if err != nil {
-		return nil, fmt.Errorf("redis-sentinel is not installed (apt-get install -y redis-sentinel): %w", err)
-	}
-	port, err := freePort()
+	bin, port, err := binAndPort("redis-sentinel")
 	if err != nil {
 		return nil, err
 	}
 	host, mport, _ := net.SplitHostPort(master.Addr)
 	conf := filepath.Join(dir, "sentinel-"+strconv.Itoa(port)+".conf")
 	text := fmt.Sprintf("port %d\nbind 127.0.0.1\ndir %s\nsentinel monitor %s %s %s 1\n"+
-		"sentinel down-after-milliseconds %s %d\nsentinel failover-timeout %s 10000\n",
+		"sentinel down-after-milliseconds %s %d\nsentinel failover-timeout %s 3000\n",
 		port, dir, name, host, mport, name, downAfter.Milliseconds(), name)
 	if err := os.WriteFile(conf, []byte(text), 0o600); err != nil {
 		return nil, err
@@ -134,4 +126,14 @@ func StartSentinel(dir string, master *Server, name string, downAfter time.Durat
 	}
 	s.cmd = cmd
 	return s, waitUp(s.Addr, 5*time.Second)
+}
+
+// binAndPort finds the Debian package's binary name and a free port for it.
+func binAndPort(name string) (string, int, error) {
+	bin, err := exec.LookPath(name)
+	if err != nil {
+		return "", 0, fmt.Errorf("%s is not installed (apt-get install -y %s): %w", name, name, err)
+	}
+	port, err := freePort()
+	return bin, port, err
 }

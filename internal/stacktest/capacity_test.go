@@ -5,6 +5,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -65,21 +66,8 @@ func TestQueueFull(t *testing.T) {
 // the job its body names (the master has it) runs and can be polled, as
 // the 503 says.
 func TestAcceptDurabilityReplicas(t *testing.T) {
-	master := ownRedis(t)
-	host, port, _ := net.SplitHostPort(master.Addr)
-	replica, err := redisproc.StartWith(t.TempDir(), "--replicaof", host, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(replica.Stop)
 	one := queue.Durability{Replicas: 1}
-	s := startStack(t, stackOptions{redisURL: master.URL, api: api.Config{Durability: one}, noWorker: true})
-	eventually(t, 10*time.Second, func() bool {
-		info := s.rdb.Info(context.Background(), "replication").Val()
-		return strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
-	}, "the replica never came online")
-	s.startWorker(master.URL, worker.Config{Durability: one})
-	s.waitReady("21")
+	s, replica := replicatedStack(t, one)
 
 	if r := s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), nil); r.code != 200 {
 		t.Fatalf("sync predict with a replica: %d %s", r.code, r.body)
@@ -156,5 +144,77 @@ func BenchmarkRedisBytes(b *testing.B) {
 		b.ReportMetric(float64(afterSync-base)/n, "B/sync")
 		b.ReportMetric(float64(afterAsync-afterSync)/n, "B/async")
 		b.ReportMetric(float64(afterBatch-afterAsync)/(10*n), "B/batch-row")
+	}
+}
+
+// replicatedStack starts a stack, its API and worker under durability d,
+// on a redis-server of its own with one replica, online.
+func replicatedStack(t testing.TB, d queue.Durability) (*stack, *redisproc.Server) {
+	t.Helper()
+	master := ownRedis(t)
+	host, port, _ := net.SplitHostPort(master.Addr)
+	replica, err := redisproc.StartWith(t.TempDir(), "--replicaof", host, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(replica.Stop)
+	s := startStack(t, stackOptions{redisURL: master.URL, api: api.Config{Durability: d}, noWorker: true})
+	eventually(t, 10*time.Second, func() bool {
+		info := s.rdb.Info(context.Background(), "replication").Val()
+		return strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
+	}, "the replica never came online")
+	s.startWorker(master.URL, worker.Config{Durability: d})
+	s.waitReady("21")
+	return s, replica
+}
+
+// BenchmarkAcceptDurability compares sync predicts (c=8) and async
+// submissions (c=8) under durability none and replicas:1, each stack on a
+// master with one replica of its own, in interleaved rounds of the same
+// run, and reports the median ratio of replicas:1 to none: throughput
+// (under 1 is slower) and p50 latency (over 1 is slower). Run it alone:
+// go test -run '^$' -bench AcceptDurability -benchtime 1x ./internal/stacktest/.
+func BenchmarkAcceptDurability(b *testing.B) {
+	const rounds, perRound, conc = 5, 400, 8
+	none, _ := replicatedStack(b, queue.Durability{})
+	durable, _ := replicatedStack(b, queue.Durability{Replicas: 1})
+	body := []byte(`{"inputs": ` + lead + `}`)
+	round := func(s *stack, path string, want int) (float64, time.Duration) {
+		lat := make([]time.Duration, perRound)
+		var wg sync.WaitGroup
+		start := time.Now()
+		for w := range conc {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := w; i < perRound; i += conc {
+					t0 := time.Now()
+					if r := s.do("POST", path, body, nil); r.code != want {
+						b.Errorf("%s: %d %s", path, r.code, r.body)
+						return
+					}
+					lat[i] = time.Since(t0)
+				}
+			}()
+		}
+		wg.Wait()
+		return perRound / time.Since(start).Seconds(), percentile(lat, 50)
+	}
+	for range b.N {
+		for _, kind := range []struct {
+			name, path string
+			want       int
+		}{{"sync", "/api/v1/models/21/predict", 200}, {"async", "/api/v1/models/21/jobs", 202}} {
+			var thr, p50 []float64
+			for range rounds {
+				tn, ln := round(none, kind.path, kind.want)
+				td, ld := round(durable, kind.path, kind.want)
+				thr = append(thr, td/tn)
+				p50 = append(p50, float64(ld)/float64(ln))
+				b.Logf("%s: none %.0f/s p50 %s; replicas:1 %.0f/s p50 %s", kind.name, tn, ln, td, ld)
+			}
+			b.ReportMetric(median(thr), kind.name+"-throughput-ratio")
+			b.ReportMetric(median(p50), kind.name+"-p50-ratio")
+		}
 	}
 }

@@ -8,8 +8,6 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
-
-	"github.com/hokusai-ai/inference-queue/internal/redisproc"
 )
 
 // memoryFlood floods async jobs into a Redis with a small maxmemory
@@ -17,16 +15,11 @@ import (
 // while, then counts accepted jobs that did not finish and times how long
 // after the flood new work is accepted again (as retention expires).
 func memoryFlood(ctx context.Context, dir string) (*result, error) {
-	rs, err := redisproc.StartWith(sub(dir, "redis"), "--maxmemory", "16mb", "--maxmemory-policy", "noeviction")
+	s, _, stop, err := redisStack(ctx, dir, []string{"--maxmemory", "16mb", "--maxmemory-policy", "noeviction"}, "HOKUSAI_RESULT_TTL=1m")
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Stop()
-	s, err := startStack(ctx, dir, rs.URL, "HOKUSAI_RESULT_TTL=1m")
-	if err != nil {
-		return nil, err
-	}
-	defer s.stop()
+	defer stop()
 	r := newResult("Redis at maxmemory 16mb (noeviction), async flood, retention 1m")
 	fctx, cancel := context.WithTimeout(ctx, 60*time.Second)
 	go func() { // stop 5 s after the first refusal
@@ -70,16 +63,11 @@ func memoryFlood(ctx context.Context, dir string) (*result, error) {
 // headers, half their body, a byte a second) while four clients send sync
 // predicts, and times how long the API takes to close every slow one.
 func slowClients(ctx context.Context, dir string) (*result, error) {
-	rs, err := redisproc.StartWith(sub(dir, "redis"))
+	s, _, stop, err := redisStack(ctx, dir, nil, "HOKUSAI_BODY_TIMEOUT=5s")
 	if err != nil {
 		return nil, err
 	}
-	defer rs.Stop()
-	s, err := startStack(ctx, dir, rs.URL, "HOKUSAI_BODY_TIMEOUT=5s")
-	if err != nil {
-		return nil, err
-	}
-	defer s.stop()
+	defer stop()
 	const slow = 256
 	r := newResult(fmt.Sprintf("slowloris: %d slow connections beside sync predicts (c=4)", slow))
 	start := time.Now()

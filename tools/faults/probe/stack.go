@@ -14,6 +14,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hokusai-ai/inference-queue/internal/redisproc"
 )
 
 // stack is an API and a worker process on one Redis URL, started from the
@@ -192,4 +194,19 @@ func freeAddr() (string, error) {
 	}
 	defer l.Close()
 	return l.Addr().String(), nil
+}
+
+// redisStack starts a redis-server with redisArgs and a stack on it with
+// env; stop ends both.
+func redisStack(ctx context.Context, dir string, redisArgs []string, env ...string) (s *stack, rs *redisproc.Server, stop func(), err error) {
+	rs, err = redisproc.StartWith(sub(dir, "redis"), redisArgs...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	s, err = startStack(ctx, dir, rs.URL, env...)
+	if err != nil {
+		rs.Stop()
+		return nil, nil, nil, err
+	}
+	return s, rs, func() { s.stop(); rs.Stop() }, nil
 }
