@@ -46,14 +46,14 @@ func (r *result) record(code int, body []byte, at time.Time) {
 	if b.RequestID != "" {
 		r.ids = append(r.ids, b.RequestID)
 	}
-	switch {
-	case code == 202 || code == 200:
+	switch code {
+	case 202, 200:
 		r.accepted++
 		r.acceptedIDs = append(r.acceptedIDs, b.RequestID)
 		if !r.firstFail.IsZero() && r.firstBackOK.IsZero() {
 			r.firstBackOK = at
 		}
-	case code == 0:
+	case 0:
 		r.byStatus["hang"]++
 	default:
 		r.byStatus[fmt.Sprintf("%d %s", code, b.Code)]++

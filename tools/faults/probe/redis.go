@@ -78,10 +78,15 @@ func sentinelKill(ctx context.Context, dir, mode string) (*result, error) {
 		}
 		time.Sleep(lag / 4)
 		master.Stop()
-		// The dead master's host comes back 3 s later, empty: Sentinel makes
-		// it a replica of the new master, which replicas:1 needs again.
+		// The dead master's host comes back, empty, once Sentinel has
+		// promoted the replica (back sooner, with no persistence, it would be
+		// the master again and take the data with it: Redis's own warning),
+		// and Sentinel makes it a replica, which replicas:1 needs again.
 		go func() {
-			time.Sleep(3 * time.Second)
+			if err := awaitSwitch(ctx, sentinel.Addr, master.Addr); err != nil {
+				restarted <- err
+				return
+			}
 			restarted <- master.Restart()
 		}()
 	})
@@ -180,4 +185,19 @@ func sub(dir, name string) string {
 	d := filepath.Join(dir, name)
 	_ = os.MkdirAll(d, 0o700)
 	return d
+}
+
+// awaitSwitch waits (up to 60 s) until the Sentinel at addr names a master
+// other than old.
+func awaitSwitch(ctx context.Context, addr, old string) error {
+	sc := redis.NewSentinelClient(&redis.Options{Addr: addr})
+	defer sc.Close()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) && ctx.Err() == nil {
+		if hp, err := sc.GetMasterAddrByName(ctx, "hokusai").Result(); err == nil && len(hp) == 2 && net.JoinHostPort(hp[0], hp[1]) != old {
+			return nil
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Errorf("sentinel %s still names %s as master after 60 s", addr, old)
 }
