@@ -3,11 +3,14 @@ package stacktest
 import (
 	"context"
 	"net"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 
 	"github.com/hokusai-ai/inference-queue/api"
 	"github.com/hokusai-ai/inference-queue/internal/queue"
@@ -216,5 +219,63 @@ func BenchmarkAcceptDurability(b *testing.B) {
 			b.ReportMetric(median(thr), kind.name+"-throughput-ratio")
 			b.ReportMetric(median(p50), kind.name+"-p50-ratio")
 		}
+	}
+}
+
+// The API and a worker on redis-sentinel:// follow a failover without a
+// restart: the master is killed (SIGKILL) under a trickle of async jobs;
+// until the replica is promoted partners get 202 (go-redis retried in
+// time) or 503 queue_unavailable with Retry-After, never a 500 or a hang;
+// then 202s from the same processes on the new master, and every job
+// accepted on either side of the failover succeeds. The loss-counting form, under load, is make faults
+// (tools/faults/redis-sentinel.sh).
+func TestSentinelFailover(t *testing.T) {
+	master := ownRedis(t)
+	host, port, _ := net.SplitHostPort(master.Addr)
+	replica, err := redisproc.StartWith(t.TempDir(), "--replicaof", host, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(replica.Stop)
+	sentinel, err := redisproc.StartSentinel(t.TempDir(), master, "hokusai", time.Second)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatal(err)
+		}
+		t.Skip(err)
+	}
+	t.Cleanup(sentinel.Stop)
+	s := startStack(t, stackOptions{redisURL: sentinel.URL})
+	eventually(t, 10*time.Second, func() bool {
+		return strings.Contains(s.rdb.Info(context.Background(), "replication").Val(), "state=online")
+	}, "the replica never came online")
+	body := []byte(`{"inputs": ` + lead + `}`)
+	var accepted []string
+	accept := func(r reply) {
+		if r.code == 202 {
+			accepted = append(accepted, r.json(t)["request_id"].(string))
+		}
+	}
+	for range 5 {
+		accept(s.do("POST", "/api/v1/models/21/jobs", body, nil))
+	}
+	s.waitJob(t, accepted[len(accepted)-1], "succeeded") // on the replica too by now
+	master.Stop()
+	sc := redis.NewSentinelClient(&redis.Options{Addr: sentinel.Addr})
+	t.Cleanup(func() { _ = sc.Close() })
+	eventually(t, 30*time.Second, func() bool {
+		switched := sc.GetMasterAddrByName(context.Background(), "hokusai").Val()
+		r := s.do("POST", "/api/v1/models/21/jobs", body, nil)
+		switch {
+		case r.code == 202:
+			accept(r)
+			return len(switched) == 2 && net.JoinHostPort(switched[0], switched[1]) != master.Addr
+		case r.code != 503 || r.json(t)["code"] != "queue_unavailable" || r.header.Get("Retry-After") == "":
+			t.Fatalf("during the failover: %d %s, want 202 or 503 queue_unavailable with Retry-After", r.code, r.body)
+		}
+		return false
+	}, "no job was accepted after the failover; logs:\n%s", s.logs)
+	for _, id := range accepted {
+		s.waitJob(t, id, "succeeded")
 	}
 }
