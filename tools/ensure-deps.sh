@@ -6,7 +6,7 @@
 set -euo pipefail
 want=(redis-server)
 if [ "${1:-}" = test ]; then
-  want+=(python3-xgboost python3-sklearn chromium)
+  want+=(redis-sentinel python3-xgboost python3-sklearn chromium)
 fi
 if [ "${1:-}" = faults ]; then
   want+=(redis-sentinel)
@@ -34,5 +34,5 @@ if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
   exit 0
 fi
 echo "ensure-deps: missing ${missing[*]}. On Debian or Ubuntu: sudo apt-get install -y ${missing[*]}" >&2
-echo "ensure-deps: elsewhere install Redis 7 (redis-server on PATH), Python 3 with xgboost 1.7 and scikit-learn at /usr/bin/python3, and Chromium (chromium on PATH, for the dashboard test); for make bench, wrk and the Python packages of ../shared/peers/README.md." >&2
+echo "ensure-deps: elsewhere install Redis 7 (redis-server and redis-sentinel on PATH), Python 3 with xgboost 1.7 and scikit-learn at /usr/bin/python3, and Chromium (chromium on PATH, for the dashboard test); for make bench, wrk and the Python packages of ../shared/peers/README.md." >&2
 exit 1
