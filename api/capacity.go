@@ -50,9 +50,6 @@ func readMemory(ctx context.Context, rdb redis.UniversalClient) (memory, error) 
 	return m, nil
 }
 
-// errReserve is the refusal of new work while Redis is within its reserve.
-var errReserve = errors.New("redis is within its memory reserve")
-
 // Retry-After of queue_full: space comes back as retention expires, which
 // takes longer than a blip of the connection.
 const retryAfterFull = "30"
@@ -76,7 +73,7 @@ func queueFull() *Error {
 // the write not on enough replicas in time).
 func redisError(err error) *Error {
 	switch {
-	case redis.HasErrorPrefix(err, "OOM") || errors.Is(err, errReserve):
+	case queue.IsOutOfMemory(err):
 		return queueFull()
 	case errors.Is(err, queue.ErrNotReplicated):
 		return &Error{Code: CodeQueueUnavailable, RetryAfter: retryAfterUnavailable,

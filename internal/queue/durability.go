@@ -73,3 +73,10 @@ func (d Durability) Wait(ctx context.Context, pl redis.Pipeliner) func() error {
 		return nil
 	}
 }
+
+// IsOutOfMemory reports whether err is Redis refusing a write at its
+// maxmemory (noeviction), directly or through asynq, which keeps only the
+// message of a script's error.
+func IsOutOfMemory(err error) bool {
+	return err != nil && (redis.HasErrorPrefix(err, "OOM") || strings.Contains(err.Error(), "OOM command not allowed"))
+}

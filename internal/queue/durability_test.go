@@ -1,6 +1,14 @@
 package queue
 
-import "testing"
+import (
+	"context"
+	"testing"
+
+	"github.com/hibiken/asynq"
+	"github.com/redis/go-redis/v9"
+
+	"github.com/hokusai-ai/inference-queue/internal/redisproc"
+)
 
 func TestParseDurability(t *testing.T) {
 	for _, tc := range []struct {
@@ -27,5 +35,28 @@ func TestParseDurability(t *testing.T) {
 				t.Errorf("%q: String %q does not parse back", tc.in, d.String())
 			}
 		}
+	}
+}
+
+// A write refused at maxmemory is recognised both from go-redis and through
+// asynq's enqueue, which keeps only the message; other failures are not.
+func TestIsOutOfMemory(t *testing.T) {
+	own, err := redisproc.StartWith(t.TempDir(), "--maxmemory", "1", "--maxmemory-policy", "noeviction")
+	if err != nil {
+		t.Skip(err)
+	}
+	t.Cleanup(own.Stop)
+	rdb := redis.NewClient(&redis.Options{Addr: own.Addr})
+	t.Cleanup(func() { _ = rdb.Close() })
+	ctx := context.Background()
+	setErr := rdb.Set(ctx, "k", "v", 0).Err()
+	_, enqErr := asynq.NewClientFromRedisClient(rdb).EnqueueContext(ctx, asynq.NewTask("t", nil))
+	for name, err := range map[string]error{"SET": setErr, "asynq enqueue": enqErr} {
+		if !IsOutOfMemory(err) {
+			t.Errorf("%s at maxmemory: %v, not recognised as out of memory", name, err)
+		}
+	}
+	if err := rdb.Do(ctx, "nosuchcommand").Err(); err == nil || IsOutOfMemory(err) {
+		t.Errorf("an unknown command's error %v counts as out of memory", err)
 	}
 }
