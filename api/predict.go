@@ -245,10 +245,7 @@ func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPaylo
 		// id for as long as its result exists.
 		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, 2*ttl)
 	})
-	switch {
-	case errors.Is(err, asynq.ErrTaskIDConflict):
-		return errorf(CodeConflict, "Request %s was already submitted.", p.RequestID)
-	case err != nil:
+	if err != nil {
 		s.metrics.enqueue.WithLabelValues(queueName).Inc()
 		return s.unavailable(c, err)
 	}
@@ -265,6 +262,13 @@ func (s *Server) put(ctx context.Context, id string, task *asynq.Task, pool stri
 		replicated = s.cfg.Durability.Wait(ctx, pl) // last: it covers the task and its record
 	}
 	_, err := queue.Enqueue(ctx, s.client, task, followUp)
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		// Task ids are ours and new, so the task is there already: go-redis
+		// sent the round trip again after losing its answer (Redis
+		// restarting, say), and the follow-ups went again with it.
+		s.log.Info("enqueue answered by a retry; the task was queued", "task_id", id)
+		err = nil
+	}
 	if errors.Is(err, queue.ErrFollowUp) {
 		// The task exists, and will run; without its record the job could
 		// not be looked up (404) nor its tenant checked. Both follow-ups
