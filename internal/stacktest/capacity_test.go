@@ -154,18 +154,8 @@ func BenchmarkRedisBytes(b *testing.B) {
 // on a redis-server of its own with one replica, online.
 func replicatedStack(t testing.TB, d queue.Durability) (*stack, *redisproc.Server) {
 	t.Helper()
-	master := ownRedis(t)
-	host, port, _ := net.SplitHostPort(master.Addr)
-	replica, err := redisproc.StartWith(t.TempDir(), "--replicaof", host, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(replica.Stop)
+	master, replica := ownReplicated(t)
 	s := startStack(t, stackOptions{redisURL: master.URL, api: api.Config{Durability: d}, noWorker: true})
-	eventually(t, 10*time.Second, func() bool {
-		info := s.rdb.Info(context.Background(), "replication").Val()
-		return strings.Contains(info, "connected_slaves:1") && strings.Contains(info, "state=online")
-	}, "the replica never came online")
 	s.startWorker(master.URL, worker.Config{Durability: d})
 	s.waitReady("21")
 	return s, replica
@@ -227,16 +217,10 @@ func BenchmarkAcceptDurability(b *testing.B) {
 // until the replica is promoted partners get 202 (go-redis retried in
 // time) or 503 queue_unavailable with Retry-After, never a 500 or a hang;
 // then 202s from the same processes on the new master, and every job
-// accepted on either side of the failover succeeds. The loss-counting form, under load, is make faults
-// (tools/faults/redis-sentinel.sh).
+// accepted on either side of the failover succeeds. The loss-counting
+// form, under load, is make faults (tools/faults/redis-sentinel.sh).
 func TestSentinelFailover(t *testing.T) {
-	master := ownRedis(t)
-	host, port, _ := net.SplitHostPort(master.Addr)
-	replica, err := redisproc.StartWith(t.TempDir(), "--replicaof", host, port)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(replica.Stop)
+	master, _ := ownReplicated(t)
 	sentinel, err := redisproc.StartSentinel(t.TempDir(), master, "hokusai", time.Second)
 	if err != nil {
 		if os.Getenv("CI") != "" {
@@ -246,9 +230,6 @@ func TestSentinelFailover(t *testing.T) {
 	}
 	t.Cleanup(sentinel.Stop)
 	s := startStack(t, stackOptions{redisURL: sentinel.URL})
-	eventually(t, 10*time.Second, func() bool {
-		return strings.Contains(s.rdb.Info(context.Background(), "replication").Val(), "state=online")
-	}, "the replica never came online")
 	body := []byte(`{"inputs": ` + lead + `}`)
 	var accepted []string
 	accept := func(r reply) {
@@ -278,4 +259,22 @@ func TestSentinelFailover(t *testing.T) {
 	for _, id := range accepted {
 		s.waitJob(t, id, "succeeded")
 	}
+}
+
+// ownReplicated starts a redis-server for one test with one replica, and
+// returns once the replica is online.
+func ownReplicated(t testing.TB) (master, replica *redisproc.Server) {
+	t.Helper()
+	master = ownRedis(t)
+	host, port, _ := net.SplitHostPort(master.Addr)
+	replica, err := redisproc.StartWith(t.TempDir(), "--replicaof", host, port)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(replica.Stop)
+	rdb := newRedis(t, master.URL)
+	eventually(t, 10*time.Second, func() bool {
+		return strings.Contains(rdb.Info(context.Background(), "replication").Val(), "state=online")
+	}, "the replica never came online")
+	return master, replica
 }
