@@ -4,7 +4,7 @@ GO ?= go
 BIN := bin
 LISTEN ?= :8080
 
-.PHONY: build run test check bench fuzz clean
+.PHONY: build run test check bench fuzz faults clean
 
 build:
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags="-s -w" -o $(BIN)/ ./cmd/hokusai-api ./cmd/hokusai-worker ./cmd/hokusai
@@ -44,6 +44,14 @@ fuzz:
 bench: build
 	@tools/ensure-deps.sh bench
 	tools/bench.sh
+
+# The fault suite (not part of test: about 10 minutes): every
+# tools/faults/*.sh probe starts real redis-server, redis-sentinel, API and
+# worker processes on loopback, injects one fault under a bounded load and
+# prints a row (sent, accepted, lost, duplicated, errors, recovery).
+faults: build
+	@tools/ensure-deps.sh faults
+	@for p in tools/faults/*.sh; do case $$p in */probe.sh) continue;; esac; echo "== $$p"; $$p || exit 1; done
 
 clean:
 	rm -rf $(BIN) .hokusai

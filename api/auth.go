@@ -113,9 +113,9 @@ func tenantOf(c echo.Context) string {
 	return t
 }
 
-// unavailable is the answer when Redis cannot be reached. The cause is
-// logged, not sent: it names hosts.
+// unavailable is the answer when Redis cannot be reached, or cannot take
+// the write (redisError). The cause is logged, not sent: it names hosts.
 func (s *Server) unavailable(c echo.Context, err error) *Error {
 	s.log.Warn("redis unavailable", "request_id", requestID(c), "err", err.Error())
-	return &Error{Code: CodeQueueUnavailable, Detail: "The job queue is unreachable right now; retry shortly.", RetryAfter: retryAfterUnavailable}
+	return redisError(err)
 }

@@ -26,7 +26,7 @@ import (
 )
 
 // BatchConfig configures batch scoring. Zero fields take the defaults
-// withDefaults names. Batch data lives for Config.ResultTTL.
+// withDefaults names. Batch data lives for Config.RetentionBatch.
 type BatchConfig struct {
 	// MaxBytes caps an uploaded batch body. Default 1 GiB.
 	MaxBytes int64
@@ -145,6 +145,9 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		if req.ContentLength > lim.MaxBytes {
 			return tooLarge(lim)
 		}
+		if err := s.checkRoom(); err != nil {
+			return err
+		}
 		bodyOf(c).allowRate(lim.MinUploadRate)
 		body := &limitedBody{r: content, left: lim.MaxBytes}
 		idem := strings.TrimSpace(req.Header.Get("Idempotency-Key"))
@@ -160,7 +163,7 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 			}
 		}
 		key, _ := c.Get("key").(apikey.Record)
-		u := &batchUpload{s: s, ctx: req.Context(), key: key, id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.ResultTTL,
+		u := &batchUpload{s: s, ctx: req.Context(), key: key, id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.RetentionBatch,
 			window: batchWindow(s.state.get().readyWorkers(spec.ID, jobs.LaneBatch)) * s.weight(tenantOf(c)), pace: s.batchPacer(),
 			mode: jobs.Mode{Strict: strict, AsOf: created}}
 		u.cw = &batchchunk.Writer{RDB: s.rdb, Client: s.client, BatchID: u.id, ModelID: spec.ID, Pool: spec.Pool,

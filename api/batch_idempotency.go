@@ -61,7 +61,7 @@ func (s *Server) replayBatch(c echo.Context, prior *idemRecord, body *limitedBod
 func (s *Server) claimIdempotency(c echo.Context, key string, u *batchUpload, sum string) error {
 	ctx := c.Request().Context()
 	b, _ := json.Marshal(idemRecord{BatchID: u.id, Hash: sum})
-	ok, err := s.rdb.SetNX(ctx, jobs.BatchIdemKey(tenantOf(c), key), b, s.cfg.ResultTTL).Result()
+	ok, err := s.rdb.SetNX(ctx, jobs.BatchIdemKey(tenantOf(c), key), b, s.cfg.RetentionBatch).Result()
 	if err != nil {
 		return s.unavailable(c, err)
 	}

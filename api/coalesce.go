@@ -155,8 +155,9 @@ func (s *Server) sendGroup(g *group) {
 func (s *Server) enqueueGroup(ctx context.Context, g *group) error {
 	lane := jobs.LaneSync
 	carrier := jobs.NewRequestID()
-	task, err := jobs.NewPredictGroupTask(jobs.PredictGroup{Members: g.members, RetentionSeconds: int64(s.cfg.ResultTTL.Seconds())},
-		carrier, jobs.TaskOptions{Pool: g.spec.Pool, Lane: lane, Retention: s.cfg.ResultTTL, MaxRetry: 3})
+	ttl := s.cfg.retention(lane)
+	task, err := jobs.NewPredictGroupTask(jobs.PredictGroup{Members: g.members, RetentionSeconds: int64(ttl.Seconds())},
+		carrier, jobs.TaskOptions{Pool: g.spec.Pool, Lane: lane, Retention: ttl, MaxRetry: 3})
 	if err == nil {
 		recs := make([][]byte, len(g.members))
 		for i, m := range g.members {
@@ -165,15 +166,15 @@ func (s *Server) enqueueGroup(ctx context.Context, g *group) error {
 		}
 		err = s.put(ctx, carrier, task, g.spec.Pool, lane, nil, func(pl redis.Pipeliner) {
 			for i, m := range g.members {
-				pl.Set(ctx, jobs.JobKey(m.RequestID), recs[i], 2*s.cfg.ResultTTL) // as enqueue's record
+				pl.Set(ctx, jobs.JobKey(m.RequestID), recs[i], 2*ttl) // as enqueue's record
 			}
 		})
 	}
 	if err != nil {
 		s.metrics.enqueue.WithLabelValues(jobs.Queue(g.spec.Pool, lane)).Inc()
+		answer := redisError(err)
 		for _, m := range g.members {
-			s.replies.deliver(jobs.Outcome{RequestID: m.RequestID, Error: &jobs.Error{Code: CodeQueueUnavailable,
-				Detail: "The job queue is unreachable right now; retry shortly."}})
+			s.replies.deliver(jobs.Outcome{RequestID: m.RequestID, Error: &jobs.Error{Code: answer.Code, Detail: answer.Detail}})
 		}
 	}
 	return err

@@ -8,9 +8,11 @@ import (
 	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/ratelimit"
 	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/usage"
+	"github.com/hokusai-ai/inference-queue/jobs"
 )
 
 // Config configures the API. Zero fields take the defaults WithDefaults names.
@@ -21,9 +23,29 @@ type Config struct {
 	// a status_url. Env HOKUSAI_SYNC_TIMEOUT, default 30s. `Prefer: wait=N`
 	// lowers it per request.
 	SyncTimeout time.Duration
-	// ResultTTL is how long results and job records live. Env
-	// HOKUSAI_RESULT_TTL, default 24h.
+	// ResultTTL is how long results and job records live, on the lanes
+	// that do not set their own below. Env HOKUSAI_RESULT_TTL, default 24h.
 	ResultTTL time.Duration
+	// RetentionSync is how long a sync predict's result and job record
+	// live after it finishes: its caller has the answer already, or was
+	// told (504) to poll for it. Env HOKUSAI_RETENTION_SYNC, default 1h.
+	RetentionSync time.Duration
+	// RetentionAsync is how long an async job's result and record live.
+	// Env HOKUSAI_RETENTION_ASYNC, default ResultTTL.
+	RetentionAsync time.Duration
+	// RetentionBatch is how long a batch's rows, results and record live.
+	// Env HOKUSAI_RETENTION_BATCH, default ResultTTL.
+	RetentionBatch time.Duration
+	// RedisReserve is the free Redis memory, in bytes under maxmemory,
+	// below which new work is refused (503 queue_full), so the results of
+	// work already accepted still fit. Env HOKUSAI_REDIS_RESERVE, default
+	// a tenth of maxmemory; no maxmemory, no refusal.
+	RedisReserve int64
+	// Durability is what a 202 (or the start of a sync wait) promises:
+	// "none", the task is in the master's memory; "replicas:N", N replicas
+	// acknowledged it too (WAIT), or the answer is 503 queue_unavailable.
+	// Env HOKUSAI_ACCEPT_DURABILITY, default none.
+	Durability queue.Durability
 	// MaxBodyBytes caps predict and job bodies. Env HOKUSAI_MAX_BODY_BYTES,
 	// default 1 MiB.
 	MaxBodyBytes int64
@@ -137,6 +159,15 @@ func (c Config) WithDefaults() Config {
 	if c.ResultTTL == 0 {
 		c.ResultTTL = 24 * time.Hour
 	}
+	if c.RetentionSync == 0 {
+		c.RetentionSync = min(time.Hour, c.ResultTTL)
+	}
+	if c.RetentionAsync == 0 {
+		c.RetentionAsync = c.ResultTTL
+	}
+	if c.RetentionBatch == 0 {
+		c.RetentionBatch = c.ResultTTL
+	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = 1 << 20
 	}
@@ -199,8 +230,13 @@ func (c Config) Validate() error {
 	if c.SyncTimeout < 10*time.Millisecond {
 		errs = append(errs, fmt.Errorf("sync timeout %s is under 10ms", c.SyncTimeout))
 	}
-	if c.ResultTTL < time.Minute {
-		errs = append(errs, fmt.Errorf("result TTL %s is under a minute; callers need time to read results", c.ResultTTL))
+	for _, ttl := range []time.Duration{c.ResultTTL, c.RetentionSync, c.RetentionAsync, c.RetentionBatch} {
+		if ttl < time.Minute {
+			errs = append(errs, fmt.Errorf("result retention %s is under a minute; callers need time to read results", ttl))
+		}
+	}
+	if c.RedisReserve < 0 {
+		errs = append(errs, fmt.Errorf("redis reserve %d bytes is negative", c.RedisReserve))
 	}
 	if c.MaxBodyBytes < 1024 {
 		errs = append(errs, fmt.Errorf("body limit %d bytes is under 1 KiB", c.MaxBodyBytes))
@@ -247,4 +283,15 @@ func (c Config) Validate() error {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
+}
+
+// retention is how long work of lane is kept after it finishes.
+func (c Config) retention(lane jobs.Lane) time.Duration {
+	switch lane {
+	case jobs.LaneSync:
+		return c.RetentionSync
+	case jobs.LaneBatch:
+		return c.RetentionBatch
+	}
+	return c.RetentionAsync
 }

@@ -29,6 +29,7 @@ const (
 	CodeUnsupportedMedia  = "unsupported_media_type"
 	CodeNoReadyWorker     = "no_ready_worker"
 	CodeQueueUnavailable  = "queue_unavailable"
+	CodeQueueFull         = "queue_full"
 	CodeTimeout           = "timeout"
 	CodeRequestTimeout    = "request_timeout"
 	CodeConflict          = "conflict"
@@ -65,6 +66,7 @@ var statusOf = map[string]int{
 	CodeUnsupportedMedia: http.StatusUnsupportedMediaType,
 	CodeNoReadyWorker:    http.StatusServiceUnavailable,
 	CodeQueueUnavailable: http.StatusServiceUnavailable,
+	CodeQueueFull:        http.StatusServiceUnavailable,
 	CodeTimeout:          http.StatusGatewayTimeout,
 	CodeRequestTimeout:   http.StatusRequestTimeout,
 	CodeConflict:         http.StatusConflict,

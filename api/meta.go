@@ -28,6 +28,12 @@ func (s *Server) ready() echo.HandlerFunc {
 			c.Response().Header().Set(headerRetryAfter, retryAfterUnavailable)
 			return c.JSON(http.StatusServiceUnavailable, map[string]string{"status": "not_ready", "reason": "redis_unreachable"})
 		}
+		// Full, the API still answers reads (job status, results, which
+		// callers need to make room) and refuses writes with queue_full:
+		// it stays in the load balancer, and says why writes fail.
+		if s.state.get().mem.full(s.cfg.RedisReserve) {
+			return c.JSON(http.StatusOK, map[string]string{"status": "ready", "reason": CodeQueueFull})
+		}
 		return c.JSON(http.StatusOK, map[string]string{"status": "ready"})
 	}
 }

@@ -165,7 +165,7 @@ func (s *Server) admit(c echo.Context, lane jobs.Lane, received time.Time) (regi
 	if snap.readyWorkers(spec.ID, lane) == 0 {
 		return spec, req, noWorker(spec, lane)
 	}
-	return spec, req, nil
+	return spec, req, s.checkRoom()
 }
 
 func noWorker(spec registry.Spec, lane jobs.Lane) *Error {
@@ -235,25 +235,23 @@ func (s *Server) enqueue(c echo.Context, spec registry.Spec, p jobs.PredictPaylo
 	ctx := c.Request().Context()
 	queueName := jobs.Queue(spec.Pool, lane)
 	c.Set("queue", queueName)
-	task, err := jobs.NewPredictTask(p, jobs.TaskOptions{Pool: spec.Pool, Lane: lane, Retention: s.cfg.ResultTTL, MaxRetry: 3})
+	ttl := s.cfg.retention(lane)
+	task, err := jobs.NewPredictTask(p, jobs.TaskOptions{Pool: spec.Pool, Lane: lane, Retention: ttl, MaxRetry: 3})
 	if err != nil {
 		return err
 	}
 	rec, _ := json.Marshal(jobs.JobRecord{Queue: queueName, Tenant: p.Tenant, ModelID: spec.ID, CreatedAt: p.EnqueuedAt})
 	var fair *queue.Fair
 	if lane == jobs.LaneAsync {
-		fair = &queue.Fair{Pool: spec.Pool, Tenant: p.Tenant, Window: s.asyncWindow(spec, p.Tenant), TTL: 2 * s.cfg.ResultTTL}
+		fair = &queue.Fair{Pool: spec.Pool, Tenant: p.Tenant, Window: s.asyncWindow(spec, p.Tenant), TTL: 2 * ttl}
 	}
 	err = s.put(ctx, p.RequestID, task, spec.Pool, lane, fair, func(pl redis.Pipeliner) {
-		// asynq keeps a result ResultTTL from completion; the record lives
+		// asynq keeps a result ttl from completion; the record lives
 		// twice that so a job that waited in the queue can still be found by
 		// id for as long as its result exists.
-		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, 2*s.cfg.ResultTTL)
+		pl.Set(ctx, jobs.JobKey(p.RequestID), rec, 2*ttl)
 	})
-	switch {
-	case errors.Is(err, asynq.ErrTaskIDConflict):
-		return errorf(CodeConflict, "Request %s was already submitted.", p.RequestID)
-	case err != nil:
+	if err != nil {
 		s.metrics.enqueue.WithLabelValues(queueName).Inc()
 		return s.unavailable(c, err)
 	}
@@ -270,18 +268,29 @@ func (s *Server) asyncWindow(spec registry.Spec, tenant string) int {
 }
 
 // put enqueues task (id) on the pool's lane with the commands records
-// queues, and wakes an idle worker; with fair, within its tenant's window.
+// queues, and wakes an idle worker; with fair, within its tenant's window
+// (whose admission wakes a worker itself, when it queued something).
 func (s *Server) put(ctx context.Context, id string, task *asynq.Task, pool string, lane jobs.Lane, fair *queue.Fair, records func(redis.Pipeliner)) error {
+	var replicated func() error
 	followUp := func(pl redis.Pipeliner) {
 		records(pl)
-		queue.Wake(ctx, pl, pool, lane)
+		if fair == nil {
+			queue.Wake(ctx, pl, pool, lane)
+		}
+		replicated = s.cfg.Durability.Wait(ctx, pl) // last: it covers the task and its record
 	}
 	var err error
 	if fair != nil {
-		followUp = records // admission wakes a worker when it queues
 		_, err = queue.EnqueueFair(ctx, s.client, task, *fair, followUp)
 	} else {
 		_, err = queue.Enqueue(ctx, s.client, task, followUp)
+	}
+	if errors.Is(err, asynq.ErrTaskIDConflict) {
+		// Task ids are ours and new, so the task is there already: go-redis
+		// sent the round trip again after losing its answer (Redis
+		// restarting, say), and the follow-ups went again with it.
+		s.log.Info("enqueue answered by a retry; the task was queued", "task_id", id)
+		err = nil
 	}
 	if errors.Is(err, queue.ErrFollowUp) {
 		// The task exists, and will run; without its record the job could
@@ -289,6 +298,9 @@ func (s *Server) put(ctx context.Context, id string, task *asynq.Task, pool stri
 		// may be sent twice, so send them once more before giving up.
 		s.log.Warn("enqueue follow-up failed; sending it again", "task_id", id, "err", err.Error())
 		_, err = s.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error { followUp(pl); return nil })
+	}
+	if err == nil {
+		err = replicated()
 	}
 	return err
 }
@@ -308,6 +320,8 @@ func workerError(e *jobs.Error) *Error {
 		return inputError(e)
 	case CodeQueueUnavailable: // a predict group's enqueue failed (see enqueueGroup)
 		return &Error{Code: CodeQueueUnavailable, Detail: e.Detail, RetryAfter: retryAfterUnavailable}
+	case CodeQueueFull:
+		return queueFull()
 	default:
 		return &Error{Code: CodeInternal, Detail: e.Detail}
 	}
@@ -335,7 +349,7 @@ func (s *Server) storedOutcome(queue, id string, grouped bool) (jobs.Outcome, bo
 func (s *Server) timedOut(c echo.Context, id string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := s.rdb.Set(ctx, jobs.DetachedKey(id), 1, s.cfg.ResultTTL).Err(); err != nil {
+	if err := s.rdb.Set(ctx, jobs.DetachedKey(id), 1, s.cfg.RetentionSync).Err(); err != nil {
 		s.log.Warn("could not detach timed-out job", "request_id", id, "err", err.Error())
 	}
 	url := "/api/v1/jobs/" + id

@@ -21,6 +21,7 @@ type snapshot struct {
 	order   []string
 	info    map[string]*jobs.ModelInfo
 	workers []jobs.Heartbeat
+	mem     memory
 	at      time.Time
 	err     error // the last refresh's failure, if it failed
 	// tenantLimits are the tenants' own limits, by tenant.
@@ -118,8 +119,12 @@ func (st *state) read(ctx context.Context) (*snapshot, error) {
 	if err != nil {
 		return nil, err
 	}
+	mem, err := readMemory(ctx, st.rdb)
+	if err != nil {
+		return nil, err
+	}
 	snap := &snapshot{models: map[string]registry.Spec{}, info: map[string]*jobs.ModelInfo{}, at: now,
-		tenantLimits: limits}
+		tenantLimits: limits, mem: mem}
 	for i, s := range specs {
 		snap.models[s.ID] = s
 		snap.order = append(snap.order, s.ID)

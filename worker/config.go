@@ -13,6 +13,7 @@ import (
 	"github.com/hibiken/asynq"
 	"go.opentelemetry.io/otel/trace"
 
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/usage"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -99,6 +100,12 @@ type Config struct {
 	// the rows and compute it counted (see usage.Config:
 	// HOKUSAI_USAGE_DAYS, HOKUSAI_USAGE_FLUSH_INTERVAL).
 	Usage usage.Config
+	// Durability is what storing a predict's result means before its job
+	// reads succeeded and its sync caller is answered: "none", on the
+	// master; "replicas:N", on N replicas too (WAIT), or the task fails
+	// and is retried. Env HOKUSAI_ACCEPT_DURABILITY, default none (the
+	// API's setting, which should match).
+	Durability queue.Durability
 }
 
 // WithDefaults returns c with zero fields set to their defaults.

@@ -140,24 +140,16 @@ func (w *Worker) finishGroup(ctx context.Context, g jobs.PredictGroup, ms []memb
 	}
 	ttl := time.Duration(g.RetentionSeconds) * time.Second
 	replyTo := g.Members[0].ReplyTo
-	cmds, err := w.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
+	err := w.storeAndReply(ctx, func(pl redis.Pipeliner) {
 		for i := range ms {
 			pl.Set(ctx, jobs.ResultKey(ms[i].p.RequestID), outs[i], ttl)
 		}
-		if replyTo != "" {
-			pl.Publish(ctx, replyTo, msg)
-		}
-		return nil
-	})
+	}, replyTo, msg, nil)
 	for i := range ms {
 		ms[i].span.End()
-		if i >= len(cmds) || cmds[i].Err() != nil {
-			return fmt.Errorf("store results of a group of %d: %w", len(ms), err)
-		}
 	}
 	if err != nil {
-		// The results are stored; a caller that misses the reply reads them by id.
-		w.log.Warn("reply publish failed", "members", len(ms), "err", err.Error())
+		return fmt.Errorf("store results of a group of %d: %w", len(ms), err)
 	}
 	return nil
 }

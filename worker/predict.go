@@ -203,26 +203,18 @@ func (w *Worker) finish(ctx context.Context, p jobs.PredictPayload, body []byte,
 		return err
 	}
 	q, _ := asynq.GetQueueName(ctx)
-	var publish *redis.IntCmd
 	var release *queue.FairRelease
-	cmds, _ := w.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
-		// Where asynq's ResultWriter stores it, with the reply, in one round trip.
+	err = w.storeAndReply(ctx, func(pl redis.Pipeliner) {
+		// Where asynq's ResultWriter stores it.
 		queue.StoreResult(ctx, pl, q, p.RequestID, b)
-		if p.ReplyTo != "" {
-			publish = pl.Publish(ctx, p.ReplyTo, b)
-		}
+	}, p.ReplyTo, b, func(pl redis.Pipeliner) {
 		if q == jobs.Queue(w.cfg.Pool, jobs.LaneAsync) {
 			// Its place in its tenant's window goes to the tenant's next.
 			release = queue.ReleaseFair(ctx, pl, w.cfg.Pool, p.Tenant, p.RequestID)
 		}
-		return nil
 	})
-	if len(cmds) > 0 && cmds[0].Err() != nil {
-		return fmt.Errorf("store result of %s: %w", p.RequestID, cmds[0].Err())
-	}
-	if publish != nil && publish.Err() != nil {
-		// The result is stored; a caller that misses the reply reads it by id.
-		w.log.Warn("reply publish failed", "request_id", p.RequestID, "err", publish.Err().Error())
+	if err != nil {
+		return fmt.Errorf("store result of %s: %w", p.RequestID, err)
 	}
 	if release != nil {
 		if err := release.Done(ctx, w.rdb); err != nil {

@@ -128,6 +128,12 @@ func (w *Worker) Run(ctx context.Context) error {
 		Queues:            jobs.Queues(w.cfg.Pool, w.cfg.Lanes...),
 		TaskCheckInterval: w.cfg.PollInterval,
 		RetryDelayFunc:    w.cfg.retryDelay,
+		// A result Redis could not store for lack of memory, or stored but
+		// could not copy to the replicas HOKUSAI_ACCEPT_DURABILITY asks for,
+		// is retried without counting against the task's retries: accepted
+		// work waits out a full Redis (until retention frees room) or a
+		// replica's outage instead of failing for it.
+		IsFailure: func(err error) bool { return !errors.Is(err, queue.ErrNotReplicated) && !queue.IsOutOfMemory(err) },
 		// Retries wait in asynq's retry set until this check moves them back;
 		// its default, 5s, would stretch 1s retry delays to 5s.
 		DelayedTaskCheckInterval: min(max(w.cfg.TaskRetryDelay, 10*time.Millisecond), 5*time.Second),

@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/service"
 	"github.com/hokusai-ai/inference-queue/internal/usage"
@@ -42,6 +43,10 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Listen:                env.String("HOKUSAI_LISTEN", ":8080"),
 		SyncTimeout:           env.Duration("HOKUSAI_SYNC_TIMEOUT", 0),
 		ResultTTL:             env.Duration("HOKUSAI_RESULT_TTL", 0),
+		RetentionSync:         env.Duration("HOKUSAI_RETENTION_SYNC", 0),
+		RetentionAsync:        env.Duration("HOKUSAI_RETENTION_ASYNC", 0),
+		RetentionBatch:        env.Duration("HOKUSAI_RETENTION_BATCH", 0),
+		RedisReserve:          env.Int("HOKUSAI_REDIS_RESERVE", 0),
 		MaxBodyBytes:          env.Int("HOKUSAI_MAX_BODY_BYTES", 0),
 		BodyTimeout:           env.Duration("HOKUSAI_BODY_TIMEOUT", 0),
 		GzipMaxRatio:          env.Int("HOKUSAI_GZIP_MAX_RATIO", 0),
@@ -80,6 +85,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return err
 	}
 	var err error
+	if cfg.Durability, err = queue.ParseDurability(getenv("HOKUSAI_ACCEPT_DURABILITY")); err != nil {
+		return fmt.Errorf("HOKUSAI_ACCEPT_DURABILITY: %w", err)
+	}
 	if cfg.S3Allow, err = s3url.ParseAllow(getenv("HOKUSAI_S3_ALLOW")); err != nil {
 		return fmt.Errorf("HOKUSAI_S3_ALLOW: %w", err)
 	}

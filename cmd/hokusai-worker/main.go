@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/hokusai-ai/inference-queue/internal/cpuclass"
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/service"
 	"github.com/hokusai-ai/inference-queue/internal/usage"
@@ -93,6 +94,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := env.Err(); err != nil {
 		return err
 	}
+	durability, err := queue.ParseDurability(getenv("HOKUSAI_ACCEPT_DURABILITY"))
+	if err != nil {
+		return fmt.Errorf("HOKUSAI_ACCEPT_DURABILITY: %w", err)
+	}
+	cfg.Durability = durability
 	for _, name := range strings.Split(*lanes, ",") {
 		lane, err := jobs.ParseLane(strings.TrimSpace(name))
 		if err != nil {

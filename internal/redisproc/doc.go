@@ -1,3 +1,3 @@
-// Package redisproc runs a private redis-server on a free loopback port, for
-// `hokusai dev` and for tests. It imports nothing of the project.
+// Package redisproc runs a private redis-server (or redis-sentinel) on a
+// free loopback port, for `hokusai dev`, tests and the fault probes. It imports nothing of the project.
 package redisproc

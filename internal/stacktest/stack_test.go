@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -21,6 +22,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/api"
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
+	"github.com/hokusai-ai/inference-queue/internal/redisconn"
 	"github.com/hokusai-ai/inference-queue/internal/redisproc"
 	"github.com/hokusai-ai/inference-queue/internal/redistest"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
@@ -78,6 +80,14 @@ func ownRedis(t testing.TB) *redisproc.Server {
 
 func newRedis(t testing.TB, url string) redis.UniversalClient {
 	t.Helper()
+	if strings.HasPrefix(url, "redis-sentinel://") {
+		rdb, err := redisconn.Open(url, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = rdb.Close() })
+		return rdb
+	}
 	opt, err := redis.ParseURL(url)
 	if err != nil {
 		t.Fatal(err)
