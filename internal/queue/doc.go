@@ -19,5 +19,9 @@
 // lane's wake list (jobs.WakeKey), on which the pool's idle workers that
 // consume the lane block.
 //
+//   - HoldersKey and Reclaim: which worker holds each active task (the
+//     dequeue records it, the script that ends the task drops it), and
+//     handing a dead worker's tasks back to their queue at once.
+//
 // It imports only jobs of the project.
 package queue
