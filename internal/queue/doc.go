@@ -9,7 +9,10 @@
 //     call, and blocks on wake lists instead of polling when idle;
 //   - MemGuard: asynq's memory-usage script cannot fail a queue read;
 //   - Key, TaskKey and StoreResult: where asynq keeps a queue's lists and a
-//     task's result.
+//     task's result;
+//   - HoldersKey and Reclaim: which worker holds each active task (the
+//     dequeue records it, the script that ends the task drops it), and
+//     handing a dead worker's tasks back to their queue at once.
 //
 // contract_test.go pins the asynq version and checks each of these against a
 // real asynq client, server and inspector on a real redis-server.
@@ -18,10 +21,6 @@
 // than asynq's: after work is enqueued on a pool's lane, it pushes to the
 // lane's wake list (jobs.WakeKey), on which the pool's idle workers that
 // consume the lane block.
-//
-//   - HoldersKey and Reclaim: which worker holds each active task (the
-//     dequeue records it, the script that ends the task drops it), and
-//     handing a dead worker's tasks back to their queue at once.
 //
 // It imports only jobs of the project.
 package queue

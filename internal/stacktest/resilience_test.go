@@ -1,11 +1,7 @@
 package stacktest
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -139,28 +135,12 @@ func TestRedisRestart(t *testing.T) {
 // still succeeds (the other worker of the pool runs the rest).
 func TestWorkerSIGTERMLosesNothing(t *testing.T) {
 	s := startStack(t, stackOptions{noWorker: true})
-	bin := filepath.Join(t.TempDir(), "hokusai-worker")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/hokusai-worker").CombinedOutput(); err != nil {
-		t.Fatalf("build worker: %v\n%s", err, out)
-	}
-	victim := exec.Command(bin, "--redis-url", srv.URL, "--health-addr", "127.0.0.1:0")
-	victim.Env = append(os.Environ(), "HOME="+t.TempDir(), "HF_HOME="+t.TempDir(), "HOKUSAI_LOG_LEVEL=warn")
-	victim.Stdout, victim.Stderr = s.logs, s.logs
-	if err := victim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = victim.Process.Kill(); _ = victim.Wait() })
+	victim := s.startWorkerProcess(buildWorker(t), srv.URL)
 	s.waitReady("21")
 	s.startWorker(srv.URL, worker.Config{})
 	// Both ready before the victim goes: else, under -race, its model
 	// load outlasts the victim and submissions meet no ready worker (503).
-	eventually(t, 20*time.Second, func() bool {
-		var h struct {
-			ReadyWorkers int `json:"ready_workers"`
-		}
-		r := s.do("GET", "/api/v1/models/21/health", nil, nil)
-		return r.code == 200 && json.Unmarshal(r.body, &h) == nil && h.ReadyWorkers == 2
-	}, "the second worker never became ready; logs:\n%s", s.logs)
+	s.waitWorkers(2)
 
 	const n = 400
 	var mu sync.Mutex
