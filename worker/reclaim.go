@@ -19,15 +19,13 @@ import (
 // reclaimLoop looks for dead workers every heartbeat interval until ctx
 // ends. Every worker runs it; queue.Reclaim hands each task back once.
 func (w *Worker) reclaimLoop(ctx context.Context) {
-	t := time.NewTicker(jobs.HeartbeatInterval)
-	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			w.reclaim(ctx)
+		case <-time.After(jobs.HeartbeatInterval):
 		}
+		w.reclaim(ctx)
 	}
 }
 

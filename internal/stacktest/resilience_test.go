@@ -198,3 +198,37 @@ func TestLanesKeepWakeUpsApart(t *testing.T) {
 		t.Error("the sync worker was never woken")
 	}
 }
+
+// A 504 promises a job that completes, even when Redis froze while the
+// caller waited: the API's last look and whatever it would have written
+// then fail, yet the job runs once a worker takes it after the deadline.
+func TestTimeoutDuringRedisFreezeStillCompletes(t *testing.T) {
+	own := ownRedis(t)
+	s := startStack(t, stackOptions{redisURL: own.URL})
+	insp := asynq.NewInspectorFromRedisClient(s.rdb)
+	if err := insp.PauseQueue("default:sync"); err != nil {
+		t.Fatal(err)
+	}
+	answer := make(chan reply, 1)
+	go func() {
+		answer <- s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), map[string]string{"Prefer": "wait=1"})
+	}()
+	time.Sleep(300 * time.Millisecond) // enqueued, waiting
+	if err := own.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	r := <-answer
+	if err := own.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	id := r.header.Get("X-Request-ID")
+	if r.code != 504 || r.json(t)["status_url"] != "/api/v1/jobs/"+id {
+		t.Fatalf("status %d, want 504 with a status_url: %s", r.code, r.body)
+	}
+	if err := insp.UnpauseQueue("default:sync"); err != nil {
+		t.Fatal(err)
+	}
+	if job := s.waitJob(t, id, "succeeded"); job["result"] == nil {
+		t.Errorf("job has no result: %v", job)
+	}
+}
