@@ -98,6 +98,9 @@ const (
 	BatchErrOutput      = "output_failed" // the output could not be written
 	BatchErrTooLarge    = "payload_too_large"
 	BatchErrUnavailable = "s3_unavailable" // this worker has no S3 client
+	// The upload of rows in the request body stopped before the whole
+	// file was stored (see TypeBatchUploadCheck).
+	BatchErrInterrupted = "upload_interrupted"
 )
 
 // BatchFieldInputSHA is the SHA-256 of an S3 batch's input object, as

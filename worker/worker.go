@@ -149,6 +149,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	mux.HandleFunc(jobs.TypeBatchChunk, w.noteBatch(w.handleBatchChunk))
 	mux.HandleFunc(jobs.TypeBatchNotify, w.handleBatchNotify)
 	mux.HandleFunc(jobs.TypeBatchS3, w.handleBatchS3)
+	mux.HandleFunc(jobs.TypeBatchUploadCheck, w.handleUploadCheck)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}

@@ -1,7 +1,10 @@
 package stacktest
 
 import (
+	"bytes"
 	"fmt"
+	"net/http"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -230,5 +233,66 @@ func TestTimeoutDuringRedisFreezeStillCompletes(t *testing.T) {
 	}
 	if job := s.waitJob(t, id, "succeeded"); job["result"] == nil {
 		t.Errorf("job has no result: %v", job)
+	}
+}
+
+// An upload cut by a Redis outage leaves no orphan: the API answers 503
+// and cannot remove what it stored, and once Redis is back the upload's
+// check (here run at once, its sign of life set UploadStale back) fails
+// the batch, saying why, and removes its rows and results.
+func TestUploadCutByRedisOutageLeavesNoOrphan(t *testing.T) {
+	own := ownRedis(t)
+	s := startStack(t, stackOptions{redisURL: own.URL, api: smallChunks.api})
+	ctx := t.Context()
+	csv := leadsCSV(t, 1000, nil)
+	cut := bytes.Index(csv, []byte("\nL300,")) + 1
+	p := s.dialPy(t)
+	if err := p.send("/api/v1/models/21/batches", "text/csv", nil, csv[:cut], len(csv), false, false); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	eventually(t, 20*time.Second, func() bool {
+		for _, k := range s.rdb.Keys(ctx, "hokusai:batch:{*}").Val() {
+			if strings.HasSuffix(k, "}") {
+				id = strings.TrimSuffix(strings.TrimPrefix(k, "hokusai:batch:{"), "}")
+			}
+		}
+		return id != "" && s.rdb.HGet(ctx, jobs.BatchKey(id), jobs.BatchFieldStoredChunks).Val() >= "4"
+	}, "the upload stored no chunks")
+	if err := s.rdb.Save(ctx).Err(); err != nil { // what the outage leaves, kept across the restart
+		t.Fatal(err)
+	}
+	own.Stop()
+	if _, err := p.conn.Write(csv[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, body, err := p.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkError(t, resp, body, http.StatusServiceUnavailable, "queue_unavailable")
+	if err := own.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() bool { return len(s.rdb.Keys(ctx, "hokusai:batch:{"+id+"}:*").Val()) > 0 },
+		"the outage left nothing behind: nothing to test")
+	s.rdb.HSet(ctx, jobs.BatchKey(id), jobs.BatchFieldUploadSeen, time.Now().Add(-jobs.UploadStale).UnixMilli())
+	if err := asynq.NewInspectorFromRedisClient(s.rdb).RunTask("default:batch", "upload:"+id+":0"); err != nil {
+		t.Fatal(err)
+	}
+	var b map[string]any
+	eventually(t, 20*time.Second, func() bool {
+		b = s.do("GET", "/api/v1/batches/"+id, nil, nil).json(t)
+		return b["status"] == jobs.BatchFailed
+	}, "the interrupted upload never failed: %v", b)
+	if e, _ := b["error"].(map[string]any); e["code"] != jobs.BatchErrInterrupted {
+		t.Errorf("failed batch's error: %v", b["error"])
+	}
+	// Left: the record, and results a worker staged before the outage
+	// cut its run short; each expires soon.
+	for _, k := range s.rdb.Keys(ctx, "hokusai:batch:{"+id+"}*").Val() {
+		if ttl := s.rdb.PTTL(ctx, k).Val(); ttl <= 0 || ttl > jobs.InterruptedTTL || (k != jobs.BatchKey(id) && !strings.Contains(k, ":staged:")) {
+			t.Errorf("%s left, expiring in %s", k, ttl)
+		}
 	}
 }
