@@ -628,7 +628,7 @@ func TestBatchWorkerKilled(t *testing.T) {
 	if b = s.batchStatus(id); b.FinishedAt != nil {
 		t.Fatalf("the batch finished before the kill; make it longer: %+v", b)
 	}
-	b = s.waitBatch(id, 60*time.Second) // a liveness bound; the figure is logged
+	b = s.waitBatch(id, 120*time.Second) // a liveness bound; the figure is logged
 	t.Logf("the batch finished %.1f s after its worker was killed holding %d chunks", time.Since(killed).Seconds(), len(held))
 	if b.Status != jobs.BatchSucceeded || b.RowsDone != rows || b.RowsFailed != 0 {
 		t.Fatalf("after the kill: %+v", b)

@@ -313,7 +313,7 @@ func TestS3BatchWorkerKilled(t *testing.T) {
 	// A worker started now hands the victim's task back once its own
 	// heartbeats have reached Redis for HOKUSAI_RECLAIM_AFTER.
 	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: s3Allow(t, allow), S3PartBytes: 64 << 10})
-	b := s.waitS3Batch(id, 60*time.Second) // a liveness bound; the figure is logged
+	b := s.waitS3Batch(id, 120*time.Second) // a liveness bound; the figure is logged
 	t.Logf("the S3 batch finished %.1f s after its worker was killed", time.Since(killed).Seconds())
 	if b["status"] != jobs.BatchPartiallyFailed || b["rows_done"] != float64(n) {
 		t.Fatalf("after the kill: %v", b)
