@@ -124,16 +124,19 @@ func NewBatchUploadCheckTask(p BatchUploadCheckPayload, pool string) (*asynq.Tas
 	if p.BatchID == "" {
 		return nil, fmt.Errorf("batch upload check payload needs a batch id")
 	}
+	return batchTask(TypeBatchUploadCheck, p, "upload:"+p.BatchID+":"+strconv.Itoa(p.Check), pool, BatchChunkRetries,
+		asynq.ProcessIn(UploadStale))
+}
+
+// batchTask builds a task of type typ with payload p (JSON) and id on the
+// pool's batch lane, retried up to maxRetry times.
+func batchTask(typ string, p any, id, pool string, maxRetry int, opts ...asynq.Option) (*asynq.Task, error) {
 	b, err := json.Marshal(p)
 	if err != nil {
-		return nil, fmt.Errorf("encode batch upload check payload: %w", err)
+		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
 	}
-	return asynq.NewTask(TypeBatchUploadCheck, b,
-		asynq.TaskID("upload:"+p.BatchID+":"+strconv.Itoa(p.Check)),
-		asynq.Queue(Queue(pool, LaneBatch)),
-		asynq.ProcessIn(UploadStale),
-		asynq.MaxRetry(BatchChunkRetries),
-	), nil
+	return asynq.NewTask(typ, b, append([]asynq.Option{asynq.TaskID(id), asynq.Queue(Queue(pool, LaneBatch)),
+		asynq.MaxRetry(maxRetry)}, opts...)...), nil
 }
 
 // DecodeBatchUploadCheck reads an upload check task's payload.
@@ -174,15 +177,7 @@ func NewBatchChunkTask(p BatchChunkPayload, pool string, maxRetry int) (*asynq.T
 	if p.BatchID == "" || p.ModelID == "" || p.Chunk < 0 {
 		return nil, fmt.Errorf("batch chunk payload needs a batch id, a model id and a chunk index")
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("encode batch chunk payload: %w", err)
-	}
-	return asynq.NewTask(TypeBatchChunk, b,
-		asynq.TaskID(BatchChunkTaskID(p.BatchID, p.Chunk)),
-		asynq.Queue(Queue(pool, LaneBatch)),
-		asynq.MaxRetry(maxRetry),
-	), nil
+	return batchTask(TypeBatchChunk, p, BatchChunkTaskID(p.BatchID, p.Chunk), pool, maxRetry)
 }
 
 // DecodeBatchChunk reads a batch chunk task's payload.
@@ -231,15 +226,7 @@ func NewBatchNotifyTask(batchID, pool string) (*asynq.Task, error) {
 	if batchID == "" {
 		return nil, fmt.Errorf("batch notify payload needs a batch id")
 	}
-	b, err := json.Marshal(BatchNotifyPayload{BatchID: batchID})
-	if err != nil {
-		return nil, fmt.Errorf("encode batch notify payload: %w", err)
-	}
-	return asynq.NewTask(TypeBatchNotify, b,
-		asynq.TaskID("notify:"+batchID),
-		asynq.Queue(Queue(pool, LaneBatch)),
-		asynq.MaxRetry(BatchNotifyRetries),
-	), nil
+	return batchTask(TypeBatchNotify, BatchNotifyPayload{BatchID: batchID}, "notify:"+batchID, pool, BatchNotifyRetries)
 }
 
 // DecodeBatchNotify reads a batch notify task's payload.

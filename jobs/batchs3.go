@@ -63,16 +63,7 @@ func NewBatchS3Task(id, pool string) (*asynq.Task, error) {
 	if id == "" {
 		return nil, fmt.Errorf("S3 batch payload needs a batch id")
 	}
-	b, err := json.Marshal(BatchS3Payload{BatchID: id})
-	if err != nil {
-		return nil, fmt.Errorf("encode S3 batch payload: %w", err)
-	}
-	return asynq.NewTask(TypeBatchS3, b,
-		asynq.TaskID("s3:"+id),
-		asynq.Queue(Queue(pool, LaneBatch)),
-		asynq.MaxRetry(BatchS3Retries),
-		asynq.Timeout(BatchS3Timeout),
-	), nil
+	return batchTask(TypeBatchS3, BatchS3Payload{BatchID: id}, "s3:"+id, pool, BatchS3Retries, asynq.Timeout(BatchS3Timeout))
 }
 
 // DecodeBatchS3 reads an S3 batch task's payload.
