@@ -198,6 +198,9 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 		if err == nil && idem != "" {
 			err = s.claimIdempotency(c, idem, u, hex.EncodeToString(h.Sum(nil)))
 		}
+		if u.stopBeat != nil {
+			u.stopBeat()
+		}
 		if err != nil {
 			u.abandon()
 			if body.over {

@@ -42,6 +42,8 @@ type batchUpload struct {
 	// warnings are the file's own (see batchAccepted).
 	warnings []jobs.Warning
 	s3       *s3Source // an S3 batch's locations; nil for rows in the body
+	// stopBeat ends the upload's signs of life (see watch); nil until then.
+	stopBeat func()
 }
 
 // setMode records how the batch's rows are to be read: strictly or not,
@@ -96,7 +98,8 @@ func checkCallback(raw string) error {
 	return nil
 }
 
-// start writes the batch record; chunks follow.
+// start writes the batch record; chunks follow. Rows uploaded in the body
+// are watched (see watch).
 func (u *batchUpload) start(rec map[string]any, callback string) error {
 	if err := checkCallback(callback); err != nil {
 		return err
@@ -104,12 +107,51 @@ func (u *batchUpload) start(rec map[string]any, callback string) error {
 	if callback != "" {
 		rec[jobs.BatchFieldCallback] = callback
 	}
+	_, s3 := rec[jobs.BatchFieldInputURL]
+	if !s3 {
+		rec[jobs.BatchFieldUploadSeen] = time.Now().UnixMilli()
+	}
 	_, err := u.s.rdb.TxPipelined(u.ctx, func(p redis.Pipeliner) error {
 		p.HSet(u.ctx, jobs.BatchKey(u.id), rec)
 		p.PExpire(u.ctx, jobs.BatchKey(u.id), u.ttl)
 		return nil
 	})
+	if err == nil && !s3 {
+		err = u.watch()
+	}
 	return u.redisErr(err)
+}
+
+// watch queues the upload's first check and renews its sign of life
+// every jobs.UploadBeat until stopBeat is called: should the upload fail
+// where the API cannot clean up after it (Redis unreachable then, the
+// process killed), a worker's check finds it silent and fails the batch,
+// so no orphan keeps running or holds its rows for the result TTL.
+func (u *batchUpload) watch() error {
+	task, err := jobs.NewBatchUploadCheckTask(jobs.BatchUploadCheckPayload{BatchID: u.id}, u.spec.Pool)
+	if err != nil {
+		return err
+	}
+	if _, err := u.s.client.EnqueueContext(u.ctx, task); err != nil {
+		return err
+	}
+	u.cw.Progress = jobs.BatchFieldStoredChunks
+	done, stopped := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(stopped)
+		for {
+			select {
+			case <-done:
+				return
+			case <-time.After(jobs.UploadBeat):
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			_ = u.s.rdb.HSet(ctx, jobs.BatchKey(u.id), jobs.BatchFieldUploadSeen, time.Now().UnixMilli()).Err()
+			cancel()
+		}
+	}()
+	u.stopBeat = func() { close(done); <-stopped }
+	return nil
 }
 
 func (u *batchUpload) redisErr(err error) error {

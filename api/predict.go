@@ -101,24 +101,47 @@ func (s *Server) submit(c echo.Context, lane jobs.Lane, preferredWait time.Durat
 	waitStart := time.Now()
 	timer := time.NewTimer(wait)
 	defer timer.Stop()
-	select {
-	case o := <-done:
-		s.metrics.waited(waitReplied, waitStart)
-		return s.answer(c, o)
-	case <-timer.C:
-		// A completion published while this process's subscription was
-		// reconnecting is lost; the stored result is not, so look once.
-		if o, ok := s.storedOutcome(jobs.Queue(spec.Pool, lane), id, grouped); ok {
+	// A completion published while this process's subscription was
+	// reconnecting (a Redis blip) is lost; the stored result is not, so a
+	// long wait looks for it now and then, and once more at the end.
+	every := firstLook
+	look := time.NewTimer(every)
+	defer look.Stop()
+	for {
+		select {
+		case o := <-done:
 			s.metrics.waited(waitReplied, waitStart)
 			return s.answer(c, o)
+		case <-look.C:
+			if o, ok := s.storedOutcome(jobs.Queue(spec.Pool, lane), id, grouped); ok {
+				s.metrics.waited(waitReplied, waitStart)
+				return s.answer(c, o)
+			}
+			every = min(2*every, lastLook)
+			look.Reset(every)
+		case <-timer.C:
+			if o, ok := s.storedOutcome(jobs.Queue(spec.Pool, lane), id, grouped); ok {
+				s.metrics.waited(waitReplied, waitStart)
+				return s.answer(c, o)
+			}
+			s.metrics.waited(waitTimeout, waitStart)
+			return s.timedOut(c, id)
+		case <-c.Request().Context().Done():
+			s.metrics.waited(waitCallerGone, waitStart)
+			s.callerGone(id)
+			return nil
 		}
-		s.metrics.waited(waitTimeout, waitStart)
-		return s.timedOut(c, id)
-	case <-c.Request().Context().Done():
-		s.metrics.waited(waitCallerGone, waitStart)
-		return nil // the caller left; the worker drops the job after its deadline
 	}
 }
+
+// A sync wait looks for a stored result after firstLook, then at doubling
+// intervals up to lastLook: a reply lost in a Redis blip costs the caller
+// seconds, not the rest of its wait. Waits that end sooner, nearly all,
+// cost Redis nothing more.
+const (
+	firstLook = time.Second
+	lastLook  = 4 * time.Second
+)
 
 // admit runs the checks every predict passes before it is enqueued, in the
 // order callers expect: model exists, body is well-formed and valid against
@@ -344,14 +367,21 @@ func (s *Server) storedOutcome(queue, id string, grouped bool) (jobs.Outcome, bo
 	return o, json.Unmarshal(info.Result, &o) == nil
 }
 
-// timedOut answers 504 and detaches the job: the worker will run it even if
-// it starts after the caller's deadline, since the caller was told to poll.
-func (s *Server) timedOut(c echo.Context, id string) error {
+// callerGone marks job id as wanted by nobody, so a worker that picks it
+// up after its deadline drops it. Should the mark be lost (Redis down), the
+// job runs anyway: wasted work, not a broken promise.
+func (s *Server) callerGone(id string) {
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
-	if err := s.rdb.Set(ctx, jobs.DetachedKey(id), 1, s.cfg.RetentionSync).Err(); err != nil {
-		s.log.Warn("could not detach timed-out job", "request_id", id, "err", err.Error())
+	if err := s.rdb.Set(ctx, jobs.CallerGoneKey(id), 1, s.cfg.RetentionSync).Err(); err != nil {
+		s.log.Info("could not mark a left caller's job", "request_id", id, "err", err.Error())
 	}
+}
+
+// timedOut answers 504 with the job's status URL. It writes nothing: a
+// job whose caller did not leave runs whenever a worker picks it up, so
+// the URL's job completes even if Redis was unreachable just now.
+func (s *Server) timedOut(c echo.Context, id string) error {
 	url := "/api/v1/jobs/" + id
 	c.Response().Header().Set("Location", url)
 	return &Error{Code: CodeTimeout, Detail: "The prediction did not finish in time; it is still queued or running. Poll status_url for the result.",

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/hibiken/asynq"
 )
@@ -89,7 +90,63 @@ const (
 	BatchFieldHookDone = "webhook_delivered_ms"
 	// Written by the API on DELETE.
 	BatchFieldCanceled = "canceled_ms"
+	// Written by the API while it reads an upload: chunks stored so far,
+	// and the last sign of life of the request (see TypeBatchUploadCheck).
+	BatchFieldStoredChunks = "chunks_stored"
+	BatchFieldUploadSeen   = "upload_seen_ms"
 )
+
+// TypeBatchUploadCheck is the watch on an upload that may fail in a way
+// the API cannot clean up after (Redis unreachable then, or the API
+// process killed): queued with the batch record, it runs every
+// UploadStale until the whole upload is stored; an upload silent for that
+// long has failed, and the check fails the batch (BatchErrInterrupted),
+// removes its rows and results and lets the record expire in
+// InterruptedTTL. The API renews BatchFieldUploadSeen every UploadBeat
+// while it reads the body.
+const (
+	TypeBatchUploadCheck = "hokusai:batch_upload_check"
+	UploadBeat           = 10 * time.Second
+	UploadStale          = 60 * time.Second
+	InterruptedTTL       = time.Hour
+)
+
+// BatchUploadCheckPayload is the body of an upload check task: its batch,
+// and which check of the batch it is (each has its own task id).
+type BatchUploadCheckPayload struct {
+	BatchID string `json:"batch_id"`
+	Check   int    `json:"check"`
+}
+
+// NewBatchUploadCheckTask builds check p.Check of batch p.BatchID, to run
+// UploadStale from now on the pool's batch lane.
+func NewBatchUploadCheckTask(p BatchUploadCheckPayload, pool string) (*asynq.Task, error) {
+	if p.BatchID == "" {
+		return nil, fmt.Errorf("batch upload check payload needs a batch id")
+	}
+	return batchTask(TypeBatchUploadCheck, p, "upload:"+p.BatchID+":"+strconv.Itoa(p.Check), pool, BatchChunkRetries,
+		asynq.ProcessIn(UploadStale))
+}
+
+// batchTask builds a task of type typ with payload p (JSON) and id on the
+// pool's batch lane, retried up to maxRetry times.
+func batchTask(typ string, p any, id, pool string, maxRetry int, opts ...asynq.Option) (*asynq.Task, error) {
+	b, err := json.Marshal(p)
+	if err != nil {
+		return nil, fmt.Errorf("encode %s payload: %w", typ, err)
+	}
+	return asynq.NewTask(typ, b, append([]asynq.Option{asynq.TaskID(id), asynq.Queue(Queue(pool, LaneBatch)),
+		asynq.MaxRetry(maxRetry)}, opts...)...), nil
+}
+
+// DecodeBatchUploadCheck reads an upload check task's payload.
+func DecodeBatchUploadCheck(b []byte) (BatchUploadCheckPayload, error) {
+	var p BatchUploadCheckPayload
+	if err := json.Unmarshal(b, &p); err != nil || p.BatchID == "" {
+		return p, fmt.Errorf("batch upload check payload lacks a batch id")
+	}
+	return p, nil
+}
 
 // BatchChunkPayload is the body of a batch chunk task: which chunk, nothing
 // more. The rows themselves stay in Redis under BatchInKey.
@@ -120,15 +177,7 @@ func NewBatchChunkTask(p BatchChunkPayload, pool string, maxRetry int) (*asynq.T
 	if p.BatchID == "" || p.ModelID == "" || p.Chunk < 0 {
 		return nil, fmt.Errorf("batch chunk payload needs a batch id, a model id and a chunk index")
 	}
-	b, err := json.Marshal(p)
-	if err != nil {
-		return nil, fmt.Errorf("encode batch chunk payload: %w", err)
-	}
-	return asynq.NewTask(TypeBatchChunk, b,
-		asynq.TaskID(BatchChunkTaskID(p.BatchID, p.Chunk)),
-		asynq.Queue(Queue(pool, LaneBatch)),
-		asynq.MaxRetry(maxRetry),
-	), nil
+	return batchTask(TypeBatchChunk, p, BatchChunkTaskID(p.BatchID, p.Chunk), pool, maxRetry)
 }
 
 // DecodeBatchChunk reads a batch chunk task's payload.
@@ -177,15 +226,7 @@ func NewBatchNotifyTask(batchID, pool string) (*asynq.Task, error) {
 	if batchID == "" {
 		return nil, fmt.Errorf("batch notify payload needs a batch id")
 	}
-	b, err := json.Marshal(BatchNotifyPayload{BatchID: batchID})
-	if err != nil {
-		return nil, fmt.Errorf("encode batch notify payload: %w", err)
-	}
-	return asynq.NewTask(TypeBatchNotify, b,
-		asynq.TaskID("notify:"+batchID),
-		asynq.Queue(Queue(pool, LaneBatch)),
-		asynq.MaxRetry(BatchNotifyRetries),
-	), nil
+	return batchTask(TypeBatchNotify, BatchNotifyPayload{BatchID: batchID}, "notify:"+batchID, pool, BatchNotifyRetries)
 }
 
 // DecodeBatchNotify reads a batch notify task's payload.

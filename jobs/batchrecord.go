@@ -26,6 +26,10 @@ type BatchRecord struct {
 	// the batch can finish.
 	Stored       bool
 	Rows, Chunks int
+	// While the body is uploaded: chunks stored so far, and when the
+	// upload last said it was alive.
+	StoredChunks int
+	UploadSeen   time.Time
 	// Written by workers, and by the API on cancel.
 	Started, Finished, Canceled, WebhookDelivered time.Time
 	OK, Failed, Warned                            int
@@ -65,6 +69,7 @@ func DecodeBatchRecord(h map[string]string) (r BatchRecord, ok bool) {
 		Explain: h[BatchFieldExplain] == "1", Strict: h[BatchFieldStrict] == "1",
 		Created: at(BatchFieldCreated), AsOf: at(BatchFieldAsOf), Warnings: []Warning{},
 		Stored: h[BatchFieldChunks] != "", Rows: num(BatchFieldRows), Chunks: num(BatchFieldChunks),
+		StoredChunks: num(BatchFieldStoredChunks), UploadSeen: at(BatchFieldUploadSeen),
 		Started: at(BatchFieldStarted), Finished: at(BatchFieldFinished), Canceled: at(BatchFieldCanceled),
 		WebhookDelivered: at(BatchFieldHookDone),
 		OK:               num(BatchFieldOK), Failed: num(BatchFieldFailed), Warned: num(BatchFieldWarned),

@@ -63,16 +63,7 @@ func NewBatchS3Task(id, pool string) (*asynq.Task, error) {
 	if id == "" {
 		return nil, fmt.Errorf("S3 batch payload needs a batch id")
 	}
-	b, err := json.Marshal(BatchS3Payload{BatchID: id})
-	if err != nil {
-		return nil, fmt.Errorf("encode S3 batch payload: %w", err)
-	}
-	return asynq.NewTask(TypeBatchS3, b,
-		asynq.TaskID("s3:"+id),
-		asynq.Queue(Queue(pool, LaneBatch)),
-		asynq.MaxRetry(BatchS3Retries),
-		asynq.Timeout(BatchS3Timeout),
-	), nil
+	return batchTask(TypeBatchS3, BatchS3Payload{BatchID: id}, "s3:"+id, pool, BatchS3Retries, asynq.Timeout(BatchS3Timeout))
 }
 
 // DecodeBatchS3 reads an S3 batch task's payload.
@@ -98,6 +89,9 @@ const (
 	BatchErrOutput      = "output_failed" // the output could not be written
 	BatchErrTooLarge    = "payload_too_large"
 	BatchErrUnavailable = "s3_unavailable" // this worker has no S3 client
+	// The upload of rows in the request body stopped before the whole
+	// file was stored (see TypeBatchUploadCheck).
+	BatchErrInterrupted = "upload_interrupted"
 )
 
 // BatchFieldInputSHA is the SHA-256 of an S3 batch's input object, as

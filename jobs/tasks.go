@@ -82,9 +82,11 @@ func ReplyChannel(instance string) string { return keyPrefix + "reply:" + instan
 // JobKey holds a job's record (its queue and tenant), written at enqueue.
 func JobKey(requestID string) string { return keyPrefix + "job:" + requestID }
 
-// DetachedKey marks a sync job whose caller was answered 504 and told to poll:
-// the worker runs it even after its deadline.
-func DetachedKey(requestID string) string { return keyPrefix + "detached:" + requestID }
+// CallerGoneKey marks a sync job whose caller left before it was
+// answered: a worker that picks the task up after its deadline drops it.
+// Without the mark a late task runs, so a 504, which tells its caller to
+// poll, needs no write that a Redis outage could lose.
+func CallerGoneKey(requestID string) string { return keyPrefix + "gone:" + requestID }
 
 // NewRequestID returns a fresh request id. It is also the asynq task id.
 func NewRequestID() string { return uuid.NewString() }
@@ -105,7 +107,7 @@ type PredictPayload struct {
 	ReplyTo string `json:"reply_to,omitempty"`
 	// Deadline (Unix ms) is when a waiting caller gives up. asynq keeps
 	// deadlines in whole seconds, so the real one travels here. A sync task
-	// picked up after it runs only if the API detached it (see DetachedKey).
+	// picked up after it is dropped if its caller left (see CallerGoneKey).
 	Deadline   int64  `json:"deadline_ms,omitempty"`
 	EnqueuedAt int64  `json:"enqueued_ms"`
 	Trace      string `json:"traceparent,omitempty"`

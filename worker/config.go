@@ -54,6 +54,12 @@ type Config struct {
 	// every 64s, so a batch chunk's ten retries end within about six
 	// minutes). Env HOKUSAI_TASK_RETRY_DELAY, default 1s.
 	TaskRetryDelay time.Duration
+	// ReclaimAfter is how long a worker's heartbeat may be missing before
+	// the other workers of its pool hand the tasks it held back to their
+	// queues (see reclaim.go). Env HOKUSAI_RECLAIM_AFTER, default 5s, at
+	// least HeartbeatTTL in effect (a heartbeat key outlives its last
+	// renewal that long).
+	ReclaimAfter time.Duration
 	// WebhookAllowPrivate lets batch webhooks reach loopback, private and
 	// link-local addresses; off, they go to public addresses only. For
 	// development and tests. Env HOKUSAI_WEBHOOK_ALLOW_PRIVATE=1.
@@ -140,6 +146,9 @@ func (c Config) WithDefaults() Config {
 	if c.TaskRetryDelay == 0 {
 		c.TaskRetryDelay = time.Second
 	}
+	if c.ReclaimAfter == 0 {
+		c.ReclaimAfter = 5 * time.Second
+	}
 	if c.WebhookConcurrency == 0 {
 		c.WebhookConcurrency = 32
 	}
@@ -189,6 +198,9 @@ func (c Config) Validate() error {
 	}
 	if c.TaskRetryDelay < 0 {
 		errs = append(errs, fmt.Errorf("task retry delay %s is negative", c.TaskRetryDelay))
+	}
+	if c.ReclaimAfter < 2*jobs.HeartbeatInterval {
+		errs = append(errs, fmt.Errorf("reclaim after %s is under two heartbeats (%s): live workers would lose their tasks", c.ReclaimAfter, 2*jobs.HeartbeatInterval))
 	}
 	if c.WebhookConcurrency < 1 {
 		errs = append(errs, fmt.Errorf("webhook concurrency must be at least 1, not %d", c.WebhookConcurrency))

@@ -16,6 +16,10 @@
 // posted by a delivery pool beside the task slots, never in one
 // (delivery.go), to globally reachable addresses only (webhook.go).
 //
+// Every worker hands back the tasks of workers whose heartbeat stopped
+// (reclaim.go), within seconds of a kill -9, and fails batches whose upload
+// stopped where the API could not clean up after it (batch_upload.go).
+//
 // worker never imports api/. It imports jobs/ and internal/ for the contract
 // and plumbing it shares with the API, and worker/... for models.
 package worker

@@ -37,6 +37,7 @@ type metrics struct {
 	taskRows  prometheus.Histogram
 	loads     *prometheus.HistogramVec
 	warnings  *prometheus.CounterVec
+	reclaimed *prometheus.CounterVec
 
 	mu       sync.RWMutex
 	children map[taskKey]taskSeries // resolved label children, so a task costs no label hashing
@@ -80,7 +81,10 @@ func newMetrics(w *Worker) *metrics {
 		Help: "What lax input parsing assumed in scored rows, by model, field and warning code (unknown_value, timeline_past, " +
 			"timeline_far, unknown_field); fields the model does not take count as field \"(unknown)\"."},
 		[]string{"model_id", "field", "code"})
-	m.reg.MustRegister(m.tasks, m.duration, m.queueWait, m.perRow, m.callers, m.taskRows, m.loads, m.warnings, stateCollector{w}, w.usage.Collector(usageSeries...),
+	m.reclaimed = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "hokusai_worker_reclaimed_tasks_total",
+		Help: "Tasks this worker handed back to their queue because the worker holding them stopped its heartbeat, by queue."},
+		[]string{"queue"})
+	m.reg.MustRegister(m.tasks, m.duration, m.queueWait, m.perRow, m.callers, m.taskRows, m.loads, m.warnings, m.reclaimed, stateCollector{w}, w.usage.Collector(usageSeries...),
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -168,9 +168,9 @@ func appendValue(b []byte, v any) ([]byte, error) {
 }
 
 // abandoned decides whether nobody wants this task's result any more: a sync
-// caller whose deadline passed without the API detaching the job (so the
-// caller was never told to poll), or a job its tenant canceled. Only late or
-// retried tasks pay a Redis read for it.
+// caller who left before its deadline, picked up after it (a caller
+// answered 504 was told to poll, and gets its result), or a job its tenant
+// canceled. Only late or retried tasks pay a Redis read for it.
 func (w *Worker) abandoned(ctx context.Context, p jobs.PredictPayload) (*jobs.Error, error) {
 	if retried, _ := asynq.GetRetryCount(ctx); retried > 0 {
 		b, err := w.rdb.Get(ctx, jobs.JobKey(p.RequestID)).Bytes()
@@ -185,14 +185,11 @@ func (w *Worker) abandoned(ctx context.Context, p jobs.PredictPayload) (*jobs.Er
 	if p.Deadline == 0 || time.Now().UnixMilli() <= p.Deadline {
 		return nil, nil
 	}
-	n, err := w.rdb.Exists(ctx, jobs.DetachedKey(p.RequestID)).Result()
-	if err != nil {
+	n, err := w.rdb.Exists(ctx, jobs.CallerGoneKey(p.RequestID)).Result()
+	if err != nil || n == 0 {
 		return nil, err
 	}
-	if n == 1 {
-		return nil, nil
-	}
-	return &jobs.Error{Code: jobs.OutcomeCallerGone, Detail: "The caller stopped waiting before a worker was free; submit it as an async job to let it run."}, nil
+	return &jobs.Error{Code: jobs.OutcomeCallerGone, Detail: "The caller left before a worker was free; submit it as an async job to let it run."}, nil
 }
 
 // finish stores the outcome as the task's result, tells a waiting API

@@ -67,6 +67,9 @@ type Worker struct {
 	reasons []string
 	started time.Time
 	wakeups atomic.Int64
+	// beating is when this worker's heartbeats began reaching Redis
+	// without a failure since (Unix ns), 0 after a failed one.
+	beating atomic.Int64
 	changed chan struct{} // a state change, for an immediate heartbeat
 
 	metrics *metrics
@@ -105,7 +108,7 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 func (w *Worker) Run(ctx context.Context) error {
 	hookCtx, stopHook := context.WithCancel(context.Background())
 	defer stopHook()
-	w.wake = queue.NewDequeueHook(hookCtx, w.rdb, w.cfg.Pool, w.cfg.Lanes, w.cfg.WakeTimeout)
+	w.wake = queue.NewDequeueHook(hookCtx, w.rdb, w.cfg.ID, w.cfg.Pool, w.cfg.Lanes, w.cfg.WakeTimeout)
 	w.wake.Wakes = func() { w.wakeups.Add(1) }
 	w.wake.Closed = w.gated
 	w.rdb.AddHook(w.wake)
@@ -114,6 +117,9 @@ func (w *Worker) Run(ctx context.Context) error {
 	hbCtx, stopHB := context.WithCancel(context.Background())
 	go func() { defer close(hbDone); w.heartbeatLoop(hbCtx) }()
 	defer func() { stopHB(); <-hbDone; w.removeHeartbeat() }()
+	reclaimDone := make(chan struct{})
+	go func() { defer close(reclaimDone); w.reclaimLoop(hbCtx) }()
+	defer func() { stopHB(); <-reclaimDone }()
 	// Deferred after the drain: the last flush holds every task's counts.
 	meterDone := make(chan struct{})
 	meterCtx, stopMeter := context.WithCancel(context.Background())
@@ -149,6 +155,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	mux.HandleFunc(jobs.TypeBatchChunk, w.noteBatch(w.handleBatchChunk))
 	mux.HandleFunc(jobs.TypeBatchNotify, w.handleBatchNotify)
 	mux.HandleFunc(jobs.TypeBatchS3, w.handleBatchS3)
+	mux.HandleFunc(jobs.TypeBatchUploadCheck, w.handleUploadCheck)
 	if err := srv.Start(mux); err != nil {
 		return fmt.Errorf("start asynq server: %w", err)
 	}
@@ -349,7 +356,11 @@ func (w *Worker) beat(ctx context.Context) {
 		p.ZRemRangeByScore(ctx, jobs.WorkersKey, "-inf", fmt.Sprint(now.Add(-time.Minute).UnixMilli()))
 		return nil
 	})
-	if err != nil && ctx.Err() == nil {
+	switch {
+	case err == nil:
+		w.beating.CompareAndSwap(0, now.UnixNano())
+	case ctx.Err() == nil:
+		w.beating.Store(0)
 		w.log.Debug("heartbeat failed", "err", err.Error())
 	}
 }

@@ -185,3 +185,158 @@ func TestEnqueueReportsFollowUps(t *testing.T) {
 		t.Errorf("without the hook: %v, want ErrFollowUp", err)
 	}
 }
+
+// hookedServer runs an asynq server for holder over queue q, with the
+// dequeue hook on a client of its own, handling tasks with h.
+func hookedServer(t *testing.T, rdb redis.UniversalClient, holder, q string, h asynq.HandlerFunc) *asynq.Server {
+	t.Helper()
+	c := redis.NewClient(rdb.(*redis.Client).Options())
+	t.Cleanup(func() { _ = c.Close() })
+	c.AddHook(NewDequeueHook(t.Context(), c, holder, "contract", jobs.Lanes, 20*time.Millisecond))
+	s := asynq.NewServerFromRedisClient(c, asynq.Config{Concurrency: 4, Queues: map[string]int{q: 1},
+		TaskCheckInterval: 10 * time.Millisecond, LogLevel: asynq.FatalLevel,
+		RetryDelayFunc: func(int, error, *asynq.Task) time.Duration { return time.Hour }})
+	if err := s.Start(h); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
+
+// Every way asynq moves a task out of the active list (done, complete,
+// retry, archive, and the requeue of a stopping server) drops the task's
+// holder entry, which the dequeue recorded: the holders hash names only
+// tasks a worker really holds.
+func TestHoldersFollowAsynq(t *testing.T) {
+	rdb := redistest.Client(t, srv)
+	ctx := t.Context()
+	q := jobs.Queue("contract", jobs.LaneAsync)
+	c := asynq.NewClientFromRedisClient(rdb)
+	running, release := make(chan string, 8), make(chan struct{})
+	s := hookedServer(t, rdb, "w1", q, func(ctx context.Context, task *asynq.Task) error {
+		id, _ := asynq.GetTaskID(ctx)
+		running <- id
+		if id == "requeue" {
+			<-ctx.Done() // handed back by Shutdown
+			return ctx.Err()
+		}
+		<-release
+		switch string(task.Payload()) {
+		case "retry":
+			return errors.New("again later")
+		case "archive":
+			return asynq.SkipRetry
+		}
+		return nil
+	})
+	for id, opts := range map[string][]asynq.Option{
+		"done": nil, "complete": {asynq.Retention(time.Hour)}, "retry": {asynq.MaxRetry(3)}, "archive": nil, "requeue": nil,
+	} {
+		payload := id
+		if _, err := c.Enqueue(asynq.NewTask("t", []byte(payload)), append(opts, asynq.Queue(q), asynq.TaskID(id))...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	seen := map[string]bool{}
+	for len(seen) < 4 {
+		seen[<-running] = true
+	}
+	held := rdb.HGetAll(ctx, HoldersKey(q)).Val()
+	for id := range seen {
+		if held[id] != "w1" {
+			t.Errorf("holders while four tasks run: %v, want each of %v held by w1", held, seen)
+		}
+	}
+	close(release)
+	for !seen["requeue"] {
+		seen[<-running] = true
+	}
+	eventually(t, func() bool { return rdb.LLen(ctx, Key(q, "active")).Val() == 1 }, "tasks never left the active list")
+	s.Shutdown()
+	if got := rdb.HGetAll(ctx, HoldersKey(q)).Val(); len(got) != 0 {
+		t.Errorf("holders after every task left the active list: %v", got)
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	for id, want := range map[string]asynq.TaskState{"complete": asynq.TaskStateCompleted, "retry": asynq.TaskStateRetry,
+		"archive": asynq.TaskStateArchived, "requeue": asynq.TaskStatePending} {
+		if info, err := insp.GetTaskInfo(q, id); err != nil || info.State != want {
+			t.Errorf("task %s: %v %v, want %v", id, info, err, want)
+		}
+	}
+}
+
+// Reclaim hands a dead holder's active task back as asynq's requeue
+// would: another server takes and completes it, the inspector reads it
+// completed, and the first holder finishing late (a worker that was only
+// cut off) changes nothing. A task reclaimed MaxReclaims times is left
+// to asynq's recoverer.
+func TestReclaimHandsBackToAsynq(t *testing.T) {
+	rdb := redistest.Client(t, srv)
+	ctx := t.Context()
+	q := jobs.Queue("contract", jobs.LaneSync)
+	if _, err := asynq.NewClientFromRedisClient(rdb).Enqueue(asynq.NewTask("t", nil), asynq.Queue(q),
+		asynq.TaskID("held"), asynq.Retention(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	taken, late := make(chan struct{}), make(chan struct{})
+	first := hookedServer(t, rdb, "gone", q, func(context.Context, *asynq.Task) error {
+		close(taken)
+		<-late
+		return nil
+	})
+	<-taken
+	if n, err := Reclaim(ctx, rdb, q, []string{"someone-else"}); n != 0 || err != nil {
+		t.Fatalf("reclaim for a worker holding nothing: %d %v", n, err)
+	}
+	if n, err := Reclaim(ctx, rdb, q, []string{"gone"}); n != 1 || err != nil {
+		t.Fatalf("reclaim: %d %v, want the one task", n, err)
+	}
+	if n, _ := Reclaim(ctx, rdb, q, []string{"gone"}); n != 0 {
+		t.Fatalf("a second reclaim handed back %d more", n)
+	}
+	ran := make(chan struct{})
+	second := hookedServer(t, rdb, "second", q, func(context.Context, *asynq.Task) error { close(ran); return nil })
+	defer second.Shutdown()
+	select {
+	case <-ran:
+	case <-time.After(20 * time.Second):
+		t.Fatal("the reclaimed task never ran again")
+	}
+	insp := asynq.NewInspectorFromRedisClient(rdb)
+	eventually(t, func() bool {
+		info, err := insp.GetTaskInfo(q, "held")
+		return err == nil && info.State == asynq.TaskStateCompleted
+	}, "the reclaimed task never read completed")
+	close(late)
+	first.Shutdown()
+	if info, err := insp.GetTaskInfo(q, "held"); err != nil || info.State != asynq.TaskStateCompleted {
+		t.Errorf("after the first holder finished late: %v %v", info, err)
+	}
+
+	// What a task that killed MaxReclaims workers leaves: active, held by
+	// the dead, its reclaims counted.
+	_, err := rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
+		pl.LPush(ctx, Key(q, "active"), "poison")
+		pl.ZAdd(ctx, Key(q, "lease"), redis.Z{Score: float64(time.Now().Add(time.Minute).Unix()), Member: "poison"})
+		pl.HSet(ctx, TaskKey(q, "poison"), "state", "active", "reclaims", MaxReclaims)
+		pl.HSet(ctx, HoldersKey(q), "poison", "gone")
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := Reclaim(ctx, rdb, q, []string{"gone"}); n != 0 || err != nil {
+		t.Errorf("a task past MaxReclaims was handed back again: %d %v", n, err)
+	}
+	if rdb.ZScore(ctx, Key(q, "lease"), "poison").Err() != nil || rdb.HExists(ctx, HoldersKey(q), "poison").Val() {
+		t.Error("the poison task should stay active for asynq's recoverer, its dead holder dropped")
+	}
+}
+
+func eventually(t *testing.T, ok func() bool, msg string) {
+	t.Helper()
+	for end := time.Now().Add(20 * time.Second); !ok(); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(end) {
+			t.Fatal(msg)
+		}
+	}
+}

@@ -39,8 +39,9 @@ import (
 // sleeping and would spin while Redis is down. Only asynq's processor
 // goroutine dequeues, so rounds never interleave.
 type DequeueHook struct {
-	rdb  redis.UniversalClient
-	pool string
+	rdb    redis.UniversalClient
+	pool   string
+	holder string // the worker, as Reclaim names it
 	// wakeKeys and weights are derived from pool and lanes once, since the
 	// dequeue path reads them on every round.
 	wakeKeys []string
@@ -67,6 +68,9 @@ func (h *DequeueHook) ProcessPipelineHook(next redis.ProcessPipelineHook) redis.
 
 func (h *DequeueHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 	return func(ctx context.Context, cmd redis.Cmder) error {
+		if q, id, ok := leavesActive(cmd); ok {
+			return h.release(ctx, cmd, q, id)
+		}
 		q, ok := dequeueQueue(cmd)
 		if !ok {
 			return next(ctx, cmd)
@@ -176,23 +180,25 @@ func (h *DequeueHook) block() (string, bool) {
 	return "", false
 }
 
-// dequeueAny takes the first task of the first of its queues (four keys
-// each: pending, paused, active, lease) that is not paused and has one, with
-// the same writes asynq v0.26's own dequeue script makes for one queue:
-// pending -> active list, state active, pending_since dropped, lease until
-// ARGV[1]; ARGV[1+i] is queue i's task key prefix. It returns the task's
+// dequeueAny takes the first task of the first of its queues (five keys
+// each: pending, paused, active, lease, holders) that is not paused and has
+// one, with the same writes asynq v0.26's own dequeue script makes for one
+// queue: pending -> active list, state active, pending_since dropped, lease
+// until ARGV[1]; and records ARGV[2], the worker, as the task's holder (see
+// Reclaim). ARGV[2+i] is queue i's task key prefix. It returns the task's
 // encoded message, or nil.
 var dequeueAny = redis.NewScript(dequeueAnySource)
 
 const dequeueAnySource = `
-for i = 1, #KEYS, 4 do
+for i = 1, #KEYS, 5 do
 	if redis.call("EXISTS", KEYS[i+1]) == 0 then
 		local id = redis.call("RPOPLPUSH", KEYS[i], KEYS[i+2])
 		if id then
-			local key = ARGV[1 + (i + 3) / 4] .. id
+			local key = ARGV[2 + (i + 4) / 5] .. id
 			redis.call("HSET", key, "state", "active")
 			redis.call("HDEL", key, "pending_since")
 			redis.call("ZADD", KEYS[i+3], ARGV[1], id)
+			redis.call("HSET", KEYS[i+4], id, ARGV[2])
 			return redis.call("HGET", key, "msg")
 		end
 	end
@@ -220,17 +226,18 @@ func (h *DequeueHook) dequeue(ctx context.Context, next redis.ProcessHook, cmd r
 	if len(names) != 5 {
 		return next(ctx, cmd)
 	}
-	keys, prefixes := make([]any, 0, 4*len(queues)), make([]any, 0, len(queues))
+	keys, prefixes := make([]any, 0, 5*len(queues)), make([]any, 0, len(queues))
 	old := Key(from, "")
 	for _, q := range queues {
 		repl := Key(q, "")
 		for _, k := range names[:4] {
 			keys = append(keys, strings.Replace(k, old, repl, 1))
 		}
+		keys = append(keys, HoldersKey(q))
 		prefixes = append(prefixes, strings.Replace(names[4], old, repl, 1))
 	}
 	run := func(name, script string) *redis.Cmd {
-		c := redis.NewCmd(ctx, slices.Concat([]any{name, script, len(keys)}, keys, []any{args[7]}, prefixes)...)
+		c := redis.NewCmd(ctx, slices.Concat([]any{name, script, len(keys)}, keys, []any{args[7], h.holder}, prefixes)...)
 		if err := next(ctx, c); err != nil {
 			c.SetErr(err) // hooks below this one return errors, not set them
 		}
@@ -245,11 +252,14 @@ func (h *DequeueHook) dequeue(ctx context.Context, next redis.ProcessHook, cmd r
 	return c.Err()
 }
 
-// NewDequeueHook returns the hook for a worker of pool consuming lanes: add
-// it to the client given to asynq.NewServerFromRedisClient. Idle, it blocks
-// on the lanes' wake lists for up to timeout a round; ctx ends every block.
-func NewDequeueHook(ctx context.Context, rdb redis.UniversalClient, pool string, lanes []jobs.Lane, timeout time.Duration) *DequeueHook {
-	h := &DequeueHook{rdb: rdb, pool: pool, timeout: timeout, ctx: ctx,
+// NewDequeueHook returns the hook for worker holder of pool consuming
+// lanes: add it to the client given to asynq.NewServerFromRedisClient.
+// Idle, it blocks on the lanes' wake lists for up to timeout a round; ctx
+// ends every block. Each task it takes is recorded as held by holder until
+// asynq moves it out of the active list, so Reclaim can hand it back should
+// holder die.
+func NewDequeueHook(ctx context.Context, rdb redis.UniversalClient, holder, pool string, lanes []jobs.Lane, timeout time.Duration) *DequeueHook {
+	h := &DequeueHook{rdb: rdb, pool: pool, holder: holder, timeout: timeout, ctx: ctx,
 		weights: jobs.Queues(pool, lanes...)}
 	for _, l := range lanes {
 		h.wakeKeys = append(h.wakeKeys, jobs.WakeKey(pool, l))

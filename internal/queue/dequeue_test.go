@@ -47,7 +47,7 @@ func consume(t *testing.T, rdb redis.UniversalClient, pool string, n int) []stri
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
-	rdb.AddHook(NewDequeueHook(ctx, rdb, pool, jobs.Lanes, 50*time.Millisecond))
+	rdb.AddHook(NewDequeueHook(ctx, rdb, "consumer", pool, jobs.Lanes, 50*time.Millisecond))
 	var mu sync.Mutex
 	var got []string
 	done := make(chan struct{})
@@ -156,7 +156,7 @@ func TestDequeueStateMatchesAsynq(t *testing.T) {
 		ctx, cancel := context.WithCancel(context.Background())
 		defer cancel()
 		if hooked {
-			c.AddHook(NewDequeueHook(ctx, c, pool, jobs.Lanes, 50*time.Millisecond))
+			c.AddHook(NewDequeueHook(ctx, c, "consumer", pool, jobs.Lanes, 50*time.Millisecond))
 		}
 		id := pool + "-task"
 		if _, err := asynq.NewClientFromRedisClient(c).Enqueue(asynq.NewTask("t", []byte("x")),

@@ -11,7 +11,10 @@
 //   - Key, TaskKey and StoreResult: where asynq keeps a queue's lists and a
 //     task's result;
 //   - EnqueueFair, ReleaseFair and ReapFair: tenants' turns on a pool's
-//     async lane (fair.go), writing tasks as asynq's enqueue script does.
+//     async lane (fair.go), writing tasks as asynq's enqueue script does;
+//   - HoldersKey and Reclaim: which worker holds each active task (the
+//     dequeue records it, the script that ends the task drops it), and
+//     handing a dead worker's tasks back to their queue at once.
 //
 // contract_test.go pins the asynq version and checks each of these against a
 // real asynq client, server and inspector on a real redis-server.

@@ -66,6 +66,17 @@ func (s *Server) Stop() {
 	}
 }
 
+// Signal sends sig to the running server: SIGSTOP freezes it (clients'
+// commands hang until SIGCONT), as a stalled host or network would.
+func (s *Server) Signal(sig os.Signal) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil {
+		return fmt.Errorf("redis-server %s is not running", s.Addr)
+	}
+	return s.cmd.Process.Signal(sig)
+}
+
 // Restart starts a stopped server again on the same address.
 func (s *Server) Restart() error {
 	bin, err := exec.LookPath("redis-server")

@@ -1,11 +1,12 @@
 package stacktest
 
 import (
-	"encoding/json"
+	"bytes"
 	"fmt"
-	"os"
+	"net/http"
 	"os/exec"
-	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -14,6 +15,7 @@ import (
 	"github.com/hibiken/asynq"
 
 	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/queue"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
 )
@@ -139,28 +141,12 @@ func TestRedisRestart(t *testing.T) {
 // still succeeds (the other worker of the pool runs the rest).
 func TestWorkerSIGTERMLosesNothing(t *testing.T) {
 	s := startStack(t, stackOptions{noWorker: true})
-	bin := filepath.Join(t.TempDir(), "hokusai-worker")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/hokusai-worker").CombinedOutput(); err != nil {
-		t.Fatalf("build worker: %v\n%s", err, out)
-	}
-	victim := exec.Command(bin, "--redis-url", srv.URL, "--health-addr", "127.0.0.1:0")
-	victim.Env = append(os.Environ(), "HOME="+t.TempDir(), "HF_HOME="+t.TempDir(), "HOKUSAI_LOG_LEVEL=warn")
-	victim.Stdout, victim.Stderr = s.logs, s.logs
-	if err := victim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = victim.Process.Kill(); _ = victim.Wait() })
+	victim := s.startWorkerProcess(buildWorker(t), srv.URL)
 	s.waitReady("21")
 	s.startWorker(srv.URL, worker.Config{})
 	// Both ready before the victim goes: else, under -race, its model
 	// load outlasts the victim and submissions meet no ready worker (503).
-	eventually(t, 20*time.Second, func() bool {
-		var h struct {
-			ReadyWorkers int `json:"ready_workers"`
-		}
-		r := s.do("GET", "/api/v1/models/21/health", nil, nil)
-		return r.code == 200 && json.Unmarshal(r.body, &h) == nil && h.ReadyWorkers == 2
-	}, "the second worker never became ready; logs:\n%s", s.logs)
+	s.waitWorkers(2)
 
 	const n = 400
 	var mu sync.Mutex
@@ -216,5 +202,225 @@ func TestLanesKeepWakeUpsApart(t *testing.T) {
 	}
 	if n := syncOnly.Wakeups(); n == 0 {
 		t.Error("the sync worker was never woken")
+	}
+}
+
+// A 504 promises a job that completes, even when Redis froze while the
+// caller waited: the API's last look and whatever it would have written
+// then fail, yet the job runs once a worker takes it after the deadline.
+func TestTimeoutDuringRedisFreezeStillCompletes(t *testing.T) {
+	own := ownRedis(t)
+	s := startStack(t, stackOptions{redisURL: own.URL})
+	insp := asynq.NewInspectorFromRedisClient(s.rdb)
+	if err := insp.PauseQueue("default:sync"); err != nil {
+		t.Fatal(err)
+	}
+	answer := make(chan reply, 1)
+	go func() {
+		answer <- s.do("POST", "/api/v1/models/21/predict", []byte(`{"inputs": `+lead+`}`), map[string]string{"Prefer": "wait=1"})
+	}()
+	time.Sleep(300 * time.Millisecond) // enqueued, waiting
+	if err := own.Signal(syscall.SIGSTOP); err != nil {
+		t.Fatal(err)
+	}
+	r := <-answer
+	if err := own.Signal(syscall.SIGCONT); err != nil {
+		t.Fatal(err)
+	}
+	id := r.header.Get("X-Request-ID")
+	if r.code != 504 || r.json(t)["status_url"] != "/api/v1/jobs/"+id {
+		t.Fatalf("status %d, want 504 with a status_url: %s", r.code, r.body)
+	}
+	if err := insp.UnpauseQueue("default:sync"); err != nil {
+		t.Fatal(err)
+	}
+	if job := s.waitJob(t, id, "succeeded"); job["result"] == nil {
+		t.Errorf("job has no result: %v", job)
+	}
+}
+
+// An upload cut by a Redis outage leaves no orphan: the API answers 503
+// and cannot remove what it stored, and once Redis is back the upload's
+// check (here run at once, its sign of life set UploadStale back) fails
+// the batch, saying why, and removes its rows and results.
+func TestUploadCutByRedisOutageLeavesNoOrphan(t *testing.T) {
+	own := ownRedis(t)
+	s := startStack(t, stackOptions{redisURL: own.URL, api: smallChunks.api})
+	ctx := t.Context()
+	csv := leadsCSV(t, 1000, nil)
+	cut := bytes.Index(csv, []byte("\nL300,")) + 1
+	p := s.dialPy(t)
+	if err := p.send("/api/v1/models/21/batches", "text/csv", nil, csv[:cut], len(csv), false, false); err != nil {
+		t.Fatal(err)
+	}
+	var id string
+	eventually(t, 20*time.Second, func() bool {
+		for _, k := range s.rdb.Keys(ctx, "hokusai:batch:{*}").Val() {
+			if strings.HasSuffix(k, "}") {
+				id = strings.TrimSuffix(strings.TrimPrefix(k, "hokusai:batch:{"), "}")
+			}
+		}
+		return id != "" && s.rdb.HGet(ctx, jobs.BatchKey(id), jobs.BatchFieldStoredChunks).Val() >= "4"
+	}, "the upload stored no chunks")
+	if err := s.rdb.Save(ctx).Err(); err != nil { // what the outage leaves, kept across the restart
+		t.Fatal(err)
+	}
+	own.Stop()
+	if _, err := p.conn.Write(csv[cut:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, body, err := p.read()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkError(t, resp, body, http.StatusServiceUnavailable, "queue_unavailable")
+	if err := own.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 20*time.Second, func() bool { return len(s.rdb.Keys(ctx, "hokusai:batch:{"+id+"}:*").Val()) > 0 },
+		"the outage left nothing behind: nothing to test")
+	s.rdb.HSet(ctx, jobs.BatchKey(id), jobs.BatchFieldUploadSeen, time.Now().Add(-jobs.UploadStale).UnixMilli())
+	if err := asynq.NewInspectorFromRedisClient(s.rdb).RunTask("default:batch", "upload:"+id+":0"); err != nil {
+		t.Fatal(err)
+	}
+	var b map[string]any
+	eventually(t, 20*time.Second, func() bool {
+		b = s.do("GET", "/api/v1/batches/"+id, nil, nil).json(t)
+		return b["status"] == jobs.BatchFailed
+	}, "the interrupted upload never failed: %v", b)
+	if e, _ := b["error"].(map[string]any); e["code"] != jobs.BatchErrInterrupted {
+		t.Errorf("failed batch's error: %v", b["error"])
+	}
+	// Left: the record, and results a worker staged before the outage
+	// cut its run short; each expires soon.
+	for _, k := range s.rdb.Keys(ctx, "hokusai:batch:{"+id+"}*").Val() {
+		if ttl := s.rdb.PTTL(ctx, k).Val(); ttl <= 0 || ttl > jobs.InterruptedTTL || (k != jobs.BatchKey(id) && !strings.Contains(k, ":staged:")) {
+			t.Errorf("%s left, expiring in %s", k, ttl)
+		}
+	}
+}
+
+// processWorkerID is the id of the one ready worker not running in this
+// process, read from the heartbeats.
+func (s *stack) processWorkerID() string {
+	s.t.Helper()
+	var own []string
+	for w := range s.stops {
+		own = append(own, w.Heartbeat().WorkerID)
+	}
+	for _, id := range s.rdb.ZRange(s.t.Context(), jobs.WorkersKey, 0, -1).Val() {
+		if !slices.Contains(own, id) {
+			return id
+		}
+	}
+	s.t.Fatalf("no worker process has a heartbeat; logs:\n%s", s.logs)
+	return ""
+}
+
+// killHolding kills victim (SIGKILL) at a moment it holds tasks of queue
+// q: it stops the process, and kills it if it holds some, else lets it
+// run a little longer. It returns the ids of the tasks the victim held.
+func (s *stack) killHolding(victim *exec.Cmd, q string) []string {
+	s.t.Helper()
+	id := s.processWorkerID()
+	for range 200 {
+		if err := victim.Process.Signal(syscall.SIGSTOP); err != nil {
+			s.t.Fatal(err)
+		}
+		var held []string
+		for task, holder := range s.rdb.HGetAll(s.t.Context(), queue.HoldersKey(q)).Val() {
+			if holder == id {
+				held = append(held, task)
+			}
+		}
+		if len(held) > 0 {
+			if err := victim.Process.Signal(syscall.SIGKILL); err != nil {
+				s.t.Fatal(err)
+			}
+			_ = victim.Wait()
+			return held
+		}
+		_ = victim.Process.Signal(syscall.SIGCONT)
+		time.Sleep(10 * time.Millisecond)
+	}
+	s.t.Fatalf("the victim never held a task of %s", q)
+	return nil
+}
+
+// answered is one sync caller's answer.
+type answered struct {
+	code int
+	id   string
+	body string
+}
+
+// A worker killed (kill -9) under sync load: every caller is answered,
+// with its result or a 504 naming a job that completes, and the tasks the
+// dead worker held run again on the other worker within seconds, not
+// asynq's minute or two.
+func TestWorkerKilledUnderSyncLoad(t *testing.T) {
+	s := startStack(t, stackOptions{noWorker: true})
+	victim := s.startWorkerProcess(buildWorker(t), srv.URL)
+	survivor, _ := s.startWorker(srv.URL, worker.Config{})
+	s.waitWorkers(2)
+
+	// Ten rows with explain=true a call (TreeSHAP, about 1 ms a row):
+	// tasks last long enough for the victim to hold some when killed.
+	body := []byte(`{"inputs": [` + strings.Join(slices.Repeat([]string{lead}, 10), ",") + `], "options": {"explain": true}}`)
+	stop := make(chan struct{})
+	var stopOnce sync.Once
+	var mu sync.Mutex
+	var got []answered
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for n := 0; n < 2000; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				r := s.do("POST", "/api/v1/models/21/predict", body, map[string]string{"Prefer": "wait=20"})
+				mu.Lock()
+				got = append(got, answered{r.code, r.header.Get("X-Request-ID"), string(r.body)})
+				mu.Unlock()
+			}
+		})
+	}
+	stopLoad := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	t.Cleanup(stopLoad) // before the stack stops, should the test fail
+	time.Sleep(500 * time.Millisecond)
+	held := s.killHolding(victim, "default:sync")
+	killed := time.Now()
+	// A liveness bound, not a measurement: the figure is logged. The held
+	// tasks may be predict groups, whose ids are not jobs: ask asynq.
+	insp := asynq.NewInspectorFromRedisClient(s.rdb)
+	eventually(t, 20*time.Second, func() bool {
+		for _, id := range held {
+			if info, err := insp.GetTaskInfo("default:sync", id); err != nil || info.State != asynq.TaskStateCompleted {
+				return false
+			}
+		}
+		return true
+	}, "the %d tasks the dead worker held never ran again; logs:\n%s", len(held), s.logs)
+	t.Logf("the %d sync tasks the killed worker held completed %.1f s after the kill", len(held), time.Since(killed).Seconds())
+	time.Sleep(time.Second) // load on the survivor alone
+	stopLoad()
+
+	codes := map[int]int{}
+	for _, a := range got {
+		codes[a.code]++
+		switch a.code {
+		case 200:
+		case 504:
+			s.waitJob(t, a.id, "succeeded")
+		default:
+			t.Errorf("caller %s answered %d: %s", a.id, a.code, a.body)
+		}
+	}
+	t.Logf("answers by status: %v", codes)
+	reclaimed := samples(scrape(t, s.health[survivor]))[series("hokusai_worker_reclaimed_tasks_total", "queue", "default:sync")]
+	if int(reclaimed) < len(held) {
+		t.Errorf("the survivor reclaimed %v tasks; the victim held %d", reclaimed, len(held))
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -186,6 +187,44 @@ func (s *stack) startWorkerWith(url string, cfg worker.Config, sources *worker.S
 
 // stopWorker drains w as SIGTERM does and waits until it has.
 func (s *stack) stopWorker(w *worker.Worker) { s.stops[w]() }
+
+// buildWorker builds cmd/hokusai-worker for tests that need a worker in
+// a process of its own (to signal or kill it).
+func buildWorker(t testing.TB) string {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "hokusai-worker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/hokusai-worker").CombinedOutput(); err != nil {
+		t.Fatalf("build worker: %v\n%s", err, out)
+	}
+	return bin
+}
+
+// startWorkerProcess starts bin, a hokusai-worker, on the stack's Redis
+// with env added to the test's, its output in s.logs; it is killed when
+// the test ends.
+func (s *stack) startWorkerProcess(bin, url string, env ...string) *exec.Cmd {
+	s.t.Helper()
+	cmd := exec.Command(bin, "--redis-url", url, "--health-addr", "127.0.0.1:0")
+	cmd.Env = append(append(os.Environ(), "HOME="+s.t.TempDir(), "HF_HOME="+s.t.TempDir(), "HOKUSAI_LOG_LEVEL=warn"), env...)
+	cmd.Stdout, cmd.Stderr = s.logs, s.logs
+	if err := cmd.Start(); err != nil {
+		s.t.Fatalf("start %s: %v", bin, err)
+	}
+	s.t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	return cmd
+}
+
+// waitWorkers polls model 21's health until n workers are ready.
+func (s *stack) waitWorkers(n int) {
+	s.t.Helper()
+	eventually(s.t, 20*time.Second, func() bool {
+		var h struct {
+			ReadyWorkers int `json:"ready_workers"`
+		}
+		r := s.do("GET", "/api/v1/models/21/health", nil, nil)
+		return r.code == 200 && json.Unmarshal(r.body, &h) == nil && h.ReadyWorkers == n
+	}, "%d workers never became ready; logs:\n%s", n, s.logs)
+}
 
 // waitReady polls model health until a worker serves id.
 func (s *stack) waitReady(id string) {
