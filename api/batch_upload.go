@@ -120,7 +120,7 @@ func (u *batchUpload) redisErr(err error) error {
 		return errorf(CodeBadRequest, "The upload was interrupted.")
 	}
 	u.s.log.Warn("redis unavailable", "batch_id", u.id, "err", err.Error())
-	return &Error{Code: CodeQueueUnavailable, Detail: "The job queue is unreachable right now; retry shortly.", RetryAfter: retryAfterUnavailable}
+	return queueUnavailable()
 }
 
 func (u *batchUpload) readErr(err error, r *batchfile.Reader) error {

@@ -100,6 +100,9 @@ const (
 	BatchErrUnavailable = "s3_unavailable" // this worker has no S3 client
 )
 
+// BatchFieldSchedule names the schedule whose run started a batch.
+const BatchFieldSchedule = "schedule_id"
+
 // BatchFieldInputSHA is the SHA-256 of an S3 batch's input object, as
 // stored (compressed or not), recorded once the whole of it is read.
 const BatchFieldInputSHA = "input_sha256"
