@@ -26,6 +26,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/api"
 	"github.com/hokusai-ai/inference-queue/internal/s3url"
+	"github.com/hokusai-ai/inference-queue/internal/tenant"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
 	"github.com/hokusai-ai/inference-queue/worker/objstore"
@@ -334,5 +335,37 @@ func TestS3BatchWorkerKilled(t *testing.T) {
 	checkS3Output(t, st, "s3://leads/scores/", input, n, bad)
 	if strings.Contains(s.logs.String(), s3SecretKey) {
 		t.Errorf("the secret key reached the logs")
+	}
+}
+
+// An S3 batch calls its callback_url as an upload's batch does: once
+// its output is written, and once it fails as a whole, each delivery
+// signed and recorded in the batch's status.
+func TestS3BatchWebhook(t *testing.T) {
+	st, _ := fakeS3(t, "leads")
+	allow := s3Allow(t, "s3://leads/exports,s3://leads/scores")
+	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: allow}})
+	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: allow})
+	s.waitReady("21")
+	secret, err := tenant.WebhookSecret(t.Context(), s.rdb, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := newHeldHook(t, secret)
+	hook.letGo() // answer 200 at once
+	putObject(t, st, "s3://leads/exports/a.csv", leadsCSV(t, 10, nil))
+	submit := func(input string) string {
+		body, _ := json.Marshal(map[string]string{"input_url": input, "output_url": "s3://leads/scores/", "callback_url": hook.URL})
+		return s.acceptedBatch(s.submitBatch(body, "application/json", "", nil))
+	}
+	for input, want := range map[string]string{"s3://leads/exports/a.csv": jobs.BatchSucceeded, "s3://leads/exports/missing.csv": jobs.BatchFailed} {
+		id := submit(input)
+		attempts := s.waitDelivered(id)
+		if b := s.batchStatus(id); b.Status != want || len(attempts) != 1 || attempts[0].Status != http.StatusOK {
+			t.Errorf("%s: status %s, attempts %+v; want %s, one delivery", input, b.Status, attempts, want)
+		}
+	}
+	if c := hook.counts(); c[1] != 2 || hook.unsigned != 0 {
+		t.Errorf("receiver counts %v, %d unsigned; want 2 signed deliveries", c, hook.unsigned)
 	}
 }
