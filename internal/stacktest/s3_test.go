@@ -9,7 +9,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -19,41 +18,26 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
-
 	"github.com/hokusai-ai/inference-queue/api"
 	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/tenant"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
 	"github.com/hokusai-ai/inference-queue/worker/objstore"
+	"github.com/hokusai-ai/inference-queue/worker/objstore/objstoretest"
 )
 
 // The fake store's credentials: the tests check neither reaches a log.
 const (
-	s3AccessKey = "AKIAHOKUSAITESTKEY01"
-	s3SecretKey = "hokusai/test/secret/key/never+logged+0123"
+	s3AccessKey = objstoretest.AccessKey
+	s3SecretKey = objstoretest.SecretKey
 )
 
-// fakeS3 serves an S3 store speaking the real protocol on loopback, with
-// the buckets given, and returns the SDK client a worker uses (path-style,
-// SigV4-signed with static credentials) and the endpoint.
+// fakeS3 serves an S3 store on loopback with the buckets given (see
+// objstoretest).
 func fakeS3(t testing.TB, buckets ...string) (*objstore.Store, string) {
 	t.Helper()
-	backend := s3mem.New()
-	for _, b := range buckets {
-		if err := backend.CreateBucket(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hs := httptest.NewServer(gofakes3.New(backend).Server())
-	t.Cleanup(hs.Close)
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(hs.URL),
-		Credentials: credentials.NewStaticCredentialsProvider(s3AccessKey, s3SecretKey, "")}
-	return objstore.New(cfg, true), hs.URL
+	return objstoretest.New(t, buckets...)
 }
 
 func putObject(t testing.TB, st *objstore.Store, raw string, body []byte) {
