@@ -73,10 +73,16 @@ func (c *apiClient) do(ctx context.Context, method, path string, body io.Reader,
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	var e struct{ Code, Detail string }
+	var e struct {
+		Code, Detail string
+		Errors       []struct{ Field, Detail string }
+	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(b, &e) != nil || e.Detail == "" {
 		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	for _, f := range e.Errors {
+		e.Detail += " " + f.Field + ": " + f.Detail + "."
 	}
 	return nil, fmt.Errorf("%s (%s, %s)", e.Detail, resp.Status, e.Code)
 }
