@@ -54,6 +54,10 @@ func (u *batchUpload) s3Batch(rec map[string]any, callback string) error {
 	if loc.gz {
 		rec[jobs.BatchFieldGzip] = "1"
 	}
+	// The worker counts the rows as it reads them, against the limits of
+	// the submission's time.
+	key, tenant := u.s.batchRowLimits(u.key)
+	rec[jobs.BatchFieldRowLimitKey], rec[jobs.BatchFieldRowLimitTenant] = key.String(), tenant.String()
 	return u.start(rec, callback)
 }
 

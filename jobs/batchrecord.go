@@ -40,8 +40,10 @@ type BatchRecord struct {
 	S3Stored            int
 	S3Export            string
 	Exported            time.Time
-	Schedule            string      // the schedule that started the batch, if one did
-	Error               *BatchError // the batch failed as a whole
+	Schedule            string // the schedule that started the batch, if one did
+	// RowLimitKey and RowLimitTenant are an S3 batch's batch row limits.
+	RowLimitKey, RowLimitTenant string
+	Error                       *BatchError // the batch failed as a whole
 
 	header string // CSV only: a JSON list, see CSVHeader
 }
@@ -73,7 +75,7 @@ func DecodeBatchRecord(h map[string]string) (r BatchRecord, ok bool) {
 		InputURL: h[BatchFieldInputURL], OutputURL: h[BatchFieldOutputURL], Gzip: h[BatchFieldGzip] == "1",
 		MaxRows: num(BatchFieldMaxRows), MaxRecord: num(BatchFieldMaxRecord), S3Stored: num(BatchFieldS3Stored),
 		S3Export: h[BatchFieldS3Export], Exported: at(BatchFieldExported),
-		Schedule: h[BatchFieldSchedule],
+		Schedule: h[BatchFieldSchedule], RowLimitKey: h[BatchFieldRowLimitKey], RowLimitTenant: h[BatchFieldRowLimitTenant],
 	}
 	r.MaxBytes, _ = strconv.ParseInt(h[BatchFieldMaxBytes], 10, 64)
 	if e := h[BatchFieldError]; e != "" {

@@ -98,6 +98,15 @@ const (
 	BatchErrOutput      = "output_failed" // the output could not be written
 	BatchErrTooLarge    = "payload_too_large"
 	BatchErrUnavailable = "s3_unavailable" // this worker has no S3 client
+	BatchErrRateLimited = "rate_limited"   // the rows read passed a batch row quota
+)
+
+// An S3 batch's batch row limits ("1000000/d", "unlimited"), its key's and
+// its tenant's as of its submission: the worker counts the rows it reads
+// against them, chunk by chunk.
+const (
+	BatchFieldRowLimitKey    = "row_limit_key"
+	BatchFieldRowLimitTenant = "row_limit_tenant"
 )
 
 // BatchFieldSchedule names the schedule whose run started a batch.

@@ -24,6 +24,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/internal/batchchunk"
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
+	"github.com/hokusai-ai/inference-queue/internal/ratelimit"
 	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker/objstore"
@@ -101,6 +102,14 @@ func (r *s3Run) run(ctx context.Context) error {
 	if r.cw.TTL <= 0 || r.cw.ChunkRows < 1 || r.cw.Window < 1 {
 		return failBatch(jobs.BatchErrInput, "The batch record is incomplete.")
 	}
+	if r.rec.RowLimitKey != "" {
+		key, kerr := ratelimit.ParseLimit(r.rec.RowLimitKey)
+		tenant, terr := ratelimit.ParseLimit(r.rec.RowLimitTenant)
+		if kerr != nil || terr != nil {
+			return failBatch(jobs.BatchErrInput, "The batch record's row limits are not valid.")
+		}
+		r.cw.Charge = r.chargeRows(ratelimit.Buckets(ratelimit.BatchRows, r.rec.Tenant, r.rec.KeyID, key, tenant))
+	}
 	exp, err := newExporter(ctx, r)
 	if err != nil {
 		return err
@@ -156,6 +165,21 @@ func (r *s3Run) run(ctx context.Context) error {
 			case <-time.After(s3Poll):
 			}
 		}
+	}
+}
+
+// chargeRows counts each chunk's rows, as it is stored, against buckets:
+// the batch row limits of the batch's key and tenant, as the API charges
+// an upload's. Past them the batch fails; the rows scored before stay
+// scored and charged, the rest are not scored.
+func (r *s3Run) chargeRows(buckets []ratelimit.Bucket) func(ctx context.Context, rows int) error {
+	return func(ctx context.Context, rows int) error {
+		d, err := ratelimit.Take(ctx, r.w.rdb, buckets, int64(rows), time.Now())
+		if err != nil || d.Allowed {
+			return err // Redis failing: the run is retried
+		}
+		return failBatch(jobs.BatchErrRateLimited, "Batch row limit exceeded: the %s's limit is %s batch rows, and the input passed it after row %d; "+
+			"the rest of the input is not scored.", strings.TrimPrefix(d.Binding.Policy, ratelimit.BatchRows+"-"), d.Binding.Limit, r.cw.Rows()-rows)
 	}
 }
 

@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
 	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/tenant"
 	"github.com/hokusai-ai/inference-queue/jobs"
@@ -351,5 +352,43 @@ func TestS3BatchWebhook(t *testing.T) {
 	}
 	if c := hook.counts(); c[1] != 2 || hook.unsigned != 0 {
 		t.Errorf("receiver counts %v, %d unsigned; want 2 signed deliveries", c, hook.unsigned)
+	}
+}
+
+// An S3 batch's rows count against its key's batch row quota as the
+// worker reads them, chunk by chunk: an input that passes the quota fails
+// the batch with rate_limited, naming the limit, and the rows stored
+// before stay charged.
+func TestS3BatchRowQuota(t *testing.T) {
+	st, _ := fakeS3(t, "leads")
+	allow := s3Allow(t, "s3://leads/exports,s3://leads/scores")
+	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: allow, Batch: api.BatchConfig{ChunkRows: 100}}})
+	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: allow})
+	s.waitReady("21")
+	ctx := t.Context()
+	key, rec, err := apikey.Create(ctx, s.rdb, "acme", "unlimited")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := "250/h"
+	if _, err := apikey.SetLimits(ctx, s.rdb, rec.ID, apikey.Change{BatchRows: &limit}); err != nil {
+		t.Fatal(err)
+	}
+	putObject(t, st, "s3://leads/exports/big.csv", leadsCSV(t, 1000, nil))
+	id := s.acceptedBatch(s.submitS3("s3://leads/exports/big.csv", "s3://leads/scores/", map[string]string{"X-API-Key": key}))
+	b := s.waitS3Batch(id, 30*time.Second)
+	e, _ := b["error"].(map[string]any)
+	if b["status"] != jobs.BatchFailed || e["code"] != jobs.BatchErrRateLimited || !strings.Contains(e["detail"].(string), "250/h") {
+		t.Fatalf("status %v", b)
+	}
+	// Two chunks of 100 passed, the third did not: 200 of the 250 are used.
+	bucket := "hokusai:ratelimit:{acme}:batch_rows:key:" + rec.ID
+	if n, err := s.rdb.Exists(ctx, bucket).Result(); err != nil || n != 1 {
+		t.Fatalf("no rows charged to %s: %v", bucket, err)
+	}
+	putObject(t, st, "s3://leads/exports/small.csv", leadsCSV(t, 100, nil))
+	id = s.acceptedBatch(s.submitS3("s3://leads/exports/small.csv", "s3://leads/scores/small/", map[string]string{"X-API-Key": key}))
+	if b := s.waitS3Batch(id, 30*time.Second); b["error"] == nil {
+		t.Fatalf("100 more rows passed a quota with 50 left: %v", b)
 	}
 }
