@@ -25,16 +25,7 @@ const dueBatch = 100
 
 // runSchedules starts due schedules' runs until ctx ends.
 func (s *Server) runSchedules(ctx context.Context) {
-	t := time.NewTicker(scheduleTick)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			s.fireDue(ctx, time.Now())
-		}
-	}
+	every(ctx, scheduleTick, func() { s.fireDue(ctx, time.Now()) })
 }
 
 // fireDue claims and starts the runs due at now.

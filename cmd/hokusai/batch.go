@@ -112,13 +112,22 @@ func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func runBatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// apiCommand starts command group's subcommand args[0], which talks to
+// the API: its flag set, with --api-url and --api-key added.
+func apiCommand(group, usage string, args []string, getenv func(string) string, stderr io.Writer) (*flag.FlagSet, *apiClient, error) {
 	if len(args) == 0 {
-		return errors.New(batchUsage)
+		return nil, nil, errors.New(usage)
 	}
-	fs := flag.NewFlagSet("batch "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet(group+" "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	c := apiFlags(fs, getenv)
+	return fs, apiFlags(fs, getenv), nil
+}
+
+func runBatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs, c, err := apiCommand("batch", batchUsage, args, getenv, stderr)
+	if err != nil {
+		return err
+	}
 	switch args[0] {
 	case "submit":
 		return batchSubmit(ctx, c, fs, args[1:], stdout, stderr)

@@ -37,12 +37,10 @@ type scheduleView struct {
 }
 
 func runSchedules(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	if len(args) == 0 {
-		return errors.New(schedulesUsage)
+	fs, c, err := apiCommand("schedules", schedulesUsage, args, getenv, stderr)
+	if err != nil {
+		return err
 	}
-	fs := flag.NewFlagSet("schedules "+args[0], flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	c := apiFlags(fs, getenv)
 	switch args[0] {
 	case "create":
 		return schedulesCreate(ctx, c, fs, args[1:], stdout, stderr)

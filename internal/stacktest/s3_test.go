@@ -80,6 +80,19 @@ func s3Allow(t testing.TB, list string) s3url.AllowList {
 	return l
 }
 
+// s3Stack starts a stack whose API has cfg and the S3 allow-list allow,
+// and one worker with the same list, reading and writing a fake store
+// with the bucket leads.
+func s3Stack(t *testing.T, cfg api.Config, allow string) (*stack, *objstore.Store) {
+	t.Helper()
+	st, _ := fakeS3(t, "leads")
+	cfg.S3Allow = s3Allow(t, allow)
+	s := startStack(t, stackOptions{noWorker: true, api: cfg})
+	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: cfg.S3Allow})
+	s.waitReady("21")
+	return s, st
+}
+
 // submitS3 submits an S3 batch as JSON.
 func (s *stack) submitS3(input, output string, headers map[string]string) reply {
 	s.t.Helper()
@@ -151,11 +164,7 @@ func checkS3Output(t testing.TB, st *objstore.Store, prefix string, input []byte
 // the store's credentials reach no log, and its results are not served
 // by the API.
 func TestS3Batch(t *testing.T) {
-	st, _ := fakeS3(t, "leads")
-	allow := s3Allow(t, "s3://leads/exports,s3://leads/scores")
-	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: allow, Batch: api.BatchConfig{ChunkRows: 100}}})
-	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: allow})
-	s.waitReady("21")
+	s, st := s3Stack(t, api.Config{Batch: api.BatchConfig{ChunkRows: 100}}, "s3://leads/exports,s3://leads/scores")
 	const n = 2500
 	bad := map[int]bool{3: true, 1234: true, 2499: true}
 	input := gzipped(t, leadsCSV(t, n, bad))
@@ -327,11 +336,7 @@ func TestS3BatchWorkerKilled(t *testing.T) {
 // its output is written, and once it fails as a whole, each delivery
 // signed and recorded in the batch's status.
 func TestS3BatchWebhook(t *testing.T) {
-	st, _ := fakeS3(t, "leads")
-	allow := s3Allow(t, "s3://leads/exports,s3://leads/scores")
-	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: allow}})
-	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: allow})
-	s.waitReady("21")
+	s, st := s3Stack(t, api.Config{}, "s3://leads/exports,s3://leads/scores")
 	secret, err := tenant.WebhookSecret(t.Context(), s.rdb, "acme")
 	if err != nil {
 		t.Fatal(err)
@@ -360,11 +365,7 @@ func TestS3BatchWebhook(t *testing.T) {
 // the batch with rate_limited, naming the limit, and the rows stored
 // before stay charged.
 func TestS3BatchRowQuota(t *testing.T) {
-	st, _ := fakeS3(t, "leads")
-	allow := s3Allow(t, "s3://leads/exports,s3://leads/scores")
-	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: allow, Batch: api.BatchConfig{ChunkRows: 100}}})
-	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: allow})
-	s.waitReady("21")
+	s, st := s3Stack(t, api.Config{Batch: api.BatchConfig{ChunkRows: 100}}, "s3://leads/exports,s3://leads/scores")
 	ctx := t.Context()
 	key, rec, err := apikey.Create(ctx, s.rdb, "acme", "unlimited")
 	if err != nil {

@@ -12,7 +12,6 @@ import (
 	"github.com/hokusai-ai/inference-queue/internal/apikey"
 	"github.com/hokusai-ai/inference-queue/internal/schedule"
 	"github.com/hokusai-ai/inference-queue/jobs"
-	"github.com/hokusai-ai/inference-queue/worker"
 )
 
 // schedulesOf lists the schedules the headers' key (default the stack's)
@@ -33,11 +32,7 @@ func (s *stack) schedulesOf(headers map[string]string) []schedule.Listed {
 // batch that reads the input its {{date}} names and carries the
 // schedule's id.
 func TestSchedules(t *testing.T) {
-	st, _ := fakeS3(t, "leads")
-	allow := s3Allow(t, "s3://leads/exports,s3://leads/scores")
-	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: allow}})
-	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: allow})
-	s.waitReady("21")
+	s, st := s3Stack(t, api.Config{}, "s3://leads/exports,s3://leads/scores")
 	ok := `{"model_id": "21", "cron": "*/30 * * * *", "time_zone": "Asia/Tokyo",
 		"input_url": "s3://leads/exports/{{date}}/{{time}}.csv", "output_url": "s3://leads/scores/{{date}}/{{time}}/"}`
 	for name, c := range map[string]struct {
