@@ -51,6 +51,7 @@ func (u *batchUpload) s3Batch(rec map[string]any, callback string) error {
 	rec[jobs.BatchFieldFormat] = loc.format
 	rec[jobs.BatchFieldInputURL], rec[jobs.BatchFieldOutputURL] = loc.in.String(), loc.out.String()
 	rec[jobs.BatchFieldMaxBytes], rec[jobs.BatchFieldMaxRows], rec[jobs.BatchFieldMaxRecord] = lim.MaxBytes, lim.MaxRows, lim.MaxRecordBytes
+	rec[jobs.BatchFieldGzipRatio] = u.s.cfg.GzipMaxRatio
 	if loc.gz {
 		rec[jobs.BatchFieldGzip] = "1"
 	}

@@ -35,6 +35,7 @@ type BatchRecord struct {
 	// then it is running, whatever its chunks.
 	InputURL, OutputURL string
 	Gzip                bool
+	GzipRatio           int64
 	MaxBytes            int64
 	MaxRows, MaxRecord  int
 	S3Stored            int
@@ -78,6 +79,7 @@ func DecodeBatchRecord(h map[string]string) (r BatchRecord, ok bool) {
 		Schedule: h[BatchFieldSchedule], RowLimitKey: h[BatchFieldRowLimitKey], RowLimitTenant: h[BatchFieldRowLimitTenant],
 	}
 	r.MaxBytes, _ = strconv.ParseInt(h[BatchFieldMaxBytes], 10, 64)
+	r.GzipRatio, _ = strconv.ParseInt(h[BatchFieldGzipRatio], 10, 64)
 	if e := h[BatchFieldError]; e != "" {
 		r.Error = &BatchError{}
 		if json.Unmarshal([]byte(e), r.Error) != nil {

@@ -20,6 +20,9 @@ const (
 	BatchFieldInputURL  = "input_url"  // s3://bucket/key
 	BatchFieldOutputURL = "output_url" // s3://bucket/prefix/
 	BatchFieldGzip      = "gzip"       // "1": the input is gzip-compressed whatever its metadata says
+	// BatchFieldGzipRatio bounds how far a gzip input may expand past its
+	// first MiB, as the API bounds a gzip upload (HOKUSAI_GZIP_MAX_RATIO).
+	BatchFieldGzipRatio = "gzip_max_ratio"
 	// Bounds the API's BatchConfig sets, applied by the worker reading the
 	// object: its stored bytes, its rows and one record's bytes.
 	BatchFieldMaxBytes  = "max_bytes"

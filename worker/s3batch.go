@@ -7,6 +7,7 @@
 package worker
 
 import (
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -254,11 +255,12 @@ func (r *s3Run) open(ctx context.Context) (*s3Input, error) {
 	in := &s3Input{body: r.w.cfg.S3.Reader(ctx, r.in, obj, s3RangeBytes), sum: sha256.New()}
 	src := io.TeeReader(in.body, in.sum)
 	if obj.Gzip || r.rec.Gzip {
-		if in.gz, err = gzip.NewReader(src); err != nil {
+		stored := &countingReader{r: src}
+		if in.gz, err = gzip.NewReader(stored); err != nil {
 			in.close()
 			return nil, failBatch(jobs.BatchErrInput, "The input is not gzip-compressed data: %s.", err)
 		}
-		src = in.gz
+		src = &ratioReader{r: in.gz, stored: stored, ratio: cmp.Or(r.rec.GzipRatio, defaultGzipRatio)}
 	}
 	csv := r.rec.Format == jobs.BatchCSV
 	if csv {
@@ -278,6 +280,46 @@ func (r *s3Run) open(ctx context.Context) (*s3Input, error) {
 		}
 	}
 	return in, nil
+}
+
+// gzipRatioAfter is how much of a gzip input is decompressed before its
+// ratio is checked, and defaultGzipRatio the bound of a batch recorded
+// without one: the API's (see api.Config.GzipMaxRatio).
+const (
+	gzipRatioAfter   = 1 << 20
+	defaultGzipRatio = 200
+)
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// ratioReader fails a gzip input that, past its first gzipRatioAfter
+// bytes, expands more than ratio-fold: the byte bound applies to the
+// stored object, and a small one (a gzip bomb) would otherwise make the
+// worker read, store and score as much as the row bound allows.
+type ratioReader struct {
+	r      io.Reader
+	stored *countingReader
+	out    int64
+	ratio  int64
+}
+
+func (g *ratioReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	g.out += int64(n)
+	if g.out > gzipRatioAfter && g.out > g.ratio*g.stored.n {
+		return n, failBatch(jobs.BatchErrTooLarge, "The input expands more than %d-fold when decompressed; store it uncompressed, or split it.", g.ratio)
+	}
+	return n, err
 }
 
 // header reads a CSV's header and checks it against the model as the API
@@ -344,8 +386,9 @@ func (r *s3Run) ingest(ctx context.Context, in *s3Input) (done bool, err error) 
 // it is (retried unless final), anything else a fault of the input.
 func (r *s3Run) readErr(err error, records *batchfile.Reader) error {
 	var s3err *objstore.Error
+	var fail *batchFailure
 	switch {
-	case errors.As(err, &s3err):
+	case errors.As(err, &s3err), errors.As(err, &fail):
 		return err
 	case errors.Is(err, batchfile.ErrRecordTooLong):
 		return failBatch(jobs.BatchErrInput, "Line %d: a row is over the %d-byte limit (an unclosed quote, perhaps).", records.Line(), r.rec.MaxRecord)

@@ -393,3 +393,21 @@ func TestS3BatchRowQuota(t *testing.T) {
 		t.Fatalf("100 more rows passed a quota with 50 left: %v", b)
 	}
 }
+
+// A gzip input that expands past HOKUSAI_GZIP_MAX_RATIO (200) after its
+// first MiB fails its batch with payload_too_large, as a gzip upload is
+// refused: a small object cannot make a worker read gigabytes.
+func TestS3BatchGzipBomb(t *testing.T) {
+	s, st := s3Stack(t, api.Config{}, "s3://leads/exports,s3://leads/scores")
+	one := leadsCSV(t, 1, nil)
+	header, row, _ := bytes.Cut(one, []byte("\n"))
+	// 4 MiB of one row again and again: gzip makes it about 1,000 times smaller.
+	input := append(append(header, '\n'), bytes.Repeat(row, 4<<20/len(row))...)
+	putObject(t, st, "s3://leads/exports/bomb.csv.gz", gzipped(t, input))
+	id := s.acceptedBatch(s.submitS3("s3://leads/exports/bomb.csv.gz", "s3://leads/scores/bomb/", nil))
+	b := s.waitS3Batch(id, 60*time.Second)
+	e, _ := b["error"].(map[string]any)
+	if b["status"] != jobs.BatchFailed || e["code"] != jobs.BatchErrTooLarge || !strings.Contains(e["detail"].(string), "200-fold") {
+		t.Fatalf("status %v", b)
+	}
+}
