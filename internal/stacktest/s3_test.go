@@ -93,6 +93,27 @@ func s3Stack(t *testing.T, cfg api.Config, allow string) (*stack, *objstore.Stor
 	return s, st
 }
 
+// workerProcess builds hokusai-worker and runs it as a process of its own
+// on the package's Redis, reading and writing the fake store at endpoint
+// within allow, with env added, until the test ends.
+func (s *stack) workerProcess(endpoint, allow string, env ...string) *exec.Cmd {
+	s.t.Helper()
+	bin := filepath.Join(s.t.TempDir(), "hokusai-worker")
+	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/hokusai-worker").CombinedOutput(); err != nil {
+		s.t.Fatalf("build worker: %v\n%s", err, out)
+	}
+	w := exec.Command(bin, "--redis-url", srv.URL, "--health-addr", "127.0.0.1:0")
+	w.Env = append(append(os.Environ(), "HOME="+s.t.TempDir(), "HF_HOME="+s.t.TempDir(),
+		"AWS_ENDPOINT_URL_S3="+endpoint, "AWS_ACCESS_KEY_ID="+s3AccessKey, "AWS_SECRET_ACCESS_KEY="+s3SecretKey,
+		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "HOKUSAI_S3_ALLOW="+allow), env...)
+	w.Stdout, w.Stderr = s.logs, s.logs
+	if err := w.Start(); err != nil {
+		s.t.Fatal(err)
+	}
+	s.t.Cleanup(func() { _ = w.Process.Kill(); _ = w.Wait() })
+	return w
+}
+
 // submitS3 submits an S3 batch as JSON.
 func (s *stack) submitS3(input, output string, headers map[string]string) reply {
 	s.t.Helper()
@@ -285,19 +306,7 @@ func TestS3BatchWorkerKilled(t *testing.T) {
 	allow := "s3://leads/exports,s3://leads/scores"
 	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: s3Allow(t, allow),
 		Batch: api.BatchConfig{ChunkRows: 50}}})
-	bin := filepath.Join(t.TempDir(), "hokusai-worker")
-	if out, err := exec.Command("go", "build", "-o", bin, "../../cmd/hokusai-worker").CombinedOutput(); err != nil {
-		t.Fatalf("build worker: %v\n%s", err, out)
-	}
-	victim := exec.Command(bin, "--redis-url", srv.URL, "--health-addr", "127.0.0.1:0")
-	victim.Env = append(os.Environ(), "HOME="+t.TempDir(), "HF_HOME="+t.TempDir(), "HOKUSAI_LOG_LEVEL=debug",
-		"AWS_ENDPOINT_URL_S3="+endpoint, "AWS_ACCESS_KEY_ID="+s3AccessKey, "AWS_SECRET_ACCESS_KEY="+s3SecretKey,
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "HOKUSAI_S3_ALLOW="+allow, "HOKUSAI_S3_PART_BYTES=65536")
-	victim.Stdout, victim.Stderr = s.logs, s.logs
-	if err := victim.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = victim.Process.Kill(); _ = victim.Wait() })
+	victim := s.workerProcess(endpoint, allow, "HOKUSAI_LOG_LEVEL=debug", "HOKUSAI_S3_PART_BYTES=65536")
 	s.waitReady("21")
 	const n = 2000
 	bad := map[int]bool{7: true, 1999: true}
