@@ -119,3 +119,8 @@ func (s *Server) unavailable(c echo.Context, err error) *Error {
 	s.log.Warn("redis unavailable", "request_id", requestID(c), "err", err.Error())
 	return redisError(err)
 }
+
+// queueUnavailable is the answer when Redis cannot be reached.
+func queueUnavailable() *Error {
+	return &Error{Code: CodeQueueUnavailable, Detail: "The job queue is unreachable right now; retry shortly.", RetryAfter: retryAfterUnavailable}
+}

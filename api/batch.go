@@ -4,6 +4,7 @@
 package api
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -163,16 +164,7 @@ func (s *Server) submitBatch() echo.HandlerFunc {
 			}
 		}
 		key, _ := c.Get("key").(apikey.Record)
-		u := &batchUpload{s: s, ctx: req.Context(), key: key, id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.RetentionBatch,
-			window: batchWindow(s.state.get().readyWorkers(spec.ID, jobs.LaneBatch)) * s.weight(tenantOf(c)), pace: s.batchPacer(),
-			mode: jobs.Mode{Strict: strict, AsOf: created}}
-		u.cw = &batchchunk.Writer{RDB: s.rdb, Client: s.client, BatchID: u.id, ModelID: spec.ID, Pool: spec.Pool,
-			TTL: u.ttl, ChunkRows: lim.ChunkRows, Window: u.window, Charge: u.chargeRows}
-		rec := map[string]any{
-			jobs.BatchFieldTenant: tenantOf(c), jobs.BatchFieldKeyID: keyID(c), jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
-			jobs.BatchFieldChunkRows: lim.ChunkRows, jobs.BatchFieldCreated: created.UnixMilli(),
-			jobs.BatchFieldFormat: jobs.BatchJSONL, jobs.BatchFieldWindow: u.window,
-		}
+		u, rec := s.newUpload(req.Context(), key, spec, created)
 		if explain {
 			rec[jobs.BatchFieldExplain] = "1"
 		}
@@ -264,6 +256,23 @@ func (s *Server) batchPacer() *pace.Pacer {
 	return &pace.Pacer{Burst: lim.PaceBurst, Pause: lim.PacePause, Busy: func() bool {
 		return time.Now().UnixNano()-s.lastSync.Load() < int64(syncRecent)
 	}}
+}
+
+// newUpload starts key's batch of spec's model, created then: the upload
+// with its chunk writer, and the record's fields every batch has.
+func (s *Server) newUpload(ctx context.Context, key apikey.Record, spec registry.Spec, created time.Time) (*batchUpload, map[string]any) {
+	lim := s.cfg.Batch
+	u := &batchUpload{s: s, ctx: ctx, key: key, id: jobs.NewRequestID(), spec: spec, ttl: s.cfg.RetentionBatch,
+		window: batchWindow(s.state.get().readyWorkers(spec.ID, jobs.LaneBatch)) * s.weight(key.Tenant), pace: s.batchPacer(),
+		mode: jobs.Mode{AsOf: created}}
+	u.cw = &batchchunk.Writer{RDB: s.rdb, Client: s.client, BatchID: u.id, ModelID: spec.ID, Pool: spec.Pool,
+		TTL: u.ttl, ChunkRows: lim.ChunkRows, Window: u.window, Charge: u.chargeRows}
+	rec := map[string]any{
+		jobs.BatchFieldTenant: key.Tenant, jobs.BatchFieldKeyID: key.ID, jobs.BatchFieldModel: spec.ID, jobs.BatchFieldPool: spec.Pool,
+		jobs.BatchFieldChunkRows: lim.ChunkRows, jobs.BatchFieldCreated: created.UnixMilli(),
+		jobs.BatchFieldFormat: jobs.BatchJSONL, jobs.BatchFieldWindow: u.window,
+	}
+	return u, rec
 }
 
 // batchModel finds the model and its published schema, and refuses early

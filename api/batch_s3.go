@@ -6,6 +6,7 @@
 package api
 
 import (
+	"context"
 	"strings"
 
 	"github.com/hokusai-ai/inference-queue/internal/s3url"
@@ -42,50 +43,74 @@ var s3Formats = map[string]string{".csv": jobs.BatchCSV, ".jsonl": jobs.BatchJSO
 // s3Batch checks an S3 batch's locations against the allow-lists and
 // writes its record; finish queues its task.
 func (u *batchUpload) s3Batch(rec map[string]any, callback string) error {
+	loc, err := u.s.s3Locations(u.ctx, u.key.Tenant, *u.s3)
+	if err != nil {
+		return u.chunkErr(err) // a refusal as it is, else Redis's failure
+	}
+	lim := u.s.cfg.Batch
+	rec[jobs.BatchFieldFormat] = loc.format
+	rec[jobs.BatchFieldInputURL], rec[jobs.BatchFieldOutputURL] = loc.in.String(), loc.out.String()
+	rec[jobs.BatchFieldMaxBytes], rec[jobs.BatchFieldMaxRows], rec[jobs.BatchFieldMaxRecord] = lim.MaxBytes, lim.MaxRows, lim.MaxRecordBytes
+	rec[jobs.BatchFieldGzipRatio] = u.s.cfg.GzipMaxRatio
+	if loc.gz {
+		rec[jobs.BatchFieldGzip] = "1"
+	}
+	// The worker counts the rows as it reads them, against the limits of
+	// the submission's time.
+	key, tenant := u.s.batchRowLimits(u.key)
+	rec[jobs.BatchFieldRowLimitKey], rec[jobs.BatchFieldRowLimitTenant] = key.String(), tenant.String()
+	return u.start(rec, callback)
+}
+
+// s3Checked is an S3 batch's request once checked.
+type s3Checked struct {
+	in, out s3url.URL
+	format  string
+	gz      bool
+}
+
+// s3Locations parses an S3 batch's locations, checks them against
+// tenant's allow-lists, and names its format (from its input's name if
+// not given). A refusal is an *Error; any other error is Redis's.
+func (s *Server) s3Locations(ctx context.Context, tenant string, src s3Source) (s3Checked, error) {
 	invalid := func(field, detail string) error {
 		return &Error{Code: CodeInvalidInput, Detail: "The S3 batch request is not valid.",
 			Fields: []jobs.FieldError{{Field: field, Code: jobs.CodeInvalidValue, Detail: detail}}}
 	}
-	in, err := s3url.Parse(u.s3.input)
-	if err != nil {
-		return invalid("input_url", err.Error())
+	var c s3Checked
+	var err error
+	if c.in, err = s3url.Parse(src.input); err != nil {
+		return c, invalid("input_url", err.Error())
 	}
-	if u.s3.output == "" {
-		return invalid("output_url", "An S3 batch needs an output_url, s3://bucket/prefix/, to write its results to.")
+	if src.output == "" {
+		return c, invalid("output_url", "An S3 batch needs an output_url, s3://bucket/prefix/, to write its results to.")
 	}
-	out, err := s3url.ParsePrefix(u.s3.output)
-	if err != nil {
-		return invalid("output_url", err.Error())
+	if c.out, err = s3url.ParsePrefix(src.output); err != nil {
+		return c, invalid("output_url", err.Error())
 	}
-	key, gz := strings.CutSuffix(in.Key, ".gz")
-	format := u.s3.format
-	if format == "" {
+	var key string
+	key, c.gz = strings.CutSuffix(c.in.Key, ".gz")
+	c.format = src.format
+	if c.format == "" {
 		for ext, f := range s3Formats {
 			if strings.HasSuffix(key, ext) {
-				format = f
+				c.format = f
 			}
 		}
 	}
-	if format != jobs.BatchCSV && format != jobs.BatchJSONL {
-		return invalid("format", `Say "format": "csv" or "jsonl" (the input's name does not end in .csv, .jsonl or .ndjson, optionally .gz).`)
+	if c.format != jobs.BatchCSV && c.format != jobs.BatchJSONL {
+		return c, invalid("format", `Say "format": "csv" or "jsonl" (the input's name does not end in .csv, .jsonl or .ndjson, optionally .gz).`)
 	}
-	lim := u.s.cfg.Batch
-	for _, loc := range []s3url.URL{in, out} {
-		ok, err := u.s.cfg.S3Allow.Check(u.ctx, u.s.rdb, rec[jobs.BatchFieldTenant].(string), loc)
+	for _, loc := range []s3url.URL{c.in, c.out} {
+		ok, err := s.cfg.S3Allow.Check(ctx, s.rdb, tenant, loc)
 		if err != nil {
-			return u.redisErr(err)
+			return c, err
 		}
 		if !ok {
-			return errorf(CodeForbidden, "%s is not on the S3 allow-list; an operator adds it with HOKUSAI_S3_ALLOW or hokusai s3 allow.", loc)
+			return c, errorf(CodeForbidden, "%s is not on the S3 allow-list; an operator adds it with HOKUSAI_S3_ALLOW or hokusai s3 allow.", loc)
 		}
 	}
-	rec[jobs.BatchFieldFormat] = format
-	rec[jobs.BatchFieldInputURL], rec[jobs.BatchFieldOutputURL] = in.String(), out.String()
-	rec[jobs.BatchFieldMaxBytes], rec[jobs.BatchFieldMaxRows], rec[jobs.BatchFieldMaxRecord] = lim.MaxBytes, lim.MaxRows, lim.MaxRecordBytes
-	if gz {
-		rec[jobs.BatchFieldGzip] = "1"
-	}
-	return u.start(rec, callback)
+	return c, nil
 }
 
 // enqueueS3 queues the S3 batch's task once its record is written.

@@ -44,6 +44,8 @@ type batchResponse struct {
 	OutputURL  string           `json:"output_url,omitempty"`
 	ExportedAt *time.Time       `json:"exported_at,omitempty"`
 	Error      *jobs.BatchError `json:"error,omitempty"`
+	// ScheduleID is the schedule whose run started the batch, if one did.
+	ScheduleID string `json:"schedule_id,omitempty"`
 
 	pool string // the model's pool when the batch was submitted
 }
@@ -75,7 +77,8 @@ func (s *Server) batch(c echo.Context) (*batchResponse, error) {
 		CreatedAt: stamp(rec.Created), StartedAt: stamp(rec.Started), FinishedAt: stamp(rec.Finished),
 		CanceledAt: stamp(rec.Canceled), CallbackURL: rec.CallbackURL,
 		ResultsURL: "/api/v1/batches/" + id + "/results", pool: rec.Pool,
-		InputURL: rec.InputURL, OutputURL: rec.OutputURL, ExportedAt: stamp(rec.Exported), Error: rec.Error}
+		InputURL: rec.InputURL, OutputURL: rec.OutputURL, ExportedAt: stamp(rec.Exported), Error: rec.Error,
+		ScheduleID: rec.Schedule}
 	if out.CallbackURL != "" {
 		out.Webhook = &webhookStatus{DeliveredAt: stamp(rec.WebhookDelivered), Attempts: []jobs.WebhookAttempt{}}
 		for _, h := range hooksCmd.Val() {

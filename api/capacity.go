@@ -79,5 +79,5 @@ func redisError(err error) *Error {
 		return &Error{Code: CodeQueueUnavailable, RetryAfter: retryAfterUnavailable,
 			Detail: "The job queue could not copy this work to its replicas in time. It may still run: poll /api/v1/jobs/{request_id} before you send it again."}
 	}
-	return &Error{Code: CodeQueueUnavailable, Detail: "The job queue is unreachable right now; retry shortly.", RetryAfter: retryAfterUnavailable}
+	return queueUnavailable()
 }

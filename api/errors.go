@@ -23,6 +23,7 @@ const (
 	CodeModelNotFound     = "model_not_found"
 	CodeJobNotFound       = "job_not_found"
 	CodeBatchNotFound     = "batch_not_found"
+	CodeScheduleNotFound  = "schedule_not_found"
 	CodeAssetNotFound     = "asset_not_found"
 	CodeMethodNotAllowed  = "method_not_allowed"
 	CodeTooLarge          = "payload_too_large"
@@ -60,6 +61,7 @@ var statusOf = map[string]int{
 	CodeModelNotFound:    http.StatusNotFound,
 	CodeJobNotFound:      http.StatusNotFound,
 	CodeBatchNotFound:    http.StatusNotFound,
+	CodeScheduleNotFound: http.StatusNotFound,
 	CodeAssetNotFound:    http.StatusNotFound,
 	CodeMethodNotAllowed: http.StatusMethodNotAllowed,
 	CodeTooLarge:         http.StatusRequestEntityTooLarge,

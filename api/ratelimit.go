@@ -62,7 +62,7 @@ func newLimiter(cfg Config, rdb redis.UniversalClient) *limiter {
 	}
 	return &limiter{
 		requests:  quota{key: parse(cfg.RateLimit), tenant: parse(cfg.TenantRateLimit)},
-		batchRows: quota{name: "batch_rows", key: parse(cfg.BatchRowLimit), tenant: parse(cfg.TenantBatchRowLimit)},
+		batchRows: quota{name: ratelimit.BatchRows, key: parse(cfg.BatchRowLimit), tenant: parse(cfg.TenantBatchRowLimit)},
 		takes:     ratelimit.NewGatherer(rdb),
 		refused:   map[string]refusal{},
 	}
@@ -73,26 +73,30 @@ func (s *Server) buckets(rec apikey.Record) []ratelimit.Bucket {
 	return s.limits.requests.buckets(rec, rec.Limit, s.state.get().tenantLimits[rec.Tenant].Requests)
 }
 
-// buckets are q's buckets for key rec, whose own limit is keyOwn and its
+// limits are q's limits of a key whose own limit is keyOwn and its
 // tenant's tenantOwn. A limit that no longer parses (set by hand in Redis)
 // falls back to the default.
-func (q quota) buckets(rec apikey.Record, keyOwn, tenantOwn string) []ratelimit.Bucket {
-	key, tenant := q.key, q.tenant
+func (q quota) limits(keyOwn, tenantOwn string) (key, tenant ratelimit.Limit) {
+	key, tenant = q.key, q.tenant
 	if l, err := ratelimit.ParseLimit(keyOwn); keyOwn != "" && err == nil {
 		key = l
 	}
 	if l, err := ratelimit.ParseLimit(tenantOwn); tenantOwn != "" && err == nil {
 		tenant = l
 	}
-	// One hash tag per tenant: the script touches both keys on one node.
-	base, policy := "hokusai:ratelimit:{"+rec.Tenant+"}:", ""
-	if q.name != "" {
-		base, policy = base+q.name+":", q.name+"-"
-	}
-	return []ratelimit.Bucket{
-		{Policy: policy + "key", Key: base + "key:" + rec.ID, Limit: key},
-		{Policy: policy + "tenant", Key: base + "tenant", Limit: tenant},
-	}
+	return key, tenant
+}
+
+// buckets are q's buckets for key rec, whose own limit is keyOwn and its
+// tenant's tenantOwn.
+func (q quota) buckets(rec apikey.Record, keyOwn, tenantOwn string) []ratelimit.Bucket {
+	key, tenant := q.limits(keyOwn, tenantOwn)
+	return ratelimit.Buckets(q.name, rec.Tenant, rec.ID, key, tenant)
+}
+
+// batchRowLimits are the batch row limits of key rec and its tenant now.
+func (s *Server) batchRowLimits(rec apikey.Record) (key, tenant ratelimit.Limit) {
+	return s.limits.batchRows.limits(rec.BatchRows, s.state.get().tenantLimits[rec.Tenant].BatchRows)
 }
 
 // chargeRows counts the rows of a chunk being stored against the
@@ -100,7 +104,8 @@ func (q quota) buckets(rec apikey.Record, keyOwn, tenantOwn string) []ratelimit.
 // is as for requests.
 func (u *batchUpload) chargeRows(ctx context.Context, rows int) error {
 	s, rec := u.s, u.key
-	buckets := s.limits.batchRows.buckets(rec, rec.BatchRows, s.state.get().tenantLimits[rec.Tenant].BatchRows)
+	key, tenant := s.batchRowLimits(rec)
+	buckets := ratelimit.Buckets(ratelimit.BatchRows, rec.Tenant, rec.ID, key, tenant)
 	d, err := s.limits.takes.Take(ctx, buckets, int64(rows), time.Now())
 	if err != nil {
 		return s.notCounted(func() error { return u.redisErr(err) }, "batch row limits not checked", "batch_id", u.id, "err", err.Error())

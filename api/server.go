@@ -112,13 +112,14 @@ func (s *Server) Run(ctx context.Context, ln net.Listener) error {
 	bg, stop := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
 	subscribed := make(chan struct{})
-	wg.Add(3)
+	wg.Add(4)
 	go func() { defer wg.Done(); s.replies.run(bg, s.rdb, subscribed) }()
 	go func() { defer wg.Done(); s.usage.Run(bg, s.log) }() // stop() comes after every answer: all are written
 	rctx, cancel := context.WithTimeout(ctx, time.Second)
 	s.state.refresh(rctx)
 	cancel()
 	go func() { defer wg.Done(); s.state.run(bg, s.cfg.RefreshInterval) }()
+	go func() { defer wg.Done(); s.runSchedules(bg) }() // after the first refresh: runs need the registry
 	<-subscribed
 
 	// Headers get ReadHeaderTimeout, bodies the deadline guardBody sets per

@@ -146,17 +146,24 @@ func (st *state) read(ctx context.Context) (*snapshot, error) {
 	return snap, nil
 }
 
-func (st *state) run(ctx context.Context, every time.Duration) {
-	t := time.NewTicker(every)
+func (st *state) run(ctx context.Context, interval time.Duration) {
+	every(ctx, interval, func() {
+		rctx, cancel := context.WithTimeout(ctx, time.Second)
+		st.refresh(rctx)
+		cancel()
+	})
+}
+
+// every calls f each interval until ctx ends.
+func every(ctx context.Context, interval time.Duration, f func()) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			rctx, cancel := context.WithTimeout(ctx, time.Second)
-			st.refresh(rctx)
-			cancel()
+			f()
 		}
 	}
 }

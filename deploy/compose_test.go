@@ -27,8 +27,9 @@ const (
 
 // loadCompose loads compose source the way `docker compose` would, from a
 // temporary project directory holding an empty secrets/hf_token (as the
-// demo setup creates), with no environment from the host.
-func loadCompose(t *testing.T, src []byte) *types.Project {
+// demo setup creates), with no environment from the host, and the
+// profiles given.
+func loadCompose(t *testing.T, src []byte, profiles ...string) *types.Project {
 	t.Helper()
 	dir := t.TempDir()
 	if err := os.MkdirAll(filepath.Join(dir, "secrets"), 0o700); err != nil {
@@ -40,7 +41,7 @@ func loadCompose(t *testing.T, src []byte) *types.Project {
 		}
 	}
 	opts, err := cli.NewProjectOptions([]string{filepath.Join(dir, "docker-compose.yml")},
-		cli.WithWorkingDirectory(dir), cli.WithName("hokusai"), cli.WithEnv(nil))
+		cli.WithWorkingDirectory(dir), cli.WithName("hokusai"), cli.WithEnv(nil), cli.WithProfiles(profiles))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -273,6 +274,44 @@ func TestComposeHoldsDeployRules(t *testing.T) {
 	}
 	for _, f := range checkCompose(loadCompose(t, src), registrySpecs(t)) {
 		t.Error(f)
+	}
+}
+
+// The s3 profile adds a MinIO and its bucket, and the batch worker waits
+// for the bucket and reaches the store through the SDK's own variables;
+// the project holds the deploy rules with it as without it, and without it
+// runs no MinIO and requires none.
+func TestComposeS3Profile(t *testing.T) {
+	t.Parallel()
+	src, err := os.ReadFile(composeFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := loadCompose(t, src, "s3")
+	for _, f := range checkCompose(p, registrySpecs(t)) {
+		t.Error(f)
+	}
+	bw, ok := p.Services["batch-worker"]
+	if _, minio := p.Services["minio"]; !ok || !minio {
+		t.Fatal("the s3 profile has no minio or no batch-worker")
+	}
+	if _, waits := bw.DependsOn["minio-init"]; !waits {
+		t.Error("batch-worker does not wait for the bucket (minio-init)")
+	}
+	for _, k := range []string{"HOKUSAI_S3_ALLOW", "AWS_ENDPOINT_URL_S3", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"} {
+		if _, set := bw.Environment[k]; !set {
+			t.Errorf("batch-worker lacks %s", k)
+		}
+	}
+	if _, set := p.Services["api"].Environment["HOKUSAI_S3_ALLOW"]; !set {
+		t.Error("api lacks HOKUSAI_S3_ALLOW")
+	}
+	plain := loadCompose(t, src)
+	if _, minio := plain.Services["minio"]; minio {
+		t.Error("minio runs without the s3 profile")
+	}
+	if d, waits := plain.Services["batch-worker"].DependsOn["minio-init"]; waits && d.Required {
+		t.Error("without the s3 profile, batch-worker still requires minio-init")
 	}
 }
 

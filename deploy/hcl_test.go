@@ -87,6 +87,8 @@ func (m *tfModule) ofType(prefix string) []string {
 // evalFunctions are the Terraform functions the checked expressions may use.
 var evalFunctions = map[string]function.Function{
 	"concat":     stdlib.ConcatFunc,
+	"formatlist": stdlib.FormatListFunc,
+	"join":       stdlib.JoinFunc,
 	"jsonencode": stdlib.JSONEncodeFunc,
 	"merge":      stdlib.MergeFunc,
 }

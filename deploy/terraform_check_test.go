@@ -3,6 +3,7 @@ package deploy
 import (
 	"encoding/json"
 	"fmt"
+	"path"
 	"slices"
 	"strings"
 
@@ -32,6 +33,7 @@ func checkTerraform(m *tfModule) []string {
 	c.run(func() error { return checkWorkerLanes(m, &c) })
 	c.run(func() error { return checkListeners(m, &c) })
 	c.run(func() error { return checkRedis(m, &c) })
+	c.run(func() error { return checkS3Grants(m, &c) })
 	checkDocumented(m, &c)
 	return c.list
 }
@@ -130,6 +132,50 @@ func checkTaskDefinitionsOffToken(m *tfModule, c *findings) error {
 		}
 	}
 	return nil
+}
+
+// s3BatchActions are what an S3 batch does in S3 (s3.tf), the only S3
+// actions a role may hold, and s3BatchObjects where, as the checks
+// evaluate it.
+var (
+	s3BatchActions = []string{"s3:GetObject", "s3:PutObject", "s3:AbortMultipartUpload", "s3:ListMultipartUploadParts"}
+	s3BatchObjects = []string{"arn:aws:s3:::var.s3_batch_locations/*"}
+)
+
+// checkS3Grants: only the worker task definition's roles may touch S3,
+// with the actions an S3 batch takes, on the objects under
+// var.s3_batch_locations.
+func checkS3Grants(m *tfModule, c *findings) error {
+	for _, td := range m.ofType("aws_ecs_task_definition.") {
+		for _, role := range m.taskRoles(td) {
+			stmts, _, err := m.roleStatements(role)
+			if err != nil {
+				return err
+			}
+			for _, s := range stmts {
+				if !strings.EqualFold(s.Effect, "Allow") || (len(s.NotActions) == 0 && !slices.ContainsFunc(s.Actions, grantsS3)) {
+					continue
+				}
+				switch {
+				case td != workerTaskDef:
+					c.add("%s (role of %s) grants S3 %v; only the batch worker reads and writes S3", s.Where, td, s.Actions)
+				case len(s.NotActions) > 0 || len(s.NotResources) > 0 ||
+					slices.ContainsFunc(s.Actions, func(a string) bool { return !slices.Contains(s3BatchActions, a) }) ||
+					!slices.Equal(s.Resources, s3BatchObjects):
+					c.add("%s (role of %s) grants S3 wider than %v on %v: actions %v not_actions %v on %v not_resources %v",
+						s.Where, td, s3BatchActions, s3BatchObjects, s.Actions, s.NotActions, s.Resources, s.NotResources)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// grantsS3 reports whether an IAM action pattern covers some S3 action.
+func grantsS3(action string) bool {
+	action = strings.ToLower(action)
+	ok, _ := path.Match(action, "s3:getobject")
+	return ok || strings.HasPrefix(action, "s3:")
 }
 
 // checkWorkerToken: the worker gets the token as an ECS secret by ARN, its

@@ -269,6 +269,21 @@ func TestTerraformChecksCatchRegressions(t *testing.T) {
 			want:   "must set transit_encryption_enabled = true",
 		},
 		{
+			name:   "the batch worker may write anywhere in S3",
+			mutate: replaceIn("s3.tf", "resources = local.s3_batch_objects", `resources = ["*"]`),
+			want:   "grants S3 wider than",
+		},
+		{
+			name:   "the batch worker may delete",
+			mutate: replaceIn("s3.tf", `"s3:AbortMultipartUpload",`, `"s3:AbortMultipartUpload", "s3:DeleteObject",`),
+			want:   "grants S3 wider than",
+		},
+		{
+			name:   "the API gets the S3 role",
+			mutate: replaceIn("api.tf", "  execution_role_arn", "  task_role_arn            = aws_iam_role.batch_worker_task.arn\n  execution_role_arn"),
+			want:   "only the batch worker reads and writes S3",
+		},
+		{
 			name:   "an undocumented variable",
 			mutate: addFile("variable \"x\" {\n  type = string\n}\n"),
 			want:   "var.x has no description",

@@ -39,12 +39,16 @@ type BatchRecord struct {
 	// then it is running, whatever its chunks.
 	InputURL, OutputURL string
 	Gzip                bool
+	GzipRatio           int64
 	MaxBytes            int64
 	MaxRows, MaxRecord  int
 	S3Stored            int
 	S3Export            string
 	Exported            time.Time
-	Error               *BatchError // the batch failed as a whole
+	Schedule            string // the schedule that started the batch, if one did
+	// RowLimitKey and RowLimitTenant are an S3 batch's batch row limits.
+	RowLimitKey, RowLimitTenant string
+	Error                       *BatchError // the batch failed as a whole
 
 	header string // CSV only: a JSON list, see CSVHeader
 }
@@ -77,8 +81,10 @@ func DecodeBatchRecord(h map[string]string) (r BatchRecord, ok bool) {
 		InputURL: h[BatchFieldInputURL], OutputURL: h[BatchFieldOutputURL], Gzip: h[BatchFieldGzip] == "1",
 		MaxRows: num(BatchFieldMaxRows), MaxRecord: num(BatchFieldMaxRecord), S3Stored: num(BatchFieldS3Stored),
 		S3Export: h[BatchFieldS3Export], Exported: at(BatchFieldExported),
+		Schedule: h[BatchFieldSchedule], RowLimitKey: h[BatchFieldRowLimitKey], RowLimitTenant: h[BatchFieldRowLimitTenant],
 	}
 	r.MaxBytes, _ = strconv.ParseInt(h[BatchFieldMaxBytes], 10, 64)
+	r.GzipRatio, _ = strconv.ParseInt(h[BatchFieldGzipRatio], 10, 64)
 	if e := h[BatchFieldError]; e != "" {
 		r.Error = &BatchError{}
 		if json.Unmarshal([]byte(e), r.Error) != nil {

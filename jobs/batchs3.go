@@ -20,6 +20,9 @@ const (
 	BatchFieldInputURL  = "input_url"  // s3://bucket/key
 	BatchFieldOutputURL = "output_url" // s3://bucket/prefix/
 	BatchFieldGzip      = "gzip"       // "1": the input is gzip-compressed whatever its metadata says
+	// BatchFieldGzipRatio bounds how far a gzip input may expand past its
+	// first MiB, as the API bounds a gzip upload (HOKUSAI_GZIP_MAX_RATIO).
+	BatchFieldGzipRatio = "gzip_max_ratio"
 	// Bounds the API's BatchConfig sets, applied by the worker reading the
 	// object: its stored bytes, its rows and one record's bytes.
 	BatchFieldMaxBytes  = "max_bytes"
@@ -89,10 +92,22 @@ const (
 	BatchErrOutput      = "output_failed" // the output could not be written
 	BatchErrTooLarge    = "payload_too_large"
 	BatchErrUnavailable = "s3_unavailable" // this worker has no S3 client
+	BatchErrRateLimited = "rate_limited"   // the rows read passed a batch row quota
 	// The upload of rows in the request body stopped before the whole
 	// file was stored (see TypeBatchUploadCheck).
 	BatchErrInterrupted = "upload_interrupted"
 )
+
+// An S3 batch's batch row limits ("1000000/d", "unlimited"), its key's and
+// its tenant's as of its submission: the worker counts the rows it reads
+// against them, chunk by chunk.
+const (
+	BatchFieldRowLimitKey    = "row_limit_key"
+	BatchFieldRowLimitTenant = "row_limit_tenant"
+)
+
+// BatchFieldSchedule names the schedule whose run started a batch.
+const BatchFieldSchedule = "schedule_id"
 
 // BatchFieldInputSHA is the SHA-256 of an S3 batch's input object, as
 // stored (compressed or not), recorded once the whole of it is read.

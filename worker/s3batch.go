@@ -7,6 +7,7 @@
 package worker
 
 import (
+	"cmp"
 	"compress/gzip"
 	"context"
 	"crypto/sha256"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/hokusai-ai/inference-queue/internal/batchchunk"
 	"github.com/hokusai-ai/inference-queue/internal/batchfile"
+	"github.com/hokusai-ai/inference-queue/internal/ratelimit"
 	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker/objstore"
@@ -101,6 +103,14 @@ func (r *s3Run) run(ctx context.Context) error {
 	if r.cw.TTL <= 0 || r.cw.ChunkRows < 1 || r.cw.Window < 1 {
 		return failBatch(jobs.BatchErrInput, "The batch record is incomplete.")
 	}
+	if r.rec.RowLimitKey != "" {
+		key, kerr := ratelimit.ParseLimit(r.rec.RowLimitKey)
+		tenant, terr := ratelimit.ParseLimit(r.rec.RowLimitTenant)
+		if kerr != nil || terr != nil {
+			return failBatch(jobs.BatchErrInput, "The batch record's row limits are not valid.")
+		}
+		r.cw.Charge = r.chargeRows(ratelimit.Buckets(ratelimit.BatchRows, r.rec.Tenant, r.rec.KeyID, key, tenant))
+	}
 	exp, err := newExporter(ctx, r)
 	if err != nil {
 		return err
@@ -156,6 +166,21 @@ func (r *s3Run) run(ctx context.Context) error {
 			case <-time.After(s3Poll):
 			}
 		}
+	}
+}
+
+// chargeRows counts each chunk's rows, as it is stored, against buckets:
+// the batch row limits of the batch's key and tenant, as the API charges
+// an upload's. Past them the batch fails; the rows scored before stay
+// scored and charged, the rest are not scored.
+func (r *s3Run) chargeRows(buckets []ratelimit.Bucket) func(ctx context.Context, rows int) error {
+	return func(ctx context.Context, rows int) error {
+		d, err := r.w.rows.Take(ctx, buckets, int64(rows), time.Now())
+		if err != nil || d.Allowed {
+			return err // Redis failing: the run is retried
+		}
+		return failBatch(jobs.BatchErrRateLimited, "Batch row limit exceeded: the %s's limit is %s batch rows, and the input passed it after row %d; "+
+			"the rest of the input is not scored.", strings.TrimPrefix(d.Binding.Policy, ratelimit.BatchRows+"-"), d.Binding.Limit, r.cw.Rows()-rows)
 	}
 }
 
@@ -230,11 +255,12 @@ func (r *s3Run) open(ctx context.Context) (*s3Input, error) {
 	in := &s3Input{body: r.w.cfg.S3.Reader(ctx, r.in, obj, s3RangeBytes), sum: sha256.New()}
 	src := io.TeeReader(in.body, in.sum)
 	if obj.Gzip || r.rec.Gzip {
-		if in.gz, err = gzip.NewReader(src); err != nil {
+		stored := &countingReader{r: src}
+		if in.gz, err = gzip.NewReader(stored); err != nil {
 			in.close()
 			return nil, failBatch(jobs.BatchErrInput, "The input is not gzip-compressed data: %s.", err)
 		}
-		src = in.gz
+		src = &ratioReader{r: in.gz, stored: stored, ratio: cmp.Or(r.rec.GzipRatio, defaultGzipRatio)}
 	}
 	csv := r.rec.Format == jobs.BatchCSV
 	if csv {
@@ -254,6 +280,46 @@ func (r *s3Run) open(ctx context.Context) (*s3Input, error) {
 		}
 	}
 	return in, nil
+}
+
+// gzipRatioAfter is how much of a gzip input is decompressed before its
+// ratio is checked, and defaultGzipRatio the bound of a batch recorded
+// without one: the API's (see api.Config.GzipMaxRatio).
+const (
+	gzipRatioAfter   = 1 << 20
+	defaultGzipRatio = 200
+)
+
+// countingReader counts the bytes read through it.
+type countingReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
+}
+
+// ratioReader fails a gzip input that, past its first gzipRatioAfter
+// bytes, expands more than ratio-fold: the byte bound applies to the
+// stored object, and a small one (a gzip bomb) would otherwise make the
+// worker read, store and score as much as the row bound allows.
+type ratioReader struct {
+	r      io.Reader
+	stored *countingReader
+	out    int64
+	ratio  int64
+}
+
+func (g *ratioReader) Read(p []byte) (int, error) {
+	n, err := g.r.Read(p)
+	g.out += int64(n)
+	if g.out > gzipRatioAfter && g.out > g.ratio*g.stored.n {
+		return n, failBatch(jobs.BatchErrTooLarge, "The input expands more than %d-fold when decompressed; store it uncompressed, or split it.", g.ratio)
+	}
+	return n, err
 }
 
 // header reads a CSV's header and checks it against the model as the API
@@ -320,8 +386,9 @@ func (r *s3Run) ingest(ctx context.Context, in *s3Input) (done bool, err error) 
 // it is (retried unless final), anything else a fault of the input.
 func (r *s3Run) readErr(err error, records *batchfile.Reader) error {
 	var s3err *objstore.Error
+	var fail *batchFailure
 	switch {
-	case errors.As(err, &s3err):
+	case errors.As(err, &s3err), errors.As(err, &fail):
 		return err
 	case errors.Is(err, batchfile.ErrRecordTooLong):
 		return failBatch(jobs.BatchErrInput, "Line %d: a row is over the %d-byte limit (an unclosed quote, perhaps).", records.Line(), r.rec.MaxRecord)

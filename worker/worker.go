@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/hokusai-ai/inference-queue/internal/queue"
+	"github.com/hokusai-ai/inference-queue/internal/ratelimit"
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
 	"github.com/hokusai-ai/inference-queue/internal/usage"
@@ -75,6 +76,8 @@ type Worker struct {
 	metrics *metrics
 	tracer  trace.Tracer // nil when tracing is off
 	usage   *usage.Meter // rows and compute per tenant, key, model, day
+	// rows charges S3 batches' rows against their batch row quotas.
+	rows *ratelimit.Gatherer
 }
 
 type loaded struct {
@@ -92,7 +95,8 @@ func New(cfg Config, rdb redis.UniversalClient, load LoadFunc, log *slog.Logger)
 	w := &Worker{cfg: cfg, rdb: rdb, load: load, log: log.With("worker_id", cfg.ID, "pool", cfg.Pool),
 		models: map[string]loaded{}, state: jobs.StateStarting, started: time.Now().UTC(),
 		changed: make(chan struct{}, 1), enqueuer: asynq.NewClientFromRedisClient(rdb),
-		webhooks: newWebhookClient(cfg.WebhookAllowPrivate), usage: usage.NewMeter(rdb, cfg.Usage)}
+		webhooks: newWebhookClient(cfg.WebhookAllowPrivate), usage: usage.NewMeter(rdb, cfg.Usage),
+		rows: ratelimit.NewGatherer(rdb)}
 	if slices.Contains(cfg.Lanes, jobs.LaneBatch) {
 		w.hooks = newDeliveries(w)
 	}

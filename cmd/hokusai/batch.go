@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -20,6 +21,7 @@ import (
 
 const batchUsage = `usage: hokusai batch COMMAND (talks to HOKUSAI_API_URL with HOKUSAI_API_KEY)
   submit FILE --model ID [--wait] [-o OUT] [--format csv|jsonl] [--callback URL] [--idempotency-key K] [--explain]
+  submit s3://BUCKET/KEY --model ID --output s3://BUCKET/PREFIX/ [--wait] [--format csv|jsonl] [--callback URL] [--idempotency-key K]
   status ID
   results ID -o OUT [--format csv|jsonl]
   cancel ID
@@ -71,10 +73,16 @@ func (c *apiClient) do(ctx context.Context, method, path string, body io.Reader,
 		return resp, nil
 	}
 	defer resp.Body.Close()
-	var e struct{ Code, Detail string }
+	var e struct {
+		Code, Detail string
+		Errors       []struct{ Field, Detail string }
+	}
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	if json.Unmarshal(b, &e) != nil || e.Detail == "" {
 		return nil, fmt.Errorf("%s %s: %s", method, path, resp.Status)
+	}
+	for _, f := range e.Errors {
+		e.Detail += " " + f.Field + ": " + f.Detail + "."
 	}
 	return nil, fmt.Errorf("%s (%s, %s)", e.Detail, resp.Status, e.Code)
 }
@@ -104,13 +112,22 @@ func parseMixed(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-func runBatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+// apiCommand starts command group's subcommand args[0], which talks to
+// the API: its flag set, with --api-url and --api-key added.
+func apiCommand(group, usage string, args []string, getenv func(string) string, stderr io.Writer) (*flag.FlagSet, *apiClient, error) {
 	if len(args) == 0 {
-		return errors.New(batchUsage)
+		return nil, nil, errors.New(usage)
 	}
-	fs := flag.NewFlagSet("batch "+args[0], flag.ContinueOnError)
+	fs := flag.NewFlagSet(group+" "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	c := apiFlags(fs, getenv)
+	return fs, apiFlags(fs, getenv), nil
+}
+
+func runBatch(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs, c, err := apiCommand("batch", batchUsage, args, getenv, stderr)
+	if err != nil {
+		return err
+	}
 	switch args[0] {
 	case "submit":
 		return batchSubmit(ctx, c, fs, args[1:], stdout, stderr)
@@ -187,7 +204,8 @@ func batchSubmit(ctx context.Context, c *apiClient, fs *flag.FlagSet, args []str
 	modelID := fs.String("model", "", "model id to score with")
 	wait := fs.Bool("wait", false, "wait for the batch to finish, showing progress")
 	out := fs.String("o", "", "with --wait: file to write the results to")
-	format := fs.String("format", "", "results format, csv or jsonl (default: from -o's extension)")
+	output := fs.String("output", "", "an S3 input's output prefix, s3://bucket/prefix/")
+	format := fs.String("format", "", "results format, csv or jsonl (default: from -o's extension); an S3 input's format (default: from its name)")
 	callback := fs.String("callback", "", "URL to POST the signed completion summary to")
 	idem := fs.String("idempotency-key", "", "resubmitting with the same key and file returns the same batch")
 	explain := fs.Bool("explain", false, "compute each row's factors (slow: about 1 ms a row)")
@@ -198,15 +216,26 @@ func batchSubmit(ctx context.Context, c *apiClient, fs *flag.FlagSet, args []str
 	if len(pos) != 1 || *modelID == "" {
 		return errors.New("batch submit needs one FILE and --model ID")
 	}
-	ctype, ok := mediaTypes[strings.ToLower(filepath.Ext(pos[0]))]
-	if !ok {
-		return fmt.Errorf("batch submit: name the file .csv, .jsonl, .ndjson or .json so its format is known, not %q", pos[0])
+	var body io.Reader
+	var ctype string
+	if strings.HasPrefix(pos[0], "s3://") {
+		if *output == "" || *out != "" {
+			return errors.New("batch submit of an s3:// input needs --output s3://bucket/prefix/ (the worker writes the results there; -o does not apply)")
+		}
+		b, _ := json.Marshal(map[string]string{"input_url": pos[0], "output_url": *output, "format": *format})
+		body, ctype = bytes.NewReader(b), "application/json"
+	} else {
+		var ok bool
+		if ctype, ok = mediaTypes[strings.ToLower(filepath.Ext(pos[0]))]; !ok {
+			return fmt.Errorf("batch submit: name the file .csv, .jsonl, .ndjson or .json so its format is known, not %q", pos[0])
+		}
+		f, err := os.Open(pos[0])
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		body = f
 	}
-	f, err := os.Open(pos[0])
-	if err != nil {
-		return err
-	}
-	defer f.Close()
 	q := url.Values{}
 	if *callback != "" {
 		q.Set("callback_url", *callback)
@@ -223,7 +252,7 @@ func batchSubmit(ctx context.Context, c *apiClient, fs *flag.FlagSet, args []str
 		h.Set("Idempotency-Key", *idem)
 	}
 	start := time.Now()
-	resp, err := c.do(ctx, "POST", path, f, h, http.StatusAccepted)
+	resp, err := c.do(ctx, "POST", path, body, h, http.StatusAccepted)
 	if err != nil {
 		return err
 	}
@@ -237,7 +266,11 @@ func batchSubmit(ctx context.Context, c *apiClient, fs *flag.FlagSet, args []str
 		return fmt.Errorf("read the API's answer: %w", err)
 	}
 	fmt.Fprintln(stdout, acc.BatchID)
-	fmt.Fprintf(stderr, "submitted %d rows as batch %s in %.1fs\n", acc.Rows, acc.BatchID, time.Since(start).Seconds())
+	if ctype == "application/json" && acc.Rows == 0 {
+		fmt.Fprintf(stderr, "submitted %s as batch %s; a worker reads it\n", pos[0], acc.BatchID)
+	} else {
+		fmt.Fprintf(stderr, "submitted %d rows as batch %s in %.1fs\n", acc.Rows, acc.BatchID, time.Since(start).Seconds())
+	}
 	if !*wait {
 		return nil
 	}
@@ -273,8 +306,14 @@ func batchSubmit(ctx context.Context, c *apiClient, fs *flag.FlagSet, args []str
 		}
 		fmt.Fprintf(stderr, "wrote %s (%d rows, %d bytes); %.1fs from submit\n", *out, r.d.rows, r.d.bytes, time.Since(start).Seconds())
 	}
+	if st.Error != nil {
+		return fmt.Errorf("batch %s failed: %s (%s)", acc.BatchID, st.Error.Detail, st.Error.Code)
+	}
 	if st.Status == "failed" || st.Status == "canceled" {
 		return fmt.Errorf("batch %s %s", acc.BatchID, st.Status)
+	}
+	if st.OutputURL != "" {
+		fmt.Fprintf(stderr, "wrote results, errors and _SUCCESS under %s; %.1fs from submit\n", st.OutputURL, time.Since(start).Seconds())
 	}
 	return nil
 }
@@ -288,7 +327,13 @@ type batchState struct {
 	ETA        *float64 `json:"eta_seconds"`
 	FinishedAt *string  `json:"finished_at"`
 	CanceledAt *string  `json:"canceled_at"`
-	raw        json.RawMessage
+	// An S3 batch is done once its output is written, or it failed.
+	OutputURL  string  `json:"output_url"`
+	ExportedAt *string `json:"exported_at"`
+	Error      *struct {
+		Code, Detail string
+	} `json:"error"`
+	raw json.RawMessage
 }
 
 func (b *batchState) UnmarshalJSON(data []byte) error {
@@ -321,7 +366,7 @@ func waitBatch(ctx context.Context, c *apiClient, id string, stderr io.Writer) (
 		if err := c.getJSON(ctx, "/api/v1/batches/"+url.PathEscape(id), &st); err != nil {
 			return st, err
 		}
-		done := st.FinishedAt != nil || st.CanceledAt != nil
+		done := st.done()
 		rate := float64(st.RowsDone) / max(time.Since(start).Seconds(), 1e-3)
 		switch {
 		case tty:
@@ -330,7 +375,7 @@ func waitBatch(ctx context.Context, c *apiClient, id string, stderr io.Writer) (
 				fmt.Fprintln(stderr)
 			}
 		case done || time.Since(lastLine) >= 2*time.Second:
-			fmt.Fprintf(stderr, "batch %s: %s, %d/%d rows, %d failed, %.0f rows/s\n", id, st.Status, st.RowsDone, st.RowsTotal, st.RowsFailed, rate)
+			fmt.Fprintf(stderr, "batch %s: %s, %d/%s rows, %d failed, %.0f rows/s\n", id, st.Status, st.RowsDone, st.total(), st.RowsFailed, rate)
 			lastLine = time.Now()
 		}
 		if done {
@@ -344,6 +389,27 @@ func waitBatch(ctx context.Context, c *apiClient, id string, stderr io.Writer) (
 	}
 }
 
+// done says whether the batch will change no more: an S3 batch, once its
+// output is written (after its last chunk is scored).
+func (b batchState) done() bool {
+	if b.CanceledAt != nil || b.Error != nil {
+		return true
+	}
+	if b.OutputURL != "" {
+		return b.ExportedAt != nil
+	}
+	return b.FinishedAt != nil
+}
+
+// total is the batch's row count, "?" while an S3 batch's input is still
+// being read (its rows are counted as they are).
+func (b batchState) total() string {
+	if b.RowsTotal == 0 && b.OutputURL != "" && !b.done() {
+		return "?"
+	}
+	return strconv.Itoa(b.RowsTotal)
+}
+
 func progressBar(st batchState, rate float64) string {
 	const width = 30
 	frac := 0.0
@@ -355,8 +421,8 @@ func progressBar(st batchState, rate float64) string {
 	if st.ETA != nil {
 		eta = fmt.Sprintf("ETA %.0fs", *st.ETA)
 	}
-	return fmt.Sprintf("[%s%s] %3.0f%% %d/%d rows, %d failed, %.0f rows/s, %s   ", strings.Repeat("#", filled),
-		strings.Repeat("-", width-filled), 100*frac, st.RowsDone, st.RowsTotal, st.RowsFailed, rate, eta)
+	return fmt.Sprintf("[%s%s] %3.0f%% %d/%s rows, %d failed, %.0f rows/s, %s   ", strings.Repeat("#", filled),
+		strings.Repeat("-", width-filled), 100*frac, st.RowsDone, st.total(), st.RowsFailed, rate, eta)
 }
 
 func isTerminal(w io.Writer) bool {

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"io"
 	"io/fs"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -18,20 +19,25 @@ import (
 
 	"github.com/redis/go-redis/v9"
 
+	"github.com/hokusai-ai/inference-queue/internal/leadgen"
 	"github.com/hokusai-ai/inference-queue/internal/redistest"
+	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/tenant"
 	"github.com/hokusai-ai/inference-queue/jobs"
+	"github.com/hokusai-ai/inference-queue/worker/objstore/objstoretest"
 )
 
-// devCLI runs `hokusai dev` on the package's Redis until the test ends and
-// returns a function that runs the CLI against it.
-func devCLI(t *testing.T) func(args ...string) (stdout, stderr string, err error) {
+// devCLI runs `hokusai dev` on the package's Redis, with more environment
+// if given, until the test ends and returns a function that runs the CLI
+// against it.
+func devCLI(t *testing.T, more map[string]string) func(args ...string) (stdout, stderr string, err error) {
 	t.Helper()
 	models, _ := filepath.Abs(filepath.Join("..", "..", demoModelDir))
 	ctx, cancel := context.WithCancel(context.Background())
 	pr, pw := io.Pipe()
 	done := make(chan error, 1)
 	env := map[string]string{"REDIS_URL": srv.URL}
+	maps.Copy(env, more)
 	getenv := func(k string) string { return env[k] }
 	go func() {
 		done <- run(ctx, []string{"hokusai", "dev", "--listen", "127.0.0.1:0", "--models", models}, getenv, nil, pw, io.Discard)
@@ -88,7 +94,7 @@ func submitWait(t *testing.T, cli func(args ...string) (string, string, error), 
 // cancel of a finished batch, and the tenant's webhook secret.
 func TestBatchCommands(t *testing.T) {
 	rdb := redistest.Client(t, srv)
-	cli := devCLI(t)
+	cli := devCLI(t, nil)
 	out := filepath.Join(t.TempDir(), "scored.csv")
 	id, progress := submitWait(t, cli, "5_000", out)
 	if !strings.Contains(progress, "batch "+id+": succeeded, 5000/5000 rows, 0 failed") {
@@ -136,7 +142,7 @@ func TestProgressBar(t *testing.T) {
 // OUT.part behind.
 func TestBatchResultsCutShort(t *testing.T) {
 	rdb := redistest.Client(t, srv)
-	cli := devCLI(t)
+	cli := devCLI(t, nil)
 	dir := t.TempDir()
 	id, _ := submitWait(t, cli, "10_000", filepath.Join(dir, "whole.csv"))
 	// dev's chunks are 4,096 rows: chunks 0 and 1 overflow the API's buffer.
@@ -194,5 +200,52 @@ func TestResultsCheck(t *testing.T) {
 				t.Errorf("check: %v, want %q", err, tc.err)
 			}
 		})
+	}
+}
+
+// An S3 batch from the CLI: submit --wait reads the input where it lies,
+// shows progress until the output is written, and says where; a batch
+// whose input is missing fails with the worker's reason.
+func TestBatchSubmitS3(t *testing.T) {
+	redistest.Client(t, srv)
+	st, endpoint := objstoretest.New(t, "leads")
+	// The SDK's credential chain reads the process's environment.
+	t.Setenv("AWS_ACCESS_KEY_ID", objstoretest.AccessKey)
+	t.Setenv("AWS_SECRET_ACCESS_KEY", objstoretest.SecretKey)
+	t.Setenv("AWS_REGION", "us-east-1")
+	t.Setenv("AWS_ENDPOINT_URL_S3", endpoint)
+	cli := devCLI(t, map[string]string{"HOKUSAI_S3_ALLOW": "s3://leads", "AWS_ENDPOINT_URL_S3": endpoint})
+	var leads bytes.Buffer
+	if err := leadgen.WriteCSV(&leads, 3000, 1, nil); err != nil {
+		t.Fatal(err)
+	}
+	in, _ := s3url.Parse("s3://leads/exports/today.csv")
+	if err := st.Put(t.Context(), in, leads.Bytes(), "text/csv"); err != nil {
+		t.Fatal(err)
+	}
+	var id, progress string
+	var err error
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		id, progress, err = cli("batch", "submit", "s3://leads/exports/today.csv", "--model", "21", "--output", "s3://leads/scores/", "--wait")
+		if err == nil || time.Now().After(deadline) || !strings.Contains(err.Error(), "no_ready_worker") {
+			break
+		}
+	}
+	id = strings.TrimSpace(id)
+	if err != nil || !strings.Contains(progress, "batch "+id+": succeeded, 3000/3000 rows, 0 failed") ||
+		!strings.Contains(progress, "under s3://leads/scores/") {
+		t.Fatalf("submit: %v\n%s", err, progress)
+	}
+	out, _ := s3url.Parse("s3://leads/scores/results.csv")
+	obj, err := st.Stat(t.Context(), out)
+	if err != nil || obj.Size == 0 {
+		t.Fatalf("results.csv: %+v %v", obj, err)
+	}
+	_, progress, err = cli("batch", "submit", "s3://leads/exports/missing.csv", "--model", "21", "--output", "s3://leads/scores/x/", "--wait")
+	if err == nil || !strings.Contains(err.Error(), "input_failed") {
+		t.Fatalf("a missing input: %v\n%s", err, progress)
+	}
+	if _, _, err := cli("batch", "submit", "s3://leads/exports/today.csv", "--model", "21"); err == nil || !strings.Contains(err.Error(), "--output") {
+		t.Fatalf("no --output: %v", err)
 	}
 }

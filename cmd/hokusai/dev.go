@@ -21,8 +21,10 @@ import (
 	"github.com/hokusai-ai/inference-queue/internal/redisconn"
 	"github.com/hokusai-ai/inference-queue/internal/redisproc"
 	"github.com/hokusai-ai/inference-queue/internal/registry"
+	"github.com/hokusai-ai/inference-queue/internal/s3url"
 	"github.com/hokusai-ai/inference-queue/internal/service"
 	"github.com/hokusai-ai/inference-queue/worker"
+	"github.com/hokusai-ai/inference-queue/worker/objstore"
 )
 
 // demoModelDir is the demo model, relative to the repository root.
@@ -99,13 +101,18 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 	}
 	// Rate limits as in production (1,000 requests an hour per key, the old
 	// API's), unless HOKUSAI_RATE_LIMIT says otherwise.
-	srv, err := api.NewServer(api.Config{AdminToken: admin, RateLimit: getenv("HOKUSAI_RATE_LIMIT")}, apiRDB, log.With("tier", "api"))
+	apiCfg := api.Config{AdminToken: admin, RateLimit: getenv("HOKUSAI_RATE_LIMIT")}
+	// Local development: webhooks may go to a receiver on this machine.
+	workerCfg := worker.Config{WebhookAllowPrivate: true}
+	if err := devS3(ctx, getenv, &apiCfg, &workerCfg); err != nil {
+		return err
+	}
+	srv, err := api.NewServer(apiCfg, apiRDB, log.With("tier", "api"))
 	if err != nil {
 		return err
 	}
 	sources := worker.NewSources(worker.SourcesConfig{})
-	// Local development: webhooks may go to a receiver on this machine.
-	w, err := worker.New(worker.Config{WebhookAllowPrivate: true}, workerRDB, sources.Load, log.With("tier", "worker"))
+	w, err := worker.New(workerCfg, workerRDB, sources.Load, log.With("tier", "worker"))
 	if err != nil {
 		return err
 	}
@@ -137,6 +144,23 @@ func runDev(ctx context.Context, args []string, getenv func(string) string, stdo
 		return err
 	}
 	return nil
+}
+
+// devS3 turns S3 batches on when HOKUSAI_S3_ALLOW names locations: the
+// worker reads and writes them through the SDK's credential chain, and
+// AWS_ENDPOINT_URL_S3 (a MinIO, say) when set.
+func devS3(ctx context.Context, getenv func(string) string, a *api.Config, w *worker.Config) error {
+	list := getenv("HOKUSAI_S3_ALLOW")
+	if list == "" {
+		return nil
+	}
+	allow, err := s3url.ParseAllow(list)
+	if err != nil {
+		return fmt.Errorf("HOKUSAI_S3_ALLOW: %w", err)
+	}
+	a.S3Allow, w.S3Allow = allow, allow
+	w.S3, err = objstore.FromEnv(ctx, getenv)
+	return err
 }
 
 func printDemo(w io.Writer, addr net.Addr, key, admin string) {

@@ -13,6 +13,7 @@
 //	hokusai model predict|bench MODEL ...   run a model folder or file locally
 //	hokusai keys secret --tenant NAME       print the tenant's webhook signing secret
 //	hokusai batch submit|status|results|cancel|gen-leads ...   batch scoring over the API
+//	hokusai schedules create|list|delete ...   recurring S3 batches over the API
 //
 // keys create, revoke and limits are audited under --actor NAME, else
 // $HOKUSAI_ACTOR, else the OS user@hostname. All commands but `model` talk
@@ -58,7 +59,9 @@ const usage = `usage: hokusai COMMAND
   batch submit FILE --model ID [--wait] [-o OUT]   score a CSV/JSONL/JSON file (HOKUSAI_API_URL, HOKUSAI_API_KEY)
   batch status|cancel ID        a batch's progress, or cancel it
   batch results ID -o OUT       download a finished batch's results
-  batch gen-leads N [-o OUT]    write N synthetic leads for model 21`
+  batch gen-leads N [-o OUT]    write N synthetic leads for model 21
+  schedules create --model ID --cron SPEC [--tz ZONE] --input s3://... --output s3://...   a recurring S3 batch ({{date}} in the URLs)
+  schedules list|delete ID      the tenant's schedules and their latest runs, or delete one`
 
 var errUsage = errors.New(usage)
 
@@ -76,6 +79,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		return runModel(ctx, rest, stdin, stdout, stderr)
 	case "batch":
 		return runBatch(ctx, rest, getenv, stdout, stderr)
+	case "schedules":
+		return runSchedules(ctx, rest, getenv, stdout, stderr)
 	case "help", "-h", "--help":
 		fmt.Fprintln(stdout, usage)
 		return nil

@@ -23,6 +23,7 @@ resource "aws_ecs_task_definition" "api" {
     environment = [
       { name = "HOKUSAI_LISTEN", value = ":${local.api_port}" },
       { name = "GOMAXPROCS", value = "${var.api_gomaxprocs}" },
+      { name = "HOKUSAI_S3_ALLOW", value = local.s3_allow },
     ]
     secrets          = [local.redis_url_secret]
     logConfiguration = local.log_configuration.api

@@ -1,3 +1,19 @@
+output "batch_worker_task_role_arn" {
+  description = "ARN of the batch worker's task role, the principal S3 batches read and write as."
+  value       = aws_iam_role.batch_worker_task.arn
+}
+
+output "s3_bucket_policy_statement" {
+  description = "The statement a bucket of s3_batch_locations owned elsewhere adds to its policy so the batch worker may read and write there (JSON)."
+  value = jsonencode({
+    Sid       = "HokusaiBatchWorker"
+    Effect    = "Allow"
+    Principal = { AWS = aws_iam_role.batch_worker_task.arn }
+    Action    = local.s3_batch_actions
+    Resource  = local.s3_batch_objects
+  })
+}
+
 output "api_url" {
   description = "HTTPS base URL of the load balancer (point the certificate's DNS name at alb_dns_name)."
   value       = "https://${aws_lb.api.dns_name}"

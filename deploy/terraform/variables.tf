@@ -222,6 +222,23 @@ variable "worker_stop_timeout" {
   }
 }
 
+variable "s3_batch_locations" {
+  description = "Where S3 batches may read and write: bucket or bucket/prefix entries (no s3://). They become HOKUSAI_S3_ALLOW of the API and the workers, and the batch worker's task role may GetObject, PutObject, AbortMultipartUpload and ListMultipartUploadParts under them and nowhere else. Empty: no S3 batches."
+  type        = list(string)
+  default     = []
+
+  validation {
+    condition     = alltrue([for loc in var.s3_batch_locations : can(regex("^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](/[^*?]*[^/*?])?$", loc))])
+    error_message = "Each s3_batch_locations entry is a bucket name, optionally /prefix, without s3://, a trailing slash or wildcards."
+  }
+}
+
+variable "s3_manage_bucket_policies" {
+  description = "Write each s3_batch_locations bucket's policy (the batch worker's grant and a refusal of plain HTTP), replacing any it had. Only for buckets this deployment owns outright; otherwise add the s3_bucket_policy_statement output to the bucket's own policy."
+  type        = bool
+  default     = false
+}
+
 variable "log_retention_days" {
   description = "Days CloudWatch keeps the API and worker logs."
   type        = number

@@ -55,6 +55,8 @@ resource "aws_ecs_task_definition" "worker" {
   cpu                      = each.value.cpu
   memory                   = each.value.memory
   execution_role_arn       = aws_iam_role.worker_execution.arn
+  # S3 batches run on the batch lane: only its service reads and writes S3 (s3.tf).
+  task_role_arn = each.key == "batch-worker" ? aws_iam_role.batch_worker_task.arn : null
 
   container_definitions = jsonencode([{
     name        = "worker"
@@ -67,6 +69,7 @@ resource "aws_ecs_task_definition" "worker" {
       { name = "GOMAXPROCS", value = "${each.value.procs}" },
       { name = "HOKUSAI_HEALTH_ADDR", value = ":8081" },
       { name = "HF_HOME", value = "/var/cache/hokusai" },
+      { name = "HOKUSAI_S3_ALLOW", value = local.s3_allow },
     ]
     secrets = [
       local.redis_url_secret,

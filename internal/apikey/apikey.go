@@ -233,6 +233,15 @@ func Revoke(ctx context.Context, rdb redis.UniversalClient, keyOrID string) (Rec
 	return rec, nil
 }
 
+// ByID reads the record of the key with id (as `keys list` shows it), or
+// ErrUnknown once the key is revoked.
+func ByID(ctx context.Context, rdb redis.UniversalClient, id string) (Record, error) {
+	if len(id) != 12 {
+		return Record{}, ErrUnknown
+	}
+	return find(ctx, rdb, id)
+}
+
 // find reads the record of a key given the key itself or its id.
 func find(ctx context.Context, rdb redis.UniversalClient, keyOrID string) (Record, error) {
 	id := keyOrID

@@ -67,6 +67,24 @@ type Bucket struct {
 	Limit  Limit
 }
 
+// BatchRows names the quotas of batch rows (the requests' have no name).
+const BatchRows = "batch_rows"
+
+// Buckets are the buckets of one kind of quota (name: "" for requests,
+// BatchRows) of key keyID and of its tenant, whose limits are key and
+// tenantLimit. Both share one hash tag per tenant, so Take touches one
+// Cluster node.
+func Buckets(name, tenant, keyID string, key, tenantLimit Limit) []Bucket {
+	base, policy := "hokusai:ratelimit:{"+tenant+"}:", ""
+	if name != "" {
+		base, policy = base+name+":", name+"-"
+	}
+	return []Bucket{
+		{Policy: policy + "key", Key: base + "key:" + keyID, Limit: key},
+		{Policy: policy + "tenant", Key: base + "tenant", Limit: tenantLimit},
+	}
+}
+
 // Decision is the outcome of Gatherer.Take.
 type Decision struct {
 	Allowed bool

@@ -9,47 +9,34 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
+	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/johannesboyne/gofakes3"
-	"github.com/johannesboyne/gofakes3/backend/s3mem"
-
 	"github.com/hokusai-ai/inference-queue/api"
+	"github.com/hokusai-ai/inference-queue/internal/apikey"
 	"github.com/hokusai-ai/inference-queue/internal/s3url"
+	"github.com/hokusai-ai/inference-queue/internal/tenant"
 	"github.com/hokusai-ai/inference-queue/jobs"
 	"github.com/hokusai-ai/inference-queue/worker"
 	"github.com/hokusai-ai/inference-queue/worker/objstore"
+	"github.com/hokusai-ai/inference-queue/worker/objstore/objstoretest"
 )
 
 // The fake store's credentials: the tests check neither reaches a log.
 const (
-	s3AccessKey = "AKIAHOKUSAITESTKEY01"
-	s3SecretKey = "hokusai/test/secret/key/never+logged+0123"
+	s3AccessKey = objstoretest.AccessKey
+	s3SecretKey = objstoretest.SecretKey
 )
 
-// fakeS3 serves an S3 store speaking the real protocol on loopback, with
-// the buckets given, and returns the SDK client a worker uses (path-style,
-// SigV4-signed with static credentials) and the endpoint.
+// fakeS3 serves an S3 store on loopback with the buckets given (see
+// objstoretest).
 func fakeS3(t testing.TB, buckets ...string) (*objstore.Store, string) {
 	t.Helper()
-	backend := s3mem.New()
-	for _, b := range buckets {
-		if err := backend.CreateBucket(b); err != nil {
-			t.Fatal(err)
-		}
-	}
-	hs := httptest.NewServer(gofakes3.New(backend).Server())
-	t.Cleanup(hs.Close)
-	cfg := aws.Config{Region: "us-east-1", BaseEndpoint: aws.String(hs.URL),
-		Credentials: credentials.NewStaticCredentialsProvider(s3AccessKey, s3SecretKey, "")}
-	return objstore.New(cfg, true), hs.URL
+	return objstoretest.New(t, buckets...)
 }
 
 func putObject(t testing.TB, st *objstore.Store, raw string, body []byte) {
@@ -89,6 +76,29 @@ func s3Allow(t testing.TB, list string) s3url.AllowList {
 		t.Fatal(err)
 	}
 	return l
+}
+
+// s3Stack starts a stack whose API has cfg and the S3 allow-list allow,
+// and one worker with the same list, reading and writing a fake store
+// with the bucket leads.
+func s3Stack(t *testing.T, cfg api.Config, allow string) (*stack, *objstore.Store) {
+	t.Helper()
+	st, _ := fakeS3(t, "leads")
+	cfg.S3Allow = s3Allow(t, allow)
+	s := startStack(t, stackOptions{noWorker: true, api: cfg})
+	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: cfg.S3Allow})
+	s.waitReady("21")
+	return s, st
+}
+
+// workerProcess builds hokusai-worker and runs it as a process of its own
+// on the package's Redis, reading and writing the fake store at endpoint
+// within allow, with env added, until the test ends.
+func (s *stack) workerProcess(endpoint, allow string, env ...string) *exec.Cmd {
+	s.t.Helper()
+	return s.startWorkerProcess(buildWorker(s.t), srv.URL, append([]string{
+		"AWS_ENDPOINT_URL_S3=" + endpoint, "AWS_ACCESS_KEY_ID=" + s3AccessKey, "AWS_SECRET_ACCESS_KEY=" + s3SecretKey,
+		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "HOKUSAI_S3_ALLOW=" + allow}, env...)...)
 }
 
 // submitS3 submits an S3 batch as JSON.
@@ -162,11 +172,7 @@ func checkS3Output(t testing.TB, st *objstore.Store, prefix string, input []byte
 // the store's credentials reach no log, and its results are not served
 // by the API.
 func TestS3Batch(t *testing.T) {
-	st, _ := fakeS3(t, "leads")
-	allow := s3Allow(t, "s3://leads/exports,s3://leads/scores")
-	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: allow, Batch: api.BatchConfig{ChunkRows: 100}}})
-	s.startWorker(srv.URL, worker.Config{S3: st, S3Allow: allow})
-	s.waitReady("21")
+	s, st := s3Stack(t, api.Config{Batch: api.BatchConfig{ChunkRows: 100}}, "s3://leads/exports,s3://leads/scores")
 	const n = 2500
 	bad := map[int]bool{3: true, 1234: true, 2499: true}
 	input := gzipped(t, leadsCSV(t, n, bad))
@@ -285,9 +291,7 @@ func TestS3BatchWorkerKilled(t *testing.T) {
 	allow := "s3://leads/exports,s3://leads/scores"
 	s := startStack(t, stackOptions{noWorker: true, api: api.Config{S3Allow: s3Allow(t, allow),
 		Batch: api.BatchConfig{ChunkRows: 50}}})
-	victim := s.startWorkerProcess(buildWorker(t), srv.URL, "HOKUSAI_LOG_LEVEL=debug",
-		"AWS_ENDPOINT_URL_S3="+endpoint, "AWS_ACCESS_KEY_ID="+s3AccessKey, "AWS_SECRET_ACCESS_KEY="+s3SecretKey,
-		"AWS_REGION=us-east-1", "AWS_EC2_METADATA_DISABLED=true", "HOKUSAI_S3_ALLOW="+allow, "HOKUSAI_S3_PART_BYTES=65536")
+	victim := s.workerProcess(endpoint, allow, "HOKUSAI_LOG_LEVEL=debug", "HOKUSAI_S3_PART_BYTES=65536")
 	s.waitReady("21")
 	const n = 2000
 	bad := map[int]bool{7: true, 1999: true}
@@ -321,5 +325,85 @@ func TestS3BatchWorkerKilled(t *testing.T) {
 	checkS3Output(t, st, "s3://leads/scores/", input, n, bad)
 	if strings.Contains(s.logs.String(), s3SecretKey) {
 		t.Errorf("the secret key reached the logs")
+	}
+}
+
+// An S3 batch calls its callback_url as an upload's batch does: once
+// its output is written, and once it fails as a whole, each delivery
+// signed and recorded in the batch's status.
+func TestS3BatchWebhook(t *testing.T) {
+	s, st := s3Stack(t, api.Config{}, "s3://leads/exports,s3://leads/scores")
+	secret, err := tenant.WebhookSecret(t.Context(), s.rdb, "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hook := newHeldHook(t, secret)
+	hook.letGo() // answer 200 at once
+	putObject(t, st, "s3://leads/exports/a.csv", leadsCSV(t, 10, nil))
+	submit := func(input string) string {
+		body, _ := json.Marshal(map[string]string{"input_url": input, "output_url": "s3://leads/scores/", "callback_url": hook.URL})
+		return s.acceptedBatch(s.submitBatch(body, "application/json", "", nil))
+	}
+	for input, want := range map[string]string{"s3://leads/exports/a.csv": jobs.BatchSucceeded, "s3://leads/exports/missing.csv": jobs.BatchFailed} {
+		id := submit(input)
+		attempts := s.waitDelivered(id)
+		if b := s.batchStatus(id); b.Status != want || len(attempts) != 1 || attempts[0].Status != http.StatusOK {
+			t.Errorf("%s: status %s, attempts %+v; want %s, one delivery", input, b.Status, attempts, want)
+		}
+	}
+	if c := hook.counts(); c[1] != 2 || hook.unsigned != 0 {
+		t.Errorf("receiver counts %v, %d unsigned; want 2 signed deliveries", c, hook.unsigned)
+	}
+}
+
+// An S3 batch's rows count against its key's batch row quota as the
+// worker reads them, chunk by chunk: an input that passes the quota fails
+// the batch with rate_limited, naming the limit, and the rows stored
+// before stay charged.
+func TestS3BatchRowQuota(t *testing.T) {
+	s, st := s3Stack(t, api.Config{Batch: api.BatchConfig{ChunkRows: 100}}, "s3://leads/exports,s3://leads/scores")
+	ctx := t.Context()
+	key, rec, err := apikey.Create(ctx, s.rdb, "acme", "unlimited")
+	if err != nil {
+		t.Fatal(err)
+	}
+	limit := "250/h"
+	if _, err := apikey.SetLimits(ctx, s.rdb, rec.ID, apikey.Change{BatchRows: &limit}); err != nil {
+		t.Fatal(err)
+	}
+	putObject(t, st, "s3://leads/exports/big.csv", leadsCSV(t, 1000, nil))
+	id := s.acceptedBatch(s.submitS3("s3://leads/exports/big.csv", "s3://leads/scores/", map[string]string{"X-API-Key": key}))
+	b := s.waitS3Batch(id, 30*time.Second)
+	e, _ := b["error"].(map[string]any)
+	if b["status"] != jobs.BatchFailed || e["code"] != jobs.BatchErrRateLimited || !strings.Contains(e["detail"].(string), "250/h") {
+		t.Fatalf("status %v", b)
+	}
+	// Two chunks of 100 passed, the third did not: 200 of the 250 are used.
+	bucket := "hokusai:ratelimit:{acme}:batch_rows:key:" + rec.ID
+	if n, err := s.rdb.Exists(ctx, bucket).Result(); err != nil || n != 1 {
+		t.Fatalf("no rows charged to %s: %v", bucket, err)
+	}
+	putObject(t, st, "s3://leads/exports/small.csv", leadsCSV(t, 100, nil))
+	id = s.acceptedBatch(s.submitS3("s3://leads/exports/small.csv", "s3://leads/scores/small/", map[string]string{"X-API-Key": key}))
+	if b := s.waitS3Batch(id, 30*time.Second); b["error"] == nil {
+		t.Fatalf("100 more rows passed a quota with 50 left: %v", b)
+	}
+}
+
+// A gzip input that expands past HOKUSAI_GZIP_MAX_RATIO (200) after its
+// first MiB fails its batch with payload_too_large, as a gzip upload is
+// refused: a small object cannot make a worker read gigabytes.
+func TestS3BatchGzipBomb(t *testing.T) {
+	s, st := s3Stack(t, api.Config{}, "s3://leads/exports,s3://leads/scores")
+	one := leadsCSV(t, 1, nil)
+	header, row, _ := bytes.Cut(one, []byte("\n"))
+	// 4 MiB of one row again and again: gzip makes it about 1,000 times smaller.
+	input := append(append(header, '\n'), bytes.Repeat(row, 4<<20/len(row))...)
+	putObject(t, st, "s3://leads/exports/bomb.csv.gz", gzipped(t, input))
+	id := s.acceptedBatch(s.submitS3("s3://leads/exports/bomb.csv.gz", "s3://leads/scores/bomb/", nil))
+	b := s.waitS3Batch(id, 60*time.Second)
+	e, _ := b["error"].(map[string]any)
+	if b["status"] != jobs.BatchFailed || e["code"] != jobs.BatchErrTooLarge || !strings.Contains(e["detail"].(string), "200-fold") {
+		t.Fatalf("status %v", b)
 	}
 }
