@@ -327,6 +327,9 @@ func (s *stack) killHolding(victim *exec.Cmd, q string) []string {
 		if err := victim.Process.Signal(syscall.SIGSTOP); err != nil {
 			s.t.Fatal(err)
 		}
+		// Commands the victim wrote before it stopped (a task's completion)
+		// still reach Redis: let them land before reading what it holds.
+		time.Sleep(50 * time.Millisecond)
 		var held []string
 		for task, holder := range s.rdb.HGetAll(s.t.Context(), queue.HoldersKey(q)).Val() {
 			if holder == id {
