@@ -157,9 +157,6 @@ func (s *Server) admit(c echo.Context, lane jobs.Lane, received time.Time) (regi
 	if err != nil {
 		return spec, req, err
 	}
-	if ferr := jobs.CheckBodyWidth(body); ferr != nil { // before any decoding: see CheckBodyWidth
-		return spec, req, inputError(ferr)
-	}
 	if err := json.Unmarshal(body, &req); err != nil {
 		return spec, req, errorf(CodeBadRequest, "The body is not valid JSON: %s.", jsonProblem(err))
 	}
@@ -216,7 +213,15 @@ func (s *Server) readJSON(c echo.Context) ([]byte, error) {
 	if c.Request().ContentLength > s.cfg.MaxBodyBytes { // refused before reading any of it
 		return nil, s.bodyTooLarge()
 	}
-	body, err := io.ReadAll(io.LimitReader(r, s.cfg.MaxBodyBytes+1))
+	// Too wide a body is refused as soon as its first object is (see
+	// jobs.CheckBodyWidth): the rest is never read, and the connection
+	// closes rather than drain it.
+	var width jobs.BodyWidth
+	body, err := io.ReadAll(io.TeeReader(io.LimitReader(r, s.cfg.MaxBodyBytes+1), &width))
+	if wide, ok := errors.AsType[*jobs.Error](err); ok {
+		c.Response().Header().Set(echo.HeaderConnection, "close")
+		return nil, inputError(wide)
+	}
 	if err != nil {
 		return nil, errorf(CodeBadRequest, "The body could not be read.")
 	}

@@ -51,12 +51,39 @@ func checkWidth(raw []byte, most int) *FieldError {
 // costs milliseconds of the CPU that every tenant's requests share, and a
 // body's envelope and options are far narrower than a row. It stops at the
 // first object over the bound; what is not valid JSON is left for the
-// decoder to refuse.
+// decoder to refuse. A BodyWidth does the same as the body is read.
 func CheckBodyWidth(raw []byte) *Error {
-	if fe := checkBodyWidth(raw, MaxRowFields); fe != nil {
-		return widthError(fe)
+	var w BodyWidth
+	_, _ = w.Write(raw)
+	return w.err
+}
+
+// BodyWidth is CheckBodyWidth as an io.Writer, fed a body as it is read
+// (io.TeeReader), so a body that is too wide is refused when its first
+// object passes the bound, without reading the rest. Write returns the
+// 422's *Error once it has seen too many members, and on every Write
+// after. The zero value is ready to use.
+type BodyWidth struct {
+	most  int // 0: MaxRowFields
+	keys  []int
+	stack [16]int
+	str   jsonStrings
+	err   *Error
+}
+
+func (w *BodyWidth) Write(p []byte) (int, error) {
+	if w.err == nil {
+		if w.keys == nil {
+			w.keys = w.stack[:0]
+		}
+		if fe := w.scan(p); fe != nil {
+			w.err = widthError(fe)
+		}
 	}
-	return nil
+	if w.err != nil {
+		return 0, w.err
+	}
+	return len(p), nil
 }
 
 // widthError is the 422 of inputs too wide to decode.
@@ -65,25 +92,34 @@ func widthError(fe *FieldError) *Error {
 }
 
 func checkBodyWidth(raw []byte, most int) *FieldError {
-	// keys holds, per open object or list, its members so far (-1: a list).
-	var stack [16]int
-	keys, str := stack[:0], jsonStrings{}
-	for _, c := range raw {
-		if str.inside(c) {
+	w := BodyWidth{most: most}
+	w.keys = w.stack[:0]
+	return w.scan(raw)
+}
+
+// scan follows p, the body's next bytes, keeping per open object or list
+// its members so far (-1: a list).
+func (w *BodyWidth) scan(p []byte) *FieldError {
+	most := w.most
+	if most == 0 {
+		most = MaxRowFields
+	}
+	for _, c := range p {
+		if w.str.inside(c) {
 			continue
 		}
 		switch c {
 		case '{':
-			keys = append(keys, 0)
+			w.keys = append(w.keys, 0)
 		case '[':
-			keys = append(keys, -1)
+			w.keys = append(w.keys, -1)
 		case '}', ']':
-			if len(keys) > 0 {
-				keys = keys[:len(keys)-1]
+			if len(w.keys) > 0 {
+				w.keys = w.keys[:len(w.keys)-1]
 			}
 		case ':':
-			if n := len(keys) - 1; n >= 0 && keys[n] >= 0 {
-				if keys[n]++; keys[n] > most {
+			if n := len(w.keys) - 1; n >= 0 && w.keys[n] >= 0 {
+				if w.keys[n]++; w.keys[n] > most {
 					return &FieldError{Code: CodeTooManyFields, Detail: fmt.Sprintf("an object in the body has more than %d members, the most a row may have", most)}
 				}
 			}

@@ -1,10 +1,12 @@
 package stacktest
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
+	"net"
 	"net/http"
 	"runtime"
 	"strings"
@@ -140,5 +142,43 @@ func TestHostileBodiesKeepMemoryBounded(t *testing.T) {
 	t.Logf("heap grew by %d MiB", grew>>20)
 	if grew > 96<<20 {
 		t.Errorf("the heap grew by %d MiB under 8 concurrent hostile predicts; want at most 96", grew>>20)
+	}
+}
+
+// A body too wide to decode is refused once its first object passes the
+// bound, without the rest being read: a client that sent 64 KiB of a
+// declared megabyte of short keys, then nothing more, is answered 422 with
+// Connection: close. The whole megabyte used to be read (and scanned)
+// first, so a tenant's stream of such bodies cost the API's shared CPU a
+// megabyte each.
+func TestWideBodyRefusedBeforeItIsRead(t *testing.T) {
+	s := startStack(t, stackOptions{})
+	conn, err := net.Dial("tcp", strings.TrimPrefix(s.url, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	head := fmt.Sprintf("POST /api/v1/models/21/predict HTTP/1.1\r\nHost: x\r\nX-API-Key: %s\r\n"+
+		"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n", s.key, 1<<20)
+	part := `{"inputs": ` + wideObject(64<<10)
+	if _, err := conn.Write([]byte(head + part[:len(part)-1])); err != nil { // the object stays open
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+	resp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("no answer while the body was incomplete: %v", err)
+	}
+	defer resp.Body.Close()
+	var e struct {
+		Code   string            `json:"code"`
+		Errors []jobs.FieldError `json:"errors"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&e); err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != http.StatusUnprocessableEntity || e.Code != "invalid_input" || len(e.Errors) != 1 ||
+		e.Errors[0].Code != jobs.CodeTooManyFields || !resp.Close {
+		t.Fatalf("answer %d close=%v %+v, want 422 invalid_input (too_many_fields) and Connection: close", resp.StatusCode, resp.Close, e)
 	}
 }
