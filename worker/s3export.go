@@ -45,15 +45,18 @@ type outputState struct {
 
 // output is one file being written.
 type output struct {
-	name   string
-	url    s3url.URL
-	ctype  string
-	st     *outputState
-	tally  *batchfile.Tally
-	buf    bytes.Buffer // rendered, not uploaded
-	w      *bufio.Writer
-	sum    hash.Hash
-	synced bool // buf is as the checkpoint has it
+	name  string
+	url   s3url.URL
+	ctype string
+	st    *outputState
+	tally *batchfile.Tally
+	buf   bytes.Buffer // rendered, not uploaded
+	w     *bufio.Writer
+	sum   hash.Hash
+	// counted is how much of buf is in sum and st.Bytes: w also writes into
+	// buf on its own, whenever a chunk renders to more than its size.
+	counted int
+	synced  bool // buf is as the checkpoint has it
 }
 
 // exporter writes the outputs of one S3 batch run.
@@ -110,6 +113,7 @@ func newExporter(ctx context.Context, r *s3Run) (*exporter, error) {
 	for i, v := range pending {
 		if s, ok := v.(string); ok {
 			x.outs[i].buf.WriteString(s)
+			x.outs[i].counted = len(s) // in the checkpoint's checksum and bytes
 		}
 		x.outs[i].synced = true
 	}
@@ -177,12 +181,13 @@ func (x *exporter) prime(blob []byte) error {
 	return nil
 }
 
-// flush moves what the renderer wrote into buf and the checksum.
+// flush moves what the renderer wrote into buf, and counts what buf holds
+// beyond counted in the checksum and the bytes.
 func (o *output) flush() {
-	before := o.buf.Len()
 	_ = o.w.Flush() // into a bytes.Buffer: no error
-	o.sum.Write(o.buf.Bytes()[before:])
-	o.st.Bytes += int64(o.buf.Len() - before)
+	o.sum.Write(o.buf.Bytes()[o.counted:])
+	o.st.Bytes += int64(o.buf.Len() - o.counted)
+	o.counted = o.buf.Len()
 	o.st.Rows, o.st.Failed = o.tally.Rows, o.tally.Failed
 	o.synced = false
 }
@@ -207,6 +212,7 @@ func (x *exporter) upload(ctx context.Context, o *output) error {
 	}
 	o.st.Parts = append(o.st.Parts, part)
 	o.buf.Reset()
+	o.counted = 0
 	o.synced = false
 	return nil
 }
