@@ -80,28 +80,17 @@ func (h FollowUpHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		if name := cmd.Name(); !ok || (name != "evalsha" && name != "eval") {
 			return next(ctx, cmd)
 		}
-		run := cmd
-		var orig, admit *redis.Cmd
-		if f.fair != nil {
-			var ok bool
-			if orig, ok = cmd.(*redis.Cmd); ok {
-				admit, ok = f.fair.admit(orig)
-				run = admit
-			}
-			if !ok {
-				cmd.SetErr(errors.New("fair admission: asynq's enqueue call is not the shape this package knows"))
-				return cmd.Err()
-			}
+		run, answered, err := f.swap(cmd)
+		if err != nil {
+			cmd.SetErr(err)
+			return err
 		}
 		cmds, _ := h.rdb.Pipelined(ctx, func(pl redis.Pipeliner) error {
 			_ = pl.Process(ctx, run)
 			f.then(pl)
 			return nil
 		})
-		if admit != nil { // asynq reads the answer of the call it made
-			orig.SetVal(admit.Val())
-			orig.SetErr(admit.Err())
-		}
+		answered()
 		f.err = nil
 		for _, c := range cmds[min(1, len(cmds)):] {
 			if err := c.Err(); err != nil {
@@ -111,4 +100,22 @@ func (h FollowUpHook) ProcessHook(next redis.ProcessHook) redis.ProcessHook {
 		}
 		return cmd.Err()
 	}
+}
+
+// swap is the command sent for asynq's enqueue call cmd: cmd itself, or
+// for EnqueueFair admitFair's call in its place, with answered copying
+// that call's answer into cmd, which asynq reads.
+func (f *followUp) swap(cmd redis.Cmder) (run redis.Cmder, answered func(), err error) {
+	if f.fair == nil {
+		return cmd, func() {}, nil
+	}
+	orig, ok := cmd.(*redis.Cmd)
+	var admit *redis.Cmd
+	if ok {
+		admit, ok = f.fair.admit(orig)
+	}
+	if !ok {
+		return nil, nil, errors.New("fair admission: asynq's enqueue call is not the shape this package knows")
+	}
+	return admit, func() { orig.SetVal(admit.Val()); orig.SetErr(admit.Err()) }, nil
 }
